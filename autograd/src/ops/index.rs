@@ -1,0 +1,242 @@
+//! Indexing ops built on one gather/scatter pair: `gather_flat` reads elements by flat
+//! index, `scatter_add_flat` is its transpose. Each is the other's backward, so slicing,
+//! `index_select`, `gather`, arg-max routing, pooling windows and im2col are all
+//! differentiable to any order without per-op backward code.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::op::{BackwardCx, Op};
+use crate::tensor::{Float, Shape, Tensor, PAD};
+use crate::var::Var;
+
+/// `out[k] = flat(x)[idx[k]]`, `fill` at [`PAD`]; output shaped `shape`.
+#[derive(Debug, Clone)]
+pub struct GatherFlat<T> {
+    pub(crate) idx: Arc<[usize]>,
+    pub(crate) shape: Shape,
+    pub(crate) fill: T,
+    pub(crate) name: &'static str,
+}
+impl<T: Float> Op<T> for GatherFlat<T> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Ok(x[0].gather_flat_unchecked(&self.idx, self.shape.clone(), self.fill))
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        let g = cx.grad().infallible(ScatterAddFlat {
+            idx: self.idx.clone(),
+            shape: cx.input(0).shape(),
+        });
+        Ok(vec![Some(g)])
+    }
+}
+
+/// Zeros of `shape` with `flat(x)[k]` added at `idx[k]`: the transpose of [`GatherFlat`].
+#[derive(Debug, Clone)]
+pub struct ScatterAddFlat {
+    pub(crate) idx: Arc<[usize]>,
+    pub(crate) shape: Shape,
+}
+impl<T: Float> Op<T> for ScatterAddFlat {
+    fn name(&self) -> &'static str {
+        "scatter_add_flat"
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Ok(x[0].scatter_add_flat_unchecked(&self.idx, self.shape.clone()))
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        let g = cx.grad().infallible(GatherFlat {
+            idx: self.idx.clone(),
+            shape: cx.input(0).shape(),
+            fill: T::zero(),
+            name: "gather_flat",
+        });
+        Ok(vec![Some(g)])
+    }
+}
+
+/// Flat indices of `x[.., start:end:step, ..]` along `axis`.
+fn slice_indices(shape: &Shape, axis: usize, picks: &[usize]) -> (Vec<usize>, Shape) {
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    let n = shape[axis];
+    let mut idx = Vec::with_capacity(outer * picks.len() * inner);
+    for o in 0..outer {
+        for &p in picks {
+            let base = (o * n + p) * inner;
+            idx.extend(base..base + inner);
+        }
+    }
+    let mut dims = shape.to_vec();
+    dims[axis] = picks.len();
+    (idx, Shape::from(dims))
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    #[track_caller]
+    pub(crate) fn gather_named(
+        self,
+        name: &'static str,
+        idx: Vec<usize>,
+        shape: Shape,
+        fill: T,
+    ) -> Self {
+        self.infallible(GatherFlat {
+            idx: idx.into(),
+            shape,
+            fill,
+            name,
+        })
+    }
+
+    /// `out[k] = flat(self)[idx[k]]` (or `fill` where `idx[k]` is [`PAD`]), shaped `shape`:
+    /// the general differentiable gather; its gradient scatters back.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `idx.len()` differs from `shape`'s element count or
+    /// an index is out of range.
+    #[track_caller]
+    pub fn gather_flat(self, idx: Vec<usize>, shape: impl Into<Shape>, fill: T) -> Result<Self> {
+        let shape = shape.into();
+        let n = self.shape().numel();
+        if idx.len() != shape.numel() || idx.iter().any(|&i| i != PAD && i >= n) {
+            return Err(Error::invalid(
+                "gather_flat",
+                format!("{} indices (each below {n}) for an output of shape {shape}", idx.len()),
+                &self.shape(),
+            ));
+        }
+        Ok(self.gather_named("gather_flat", idx, shape, fill))
+    }
+
+    /// `length` entries from `start` along `axis` (PyTorch's `narrow`).
+    ///
+    /// # Errors
+    /// [`Error::Axis`]; [`Error::InvalidArgument`] when the range exceeds the dimension.
+    #[track_caller]
+    pub fn narrow(self, axis: isize, start: usize, length: usize) -> Result<Self> {
+        let shape = self.shape();
+        let ax = shape.axis("narrow", axis)?;
+        if start + length > shape[ax] {
+            return Err(Error::invalid(
+                "narrow",
+                format!("range {start}..{} exceeds axis {ax} of size {}", start + length, shape[ax]),
+                &shape,
+            ));
+        }
+        let picks: Vec<usize> = (start..start + length).collect();
+        let (idx, out) = slice_indices(&shape, ax, &picks);
+        Ok(self.gather_named("narrow", idx, out, T::zero()))
+    }
+
+    /// `self[.., start:end:step, ..]` along `axis`, with Python's slice rules for
+    /// negative and out-of-range bounds (`end = None` means to the end).
+    ///
+    /// # Errors
+    /// [`Error::Axis`]; [`Error::InvalidArgument`] for `step = 0`.
+    #[track_caller]
+    pub fn slice(self, axis: isize, start: isize, end: Option<isize>, step: usize) -> Result<Self> {
+        let shape = self.shape();
+        let ax = shape.axis("slice", axis)?;
+        if step == 0 {
+            return Err(Error::invalid("slice", "step must be positive", &shape));
+        }
+        let n = shape[ax] as isize;
+        let clampi = |i: isize| if i < 0 { (i + n).max(0) } else { i.min(n) };
+        let (s, e) = (clampi(start), clampi(end.unwrap_or(n)));
+        let picks: Vec<usize> = (s..e.max(s)).step_by(step).map(|i| i as usize).collect();
+        let (idx, out) = slice_indices(&shape, ax, &picks);
+        Ok(self.gather_named("slice", idx, out, T::zero()))
+    }
+
+    /// The entries at `indices` along `axis` (PyTorch's `index_select`); indices may repeat.
+    ///
+    /// # Errors
+    /// [`Error::Axis`]; [`Error::InvalidArgument`] for an index out of range.
+    #[track_caller]
+    pub fn index_select(self, axis: isize, indices: &[usize]) -> Result<Self> {
+        let shape = self.shape();
+        let ax = shape.axis("index_select", axis)?;
+        if let Some(&bad) = indices.iter().find(|&&i| i >= shape[ax]) {
+            return Err(Error::invalid(
+                "index_select",
+                format!("index {bad} out of range for axis {ax} of size {}", shape[ax]),
+                &shape,
+            ));
+        }
+        let (idx, out) = slice_indices(&shape, ax, indices);
+        Ok(self.gather_named("index_select", idx, out, T::zero()))
+    }
+
+    /// PyTorch's `gather`: `out[i][j] = self[i][index[i][j]]` along `axis` (any rank); the
+    /// output has `index_shape`, which must match `self` except along `axis`.
+    ///
+    /// # Errors
+    /// [`Error::Axis`]; [`Error::InvalidArgument`] when the index shape or a value is out
+    /// of range.
+    #[track_caller]
+    pub fn gather(self, axis: isize, index: &[usize], index_shape: impl Into<Shape>) -> Result<Self> {
+        let shape = self.shape();
+        let ishape: Shape = index_shape.into();
+        let ax = shape.axis("gather", axis)?;
+        let ok = ishape.rank() == shape.rank()
+            && index.len() == ishape.numel()
+            && (0..shape.rank()).all(|d| d == ax || ishape[d] <= shape[d]);
+        if !ok {
+            return Err(Error::invalid(
+                "gather",
+                format!("index of shape {ishape} ({} values) does not fit", index.len()),
+                &shape,
+            ));
+        }
+        if let Some(&bad) = index.iter().find(|&&i| i >= shape[ax]) {
+            return Err(Error::invalid(
+                "gather",
+                format!("index {bad} out of range for axis {ax} of size {}", shape[ax]),
+                &shape,
+            ));
+        }
+        let st = shape.strides();
+        let ist = ishape.strides();
+        let idx = (0..ishape.numel())
+            .map(|k| {
+                let mut off = 0;
+                for d in 0..ishape.rank() {
+                    let i = (k / ist[d]) % ishape[d];
+                    off += if d == ax { index[k] } else { i } * st[d];
+                }
+                off
+            })
+            .collect();
+        Ok(self.gather_named("gather", idx, ishape, T::zero()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Tape, Tensor};
+
+    #[test]
+    fn slice_follows_python_rules() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::arange(10).reshape([2, 5]).unwrap());
+        let y = x.slice(1, 1, Some(5), 2).unwrap();
+        assert_eq!(y.value().to_vec(), vec![1., 3., 6., 8.]);
+        let z = x.slice(1, -2, None, 1).unwrap();
+        assert_eq!(z.value().to_vec(), vec![3., 4., 8., 9.]);
+    }
+
+    #[test]
+    fn gather_picks_along_the_axis() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::arange(6).reshape([2, 3]).unwrap());
+        let y = x.gather(1, &[2, 0, 1, 1], [2, 2]).unwrap();
+        assert_eq!(y.value().to_vec(), vec![2., 0., 4., 4.]);
+        // the repeated index 1 in row 1 collects two gradient contributions
+        let g = tape.grad(y.sum(), &[x]).unwrap()[0];
+        assert_eq!(g.value().to_vec(), vec![1., 0., 1., 0., 2., 0.]);
+    }
+}

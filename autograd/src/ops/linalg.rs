@@ -1,0 +1,86 @@
+//! Matrix products: `matmul` (2-d and batched, with NumPy broadcasting of leading
+//! dimensions) and its transposed-operand forms.
+
+use crate::error::Result;
+use crate::op::{BackwardCx, Op};
+use crate::tensor::{Float, Tensor};
+use crate::var::Var;
+
+use super::binary::reduce_to_shape;
+
+/// `C = op(A)·op(B)`, where `op` transposes the last two axes when its flag is set. The
+/// flags let backward express `g·Bᵀ` and `Aᵀ·g` without copying a transpose, and keep the
+/// rule closed: the gradient of a `MatMul` is two `MatMul`s.
+#[derive(Debug, Clone, Copy)]
+pub struct MatMul {
+    /// Transpose the left operand.
+    pub ta: bool,
+    /// Transpose the right operand.
+    pub tb: bool,
+}
+
+impl<T: Float> Op<T> for MatMul {
+    fn name(&self) -> &'static str {
+        "matmul"
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        x[0].matmul_t(x[1], self.ta, self.tb)
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        let (a, b, g) = (cx.input(0), cx.input(1), cx.grad());
+        let (ta, tb) = (self.ta, self.tb);
+        // With C = op(A)·op(B): dop(A) = g·op(B)ᵀ and dop(B) = op(A)ᵀ·g; undoing the
+        // transpose flags gives these four products.
+        let ga = if a.requires_grad() {
+            let d = if ta {
+                b.matmul_t(g, tb, true)?
+            } else {
+                g.matmul_t(b, false, !tb)?
+            };
+            Some(reduce_to_shape(d, &a.shape())?)
+        } else {
+            None
+        };
+        let gb = if b.requires_grad() {
+            let d = if tb {
+                g.matmul_t(a, true, ta)?
+            } else {
+                a.matmul_t(g, !ta, false)?
+            };
+            Some(reduce_to_shape(d, &b.shape())?)
+        } else {
+            None
+        };
+        Ok(vec![ga, gb])
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// Matrix product, batched over broadcast leading dimensions (both ranks ≥ 2).
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let a = tape.var(Tensor::from_vec(vec![1., 2., 3., 4.], [2, 2])?);
+    /// let b = tape.constant(Tensor::eye(2));
+    /// assert_eq!(a.matmul(b)?.value(), a.value());
+    /// # Ok::<(), autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::Error::Matmul`] when a rank is below 2 or inner dimensions differ;
+    /// [`crate::Error::Broadcast`] when batch dimensions do not broadcast.
+    #[track_caller]
+    pub fn matmul(self, rhs: Self) -> Result<Self> {
+        self.binary(MatMul { ta: false, tb: false }, rhs)
+    }
+
+    /// `op(self)·op(rhs)` with optional transposes of the last two axes (no copy).
+    ///
+    /// # Errors
+    /// As [`Var::matmul`].
+    #[track_caller]
+    pub fn matmul_t(self, rhs: Self, ta: bool, tb: bool) -> Result<Self> {
+        self.binary(MatMul { ta, tb }, rhs)
+    }
+}

@@ -1,0 +1,182 @@
+//! Reductions over all or chosen axes, with `keepdim`: `sum`, `mean`, `max`, `min`,
+//! `logsumexp`, `var`.
+//!
+//! Axes are `&[isize]` (negative counts from the end); an empty list means every axis.
+
+use smallvec::SmallVec;
+
+use crate::error::Result;
+use crate::op::{BackwardCx, Op};
+use crate::tensor::{Float, Tensor};
+use crate::var::Var;
+
+/// Sum over `axes`; the gradient is `g` broadcast back over the summed axes.
+#[derive(Debug, Clone)]
+pub struct Sum {
+    axes: SmallVec<[usize; 4]>,
+    keepdim: bool,
+}
+impl<T: Float> Op<T> for Sum {
+    fn name(&self) -> &'static str {
+        "sum"
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        let axes: SmallVec<[isize; 4]> = self.axes.iter().map(|&a| a as isize).collect();
+        if axes.is_empty() {
+            // Reducing a 0-d tensor over "all" of its no axes is the identity.
+            return Ok(x[0].clone());
+        }
+        x[0].sum_axes(&axes, self.keepdim)
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        let s = cx.input(0).shape();
+        let kept = s.reduced(&self.axes, true);
+        Ok(vec![Some(cx.grad().reshape(kept)?.broadcast_to(s)?)])
+    }
+}
+
+/// Max or min over `axes`. The gradient goes to the first extreme element of each group
+/// (the element PyTorch's `max(dim)` returns the index of).
+#[derive(Debug, Clone)]
+pub struct Extreme {
+    axes: SmallVec<[usize; 4]>,
+    keepdim: bool,
+    max: bool,
+}
+impl Extreme {
+    fn iaxes(&self) -> SmallVec<[isize; 4]> {
+        self.axes.iter().map(|&a| a as isize).collect()
+    }
+}
+impl<T: Float> Op<T> for Extreme {
+    fn name(&self) -> &'static str {
+        if self.max {
+            "max"
+        } else {
+            "min"
+        }
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        if self.axes.is_empty() {
+            return Ok(x[0].clone());
+        }
+        Ok(x[0].extreme_axes(&self.iaxes(), self.keepdim, self.max)?.0)
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        let x = cx.input(0);
+        if self.axes.is_empty() {
+            return Ok(vec![Some(cx.grad())]);
+        }
+        let (_, idx) = x.value().extreme_axes(&self.iaxes(), true, self.max)?;
+        let g = cx.grad().infallible(super::index::ScatterAddFlat {
+            idx: idx.into(),
+            shape: x.shape(),
+        });
+        Ok(vec![Some(g)])
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// Sum of all elements, as a 0-d var.
+    #[track_caller]
+    pub fn sum(self) -> Self {
+        self.sum_axes(&[], false)
+            .expect("internal: summing over all axes cannot fail")
+    }
+
+    /// Sum over `axes` (all when empty).
+    ///
+    /// # Errors
+    /// [`crate::Error::Axis`] for an axis out of range or repeated.
+    #[track_caller]
+    pub fn sum_axes(self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        let axes = self.shape().axes("sum", axes)?;
+        self.apply1(Sum { axes, keepdim })
+    }
+
+    /// Mean of all elements, as a 0-d var.
+    #[track_caller]
+    pub fn mean(self) -> Self {
+        self.mean_axes(&[], false)
+            .expect("internal: averaging over all axes cannot fail")
+    }
+
+    /// Mean over `axes` (all when empty).
+    ///
+    /// # Errors
+    /// [`crate::Error::Axis`] for an axis out of range or repeated.
+    #[track_caller]
+    pub fn mean_axes(self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        let s = self.shape();
+        let ax = s.axes("mean", axes)?;
+        let n: usize = ax.iter().map(|&a| s[a]).product();
+        Ok(self.sum_axes(axes, keepdim)?.div_scalar(T::of(n as f64)))
+    }
+
+    /// Maximum over `axes` (all when empty).
+    ///
+    /// # Errors
+    /// [`crate::Error::Axis`]; [`crate::Error::InvalidArgument`] for an empty axis.
+    #[track_caller]
+    pub fn max_axes(self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        let axes = self.shape().axes("max", axes)?;
+        self.apply1(Extreme {
+            axes,
+            keepdim,
+            max: true,
+        })
+    }
+
+    /// Minimum over `axes` (all when empty).
+    ///
+    /// # Errors
+    /// [`crate::Error::Axis`]; [`crate::Error::InvalidArgument`] for an empty axis.
+    #[track_caller]
+    pub fn min_axes(self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        let axes = self.shape().axes("min", axes)?;
+        self.apply1(Extreme {
+            axes,
+            keepdim,
+            max: false,
+        })
+    }
+
+    /// `ln Σ eˣ` over `axes`, computed as `m + ln Σ e^{x-m}` with `m` the (detached)
+    /// maximum so it never overflows; the gradient is the softmax.
+    ///
+    /// # Errors
+    /// [`crate::Error::Axis`] for an axis out of range.
+    #[track_caller]
+    pub fn logsumexp(self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        let m = self.max_axes(axes, true)?.detach();
+        // An all -inf group would give -inf - -inf = NaN; shift by 0 there instead.
+        let m = if m.value().as_slice().iter().any(|v| v.is_infinite()) {
+            let safe = m.value().map(|v| if v.is_infinite() { T::zero() } else { v });
+            self.tape().constant(safe)
+        } else {
+            m
+        };
+        let lse = self.sub(m)?.exp().sum_axes(axes, true)?.ln().add(m)?;
+        if keepdim {
+            Ok(lse)
+        } else {
+            let s = self.shape();
+            let ax = s.axes("logsumexp", axes)?;
+            lse.reshape(s.reduced(&ax, false))
+        }
+    }
+
+    /// Variance over `axes` with `correction` (1 = unbiased, PyTorch's default; 0 = biased).
+    ///
+    /// # Errors
+    /// [`crate::Error::Axis`] for an axis out of range.
+    #[track_caller]
+    pub fn var(self, axes: &[isize], correction: usize, keepdim: bool) -> Result<Self> {
+        let s = self.shape();
+        let ax = s.axes("var", axes)?;
+        let n: usize = ax.iter().map(|&a| s[a]).product();
+        let centred = self.sub(self.mean_axes(axes, true)?)?;
+        let ss = centred.square().sum_axes(axes, keepdim)?;
+        Ok(ss.div_scalar(T::of(n.saturating_sub(correction) as f64)))
+    }
+}

@@ -1,0 +1,237 @@
+//! Ops that move elements without arithmetic: `reshape` (and `flatten`, `squeeze`,
+//! `unsqueeze`), `permute`/`transpose`, `broadcast_to`, `concat`/`stack`.
+
+use std::panic::Location;
+
+use crate::error::{Error, Result};
+use crate::op::{BackwardCx, Op};
+use crate::tensor::{Float, Shape, Tensor};
+use crate::var::Var;
+
+/// Same elements, new shape; the gradient is reshaped back.
+#[derive(Debug, Clone)]
+pub struct Reshape(pub Shape);
+impl<T: Float> Op<T> for Reshape {
+    fn name(&self) -> &'static str {
+        "reshape"
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        x[0].reshape(self.0.clone())
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        Ok(vec![Some(cx.grad().reshape(cx.input(0).shape())?)])
+    }
+}
+
+/// Axis `i` of the output is axis `perm[i]` of the input; the gradient is permuted back.
+#[derive(Debug, Clone)]
+pub struct Permute(pub Vec<usize>);
+impl<T: Float> Op<T> for Permute {
+    fn name(&self) -> &'static str {
+        "permute"
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        x[0].permute(&self.0)
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        let mut inv = vec![0; self.0.len()];
+        for (i, &p) in self.0.iter().enumerate() {
+            inv[p] = i;
+        }
+        Ok(vec![Some(cx.grad().permute(&inv)?)])
+    }
+}
+
+/// NumPy broadcast to a larger shape; the gradient is summed back down.
+#[derive(Debug, Clone)]
+pub struct BroadcastTo(pub Shape);
+impl<T: Float> Op<T> for BroadcastTo {
+    fn name(&self) -> &'static str {
+        "broadcast_to"
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        x[0].broadcast_to(self.0.clone())
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        Ok(vec![Some(super::binary::reduce_to_shape(
+            cx.grad(),
+            &cx.input(0).shape(),
+        )?)])
+    }
+}
+
+/// Joins its inputs along `axis`; each input's gradient is its slab of `g`.
+#[derive(Debug, Clone, Copy)]
+pub struct Concat(pub usize);
+impl<T: Float> Op<T> for Concat {
+    fn name(&self) -> &'static str {
+        "concat"
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Tensor::concat(x, self.0 as isize)
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        let mut start = 0;
+        let mut out = Vec::with_capacity(cx.inputs().len());
+        for v in cx.inputs() {
+            let len = v.shape()[self.0];
+            out.push(Some(cx.grad().narrow(self.0 as isize, start, len)?));
+            start += len;
+        }
+        Ok(out)
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// The same elements under another shape with the same element count.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the element counts differ.
+    #[track_caller]
+    pub fn reshape(self, shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        if shape == self.shape() {
+            return Ok(self);
+        }
+        self.apply1(Reshape(shape))
+    }
+
+    /// Merges axes `start..=end` into one (PyTorch's `flatten(start_dim, end_dim)`).
+    ///
+    /// # Errors
+    /// [`Error::Axis`] for axes out of range or `start > end`.
+    #[track_caller]
+    pub fn flatten(self, start: isize, end: isize) -> Result<Self> {
+        let s = self.shape();
+        if s.rank() == 0 {
+            return self.reshape([1]);
+        }
+        let a = s.axis("flatten", start)?;
+        let b = s.axis("flatten", end)?;
+        if a > b {
+            return Err(Error::Axis {
+                op: "flatten",
+                axis: start,
+                shape: s,
+                location: Location::caller(),
+            });
+        }
+        let mut dims: Vec<usize> = s[..a].to_vec();
+        dims.push(s[a..=b].iter().product());
+        dims.extend_from_slice(&s[b + 1..]);
+        self.reshape(dims)
+    }
+
+    /// Removes axis `axis`, which must have size 1.
+    ///
+    /// # Errors
+    /// [`Error::Axis`]; [`Error::InvalidArgument`] when the axis is not of size 1.
+    #[track_caller]
+    pub fn squeeze(self, axis: isize) -> Result<Self> {
+        let s = self.shape();
+        let a = s.axis("squeeze", axis)?;
+        if s[a] != 1 {
+            return Err(Error::invalid(
+                "squeeze",
+                format!("axis {a} has size {}, not 1", s[a]),
+                &s,
+            ));
+        }
+        let mut dims = s.to_vec();
+        dims.remove(a);
+        self.reshape(dims)
+    }
+
+    /// Inserts an axis of size 1 at `axis` (`-1` appends).
+    ///
+    /// # Errors
+    /// [`Error::Axis`] when `axis` is outside `-(rank+1)..=rank`.
+    #[track_caller]
+    pub fn unsqueeze(self, axis: isize) -> Result<Self> {
+        let s = self.shape();
+        let r = s.rank() as isize + 1;
+        let a = if axis < 0 { axis + r } else { axis };
+        if !(0..r).contains(&a) {
+            return Err(Error::Axis {
+                op: "unsqueeze",
+                axis,
+                shape: s,
+                location: Location::caller(),
+            });
+        }
+        let mut dims = s.to_vec();
+        dims.insert(a as usize, 1);
+        self.reshape(dims)
+    }
+
+    /// Reorders axes: output axis `i` is input axis `perm[i]`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `perm` is not a permutation of the axes.
+    #[track_caller]
+    pub fn permute(self, perm: &[usize]) -> Result<Self> {
+        self.apply1(Permute(perm.to_vec()))
+    }
+
+    /// Swaps two axes (negative axes count from the end).
+    ///
+    /// # Errors
+    /// [`Error::Axis`] for an axis out of range.
+    #[track_caller]
+    pub fn transpose(self, a: isize, b: isize) -> Result<Self> {
+        let s = self.shape();
+        let (a, b) = (s.axis("transpose", a)?, s.axis("transpose", b)?);
+        let mut perm: Vec<usize> = (0..s.rank()).collect();
+        perm.swap(a, b);
+        self.permute(&perm)
+    }
+
+    /// The transpose of a matrix (swaps the last two axes).
+    ///
+    /// # Errors
+    /// [`Error::Axis`] when the rank is below 2.
+    #[track_caller]
+    pub fn t(self) -> Result<Self> {
+        self.transpose(-2, -1)
+    }
+
+    /// Stretches to `shape` by NumPy broadcasting.
+    ///
+    /// # Errors
+    /// [`Error::Broadcast`] when it does not broadcast to `shape`.
+    #[track_caller]
+    pub fn broadcast_to(self, shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        if shape == self.shape() {
+            return Ok(self);
+        }
+        self.apply1(BroadcastTo(shape))
+    }
+
+    /// Joins vars along an existing axis.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an empty list; [`Error::Axis`];
+    /// [`Error::ShapeMismatch`] when the other dimensions differ; [`Error::ForeignVar`].
+    #[track_caller]
+    pub fn concat(vars: &[Self], axis: isize) -> Result<Self> {
+        let Some(first) = vars.first() else {
+            return Err(Error::invalid("concat", "needs at least one input", &Shape::scalar()));
+        };
+        let ax = first.shape().axis("concat", axis)?;
+        first.tape().record(Concat(ax), vars, Location::caller())
+    }
+
+    /// Stacks same-shaped vars along a new axis.
+    ///
+    /// # Errors
+    /// As [`Var::concat`].
+    #[track_caller]
+    pub fn stack(vars: &[Self], axis: isize) -> Result<Self> {
+        let expanded = vars
+            .iter()
+            .map(|v| v.unsqueeze(axis))
+            .collect::<Result<Vec<_>>>()?;
+        Self::concat(&expanded, axis)
+    }
+}

@@ -1,0 +1,462 @@
+//! Elementwise maps of one tensor: `neg`, `exp`, `ln`, ..., the activations, and the
+//! scalar forms of the arithmetic ops.
+//!
+//! Most are a [`UnaryDerivative`]: the function per element and its derivative as a `Var`
+//! expression of `x` and `y = f(x)`. Derivatives at kinks follow PyTorch (0 at relu's 0,
+//! `sign(0) = 0` for abs).
+
+use crate::error::Result;
+use crate::op::{BackwardCx, Op, UnaryDerivative};
+use crate::tensor::{Float, Tensor};
+use crate::var::Var;
+
+/// A constant 0/1 mask of where `pred` holds on `x`'s value: the derivative of piecewise
+/// maps, which is locally constant.
+#[track_caller]
+pub(crate) fn mask<'t, T: Float>(x: Var<'t, T>, pred: impl Fn(T) -> bool) -> Var<'t, T> {
+    let m = x.value().map(|v| if pred(v) { T::one() } else { T::zero() });
+    x.tape().constant(m)
+}
+
+/// Defines a [`UnaryDerivative`] unit struct. `f` is the map per element, `df` the
+/// derivative as a `Var` expression of `x` and `y`.
+macro_rules! unary_op {
+    ($(#[$doc:meta])* $name:ident, $op:literal, |$v:ident| $f:expr, |$x:ident, $y:ident| $df:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
+        impl<T: Float> UnaryDerivative<T> for $name {
+            const NAME: &'static str = $op;
+            #[inline]
+            fn f(&self, $v: T) -> T {
+                $f
+            }
+            #[allow(unused_variables)]
+            fn df<'t>(&self, $x: Var<'t, T>, $y: Var<'t, T>) -> Result<Var<'t, T>> {
+                $df
+            }
+        }
+    };
+}
+
+unary_op!(
+    /// `y = eˣ`; `dy/dx = y`.
+    Exp, "exp", |v| v.exp(), |x, y| Ok(y)
+);
+unary_op!(
+    /// `y = ln x`; `dy/dx = 1/x`.
+    Ln, "ln", |v| v.ln(), |x, y| Ok(x.recip())
+);
+unary_op!(
+    /// `y = ln(1 + x)`, accurate near 0; `dy/dx = 1/(1 + x)`.
+    Log1p, "log1p", |v| v.ln_1p(), |x, y| Ok(x.add_scalar(T::one()).recip())
+);
+unary_op!(
+    /// `y = √x`; `dy/dx = 1/(2y)`.
+    Sqrt, "sqrt", |v| v.sqrt(), |x, y| Ok(y.recip().mul_scalar(T::of(0.5)))
+);
+unary_op!(
+    /// `y = 1/√x`; `dy/dx = -y/(2x)`.
+    Rsqrt, "rsqrt", |v| v.sqrt().recip(), |x, y| Ok(y.div(x)?.mul_scalar(T::of(-0.5)))
+);
+unary_op!(
+    /// `y = x²`; `dy/dx = 2x`.
+    Square, "square", |v| v * v, |x, y| Ok(x.mul_scalar(T::of(2.0)))
+);
+unary_op!(
+    /// `y = 1/x`; `dy/dx = -y²`.
+    Recip, "recip", |v| v.recip(), |x, y| Ok(y.square().neg())
+);
+unary_op!(
+    /// `y = |x|`; `dy/dx = sign(x)`, 0 at 0 (as PyTorch).
+    Abs, "abs", |v| v.abs(), |x, y| {
+        let s = x.value().map(|v| if v > T::zero() { T::one() } else if v < T::zero() { -T::one() } else { T::zero() });
+        Ok(x.tape().constant(s))
+    }
+);
+unary_op!(
+    /// `y = sin x`; `dy/dx = cos x`.
+    Sin, "sin", |v| v.sin(), |x, y| Ok(x.cos())
+);
+unary_op!(
+    /// `y = cos x`; `dy/dx = -sin x`.
+    Cos, "cos", |v| v.cos(), |x, y| Ok(x.sin().neg())
+);
+unary_op!(
+    /// `y = tanh x`; `dy/dx = 1 - y²`.
+    Tanh, "tanh", |v| v.tanh(), |x, y| Ok(y.square().rsub_scalar(T::one()))
+);
+unary_op!(
+    /// `y = 1/(1 + e⁻ˣ)`, evaluated without overflow for either sign; `dy/dx = y(1 - y)`.
+    Sigmoid, "sigmoid", |v| sigmoid(v), |x, y| y.mul(y.rsub_scalar(T::one()))
+);
+unary_op!(
+    /// `y = max(x, 0)`; `dy/dx = 1` for x > 0, else 0 (subgradient 0 at the kink).
+    Relu, "relu", |v| if v > T::zero() { v } else { T::zero() }, |x, y| Ok(mask(x, |v| v > T::zero()))
+);
+unary_op!(
+    /// The error function; `d erf(x)/dx = 2/√π · e^{-x²}`.
+    Erf, "erf", |v| v.erf(), |x, y| Ok(x.square().neg().exp().mul_scalar(T::of(std::f64::consts::FRAC_2_SQRT_PI)))
+);
+
+/// The logistic function, split by sign so `exp` never overflows.
+#[inline]
+pub(crate) fn sigmoid<T: Float>(v: T) -> T {
+    if v >= T::zero() {
+        T::one() / (T::one() + (-v).exp())
+    } else {
+        let e = v.exp();
+        e / (T::one() + e)
+    }
+}
+
+/// `y = x` for x > 0, else `slope · x`; `dy/dx` is 1 or `slope`.
+#[derive(Debug, Clone, Copy)]
+pub struct LeakyRelu<T>(pub T);
+impl<T: Float> UnaryDerivative<T> for LeakyRelu<T> {
+    const NAME: &'static str = "leaky_relu";
+    fn f(&self, v: T) -> T {
+        if v > T::zero() {
+            v
+        } else {
+            v * self.0
+        }
+    }
+    fn df<'t>(&self, x: Var<'t, T>, _y: Var<'t, T>) -> Result<Var<'t, T>> {
+        let s = self.0;
+        let d = x.value().map(|v| if v > T::zero() { T::one() } else { s });
+        Ok(x.tape().constant(d))
+    }
+}
+
+/// `y = x` for x > 0, else `α(eˣ - 1)`; `dy/dx` is 1, or `y + α` (so it is differentiable
+/// again through `y`).
+#[derive(Debug, Clone, Copy)]
+pub struct Elu<T>(pub T);
+impl<T: Float> UnaryDerivative<T> for Elu<T> {
+    const NAME: &'static str = "elu";
+    fn f(&self, v: T) -> T {
+        if v > T::zero() {
+            v
+        } else {
+            self.0 * v.exp_m1()
+        }
+    }
+    fn df<'t>(&self, x: Var<'t, T>, y: Var<'t, T>) -> Result<Var<'t, T>> {
+        let pos = mask(x, |v| v > T::zero());
+        // where(x > 0, 1, y + α) = pos + (1 - pos)(y + α)
+        let neg = pos.rsub_scalar(T::one());
+        pos.add(neg.mul(y.add_scalar(self.0))?)
+    }
+}
+
+/// `y = ln(1 + e^{βx})/β`, and `y = x` where `βx > threshold` (PyTorch's softplus);
+/// `dy/dx = sigmoid(βx)` (1 past the threshold).
+#[derive(Debug, Clone, Copy)]
+pub struct Softplus<T> {
+    /// β.
+    pub beta: T,
+    /// Past `βx > threshold` the function is the identity.
+    pub threshold: T,
+}
+impl<T: Float> UnaryDerivative<T> for Softplus<T> {
+    const NAME: &'static str = "softplus";
+    fn f(&self, v: T) -> T {
+        let bx = self.beta * v;
+        if bx > self.threshold {
+            v
+        } else {
+            // max(z, 0) + ln(1 + e^{-|z|}) never overflows, unlike ln(1 + e^z).
+            (bx.max(T::zero()) + (-bx.abs()).exp().ln_1p()) / self.beta
+        }
+    }
+    fn df<'t>(&self, x: Var<'t, T>, _y: Var<'t, T>) -> Result<Var<'t, T>> {
+        let (b, th) = (self.beta, self.threshold);
+        let lin = mask(x, |v| b * v > th);
+        let s = x.mul_scalar(b).sigmoid();
+        lin.add(lin.rsub_scalar(T::one()).mul(s)?)
+    }
+}
+
+/// `y = clamp(x, min, max)`; `dy/dx = 1` inside `[min, max]`, else 0.
+#[derive(Debug, Clone, Copy)]
+pub struct Clamp<T> {
+    /// Lower bound (`-inf` for none).
+    pub min: T,
+    /// Upper bound (`inf` for none).
+    pub max: T,
+}
+impl<T: Float> UnaryDerivative<T> for Clamp<T> {
+    const NAME: &'static str = "clamp";
+    fn f(&self, v: T) -> T {
+        v.max(self.min).min(self.max)
+    }
+    fn df<'t>(&self, x: Var<'t, T>, _y: Var<'t, T>) -> Result<Var<'t, T>> {
+        let (lo, hi) = (self.min, self.max);
+        Ok(mask(x, |v| v >= lo && v <= hi))
+    }
+}
+
+/// `y = xᵖ` for a constant `p`; `dy/dx = p·xᵖ⁻¹` (0 for p = 0, as PyTorch).
+#[derive(Debug, Clone, Copy)]
+pub struct Powf<T>(pub T);
+impl<T: Float> UnaryDerivative<T> for Powf<T> {
+    const NAME: &'static str = "powf";
+    fn f(&self, v: T) -> T {
+        v.powf(self.0)
+    }
+    fn df<'t>(&self, x: Var<'t, T>, _y: Var<'t, T>) -> Result<Var<'t, T>> {
+        let p = self.0;
+        if p == T::zero() {
+            return Ok(x.tape().constant(x.value().zeros_like()));
+        }
+        Ok(x.powf(p - T::one()).mul_scalar(p))
+    }
+}
+
+/// `y = -x`.
+#[derive(Debug, Clone, Copy)]
+pub struct Neg;
+impl<T: Float> Op<T> for Neg {
+    fn name(&self) -> &'static str {
+        "neg"
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        Ok(x[0].map(|v| -v))
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        Ok(vec![Some(cx.grad().neg())])
+    }
+}
+
+/// `y = x + c` for a constant `c`.
+#[derive(Debug, Clone, Copy)]
+pub struct AddScalar<T>(pub T);
+impl<T: Float> Op<T> for AddScalar<T> {
+    fn name(&self) -> &'static str {
+        "add_scalar"
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        let c = self.0;
+        Ok(x[0].map(|v| v + c))
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        Ok(vec![Some(cx.grad())])
+    }
+}
+
+/// `y = c·x` for a constant `c`.
+#[derive(Debug, Clone, Copy)]
+pub struct MulScalar<T>(pub T);
+impl<T: Float> Op<T> for MulScalar<T> {
+    fn name(&self) -> &'static str {
+        "mul_scalar"
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        let c = self.0;
+        Ok(x[0].map(|v| v * c))
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        Ok(vec![Some(cx.grad().mul_scalar(self.0))])
+    }
+}
+
+/// `y = c - x` for a constant `c`.
+#[derive(Debug, Clone, Copy)]
+pub struct RsubScalar<T>(pub T);
+impl<T: Float> Op<T> for RsubScalar<T> {
+    fn name(&self) -> &'static str {
+        "rsub_scalar"
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        let c = self.0;
+        Ok(x[0].map(|v| c - v))
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        Ok(vec![Some(cx.grad().neg())])
+    }
+}
+
+/// `y = x / c` for a constant `c` (divides, so `x / 3` rounds as in PyTorch).
+#[derive(Debug, Clone, Copy)]
+pub struct DivScalar<T>(pub T);
+impl<T: Float> Op<T> for DivScalar<T> {
+    fn name(&self) -> &'static str {
+        "div_scalar"
+    }
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        let c = self.0;
+        Ok(x[0].map(|v| v / c))
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        Ok(vec![Some(cx.grad().div_scalar(self.0))])
+    }
+}
+
+/// SELU's α (Klambauer et al. 2017), as in PyTorch.
+pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+/// SELU's scale, as in PyTorch.
+pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+
+impl<'t, T: Float> Var<'t, T> {
+    /// `-x`.
+    #[track_caller]
+    pub fn neg(self) -> Self {
+        self.infallible(Neg)
+    }
+    /// `eˣ`; the derivative is `eˣ`.
+    #[track_caller]
+    pub fn exp(self) -> Self {
+        self.unary(Exp)
+    }
+    /// Natural logarithm; the derivative is `1/x`.
+    #[track_caller]
+    pub fn ln(self) -> Self {
+        self.unary(Ln)
+    }
+    /// `ln(1 + x)`; the derivative is `1/(1 + x)`.
+    #[track_caller]
+    pub fn log1p(self) -> Self {
+        self.unary(Log1p)
+    }
+    /// `√x`; the derivative is `1/(2√x)`.
+    #[track_caller]
+    pub fn sqrt(self) -> Self {
+        self.unary(Sqrt)
+    }
+    /// `1/√x`; the derivative is `-x^{-3/2}/2`.
+    #[track_caller]
+    pub fn rsqrt(self) -> Self {
+        self.unary(Rsqrt)
+    }
+    /// `x²`; the derivative is `2x`.
+    #[track_caller]
+    pub fn square(self) -> Self {
+        self.unary(Square)
+    }
+    /// `1/x`; the derivative is `-1/x²`.
+    #[track_caller]
+    pub fn recip(self) -> Self {
+        self.unary(Recip)
+    }
+    /// `|x|`; the derivative is `sign(x)` (0 at 0).
+    #[track_caller]
+    pub fn abs(self) -> Self {
+        self.unary(Abs)
+    }
+    /// `xᵖ` for a constant exponent; the derivative is `p·xᵖ⁻¹`.
+    #[track_caller]
+    pub fn powf(self, p: T) -> Self {
+        self.unary(Powf(p))
+    }
+    /// `sin x`.
+    #[track_caller]
+    pub fn sin(self) -> Self {
+        self.unary(Sin)
+    }
+    /// `cos x`.
+    #[track_caller]
+    pub fn cos(self) -> Self {
+        self.unary(Cos)
+    }
+    /// `tanh x`; the derivative is `1 - tanh²x`.
+    #[track_caller]
+    pub fn tanh(self) -> Self {
+        self.unary(Tanh)
+    }
+    /// `1/(1 + e⁻ˣ)`; the derivative is `y(1 - y)`, at most 1/4.
+    #[track_caller]
+    pub fn sigmoid(self) -> Self {
+        self.unary(Sigmoid)
+    }
+    /// The error function.
+    #[track_caller]
+    pub fn erf(self) -> Self {
+        self.unary(Erf)
+    }
+    /// `max(x, 0)`; the derivative is 1 for x > 0 and 0 otherwise (0 at the kink).
+    #[track_caller]
+    pub fn relu(self) -> Self {
+        self.unary(Relu)
+    }
+    /// `x` for x > 0, else `slope·x`.
+    #[track_caller]
+    pub fn leaky_relu(self, slope: T) -> Self {
+        self.unary(LeakyRelu(slope))
+    }
+    /// `x` for x > 0, else `α(eˣ - 1)` (Clevert et al. 2015).
+    #[track_caller]
+    pub fn elu(self, alpha: T) -> Self {
+        self.unary(Elu(alpha))
+    }
+    /// `scale · elu(x, α)` with PyTorch's constants (Klambauer et al. 2017).
+    #[track_caller]
+    pub fn selu(self) -> Self {
+        self.elu(T::of(SELU_ALPHA)).mul_scalar(T::of(SELU_SCALE))
+    }
+    /// `ln(1 + e^{βx})/β`, linear past `βx > threshold` (PyTorch: β = 1, threshold = 20).
+    #[track_caller]
+    pub fn softplus(self, beta: T, threshold: T) -> Self {
+        self.unary(Softplus { beta, threshold })
+    }
+    /// `x · sigmoid(x)` (SiLU / swish).
+    #[track_caller]
+    pub fn silu(self) -> Self {
+        self.mul(self.sigmoid())
+            .expect("internal: same-shape product")
+    }
+    /// GELU, exact form: `x·Φ(x) = x/2 · (1 + erf(x/√2))`.
+    #[track_caller]
+    pub fn gelu(self) -> Self {
+        let phi = self
+            .mul_scalar(T::of(std::f64::consts::FRAC_1_SQRT_2))
+            .erf()
+            .add_scalar(T::one())
+            .mul_scalar(T::of(0.5));
+        self.mul(phi).expect("internal: same-shape product")
+    }
+    /// GELU, tanh approximation: `x/2 · (1 + tanh(√(2/π)(x + 0.044715x³)))`.
+    #[track_caller]
+    pub fn gelu_tanh(self) -> Self {
+        let k = T::of((2.0 / std::f64::consts::PI).sqrt());
+        let inner = self
+            .add(self.powf(T::of(3.0)).mul_scalar(T::of(0.044715)))
+            .expect("internal: same-shape sum")
+            .mul_scalar(k)
+            .tanh()
+            .add_scalar(T::one());
+        self.mul_scalar(T::of(0.5))
+            .mul(inner)
+            .expect("internal: same-shape product")
+    }
+    /// `clamp(x, min, max)`; gradient 1 inside the range, 0 outside.
+    #[track_caller]
+    pub fn clamp(self, min: T, max: T) -> Self {
+        self.unary(Clamp { min, max })
+    }
+    /// `x + c`.
+    #[track_caller]
+    pub fn add_scalar(self, c: T) -> Self {
+        self.infallible(AddScalar(c))
+    }
+    /// `x - c`.
+    #[track_caller]
+    pub fn sub_scalar(self, c: T) -> Self {
+        self.infallible(AddScalar(-c))
+    }
+    /// `c - x`.
+    #[track_caller]
+    pub fn rsub_scalar(self, c: T) -> Self {
+        self.infallible(RsubScalar(c))
+    }
+    /// `c · x`.
+    #[track_caller]
+    pub fn mul_scalar(self, c: T) -> Self {
+        self.infallible(MulScalar(c))
+    }
+    /// `x / c`.
+    #[track_caller]
+    pub fn div_scalar(self, c: T) -> Self {
+        self.infallible(DivScalar(c))
+    }
+}

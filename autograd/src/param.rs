@@ -1,0 +1,180 @@
+//! Persistent leaves: values that outlive tapes and collect gradients.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+use crate::tensor::{Float, Tensor};
+
+/// A stable identity for a [`Param`], unique within the process; optimisers key their
+/// per-parameter state by it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct ParamId(pub u64);
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+struct Slot<T> {
+    value: Tensor<T>,
+    grad: Option<Tensor<T>>,
+    name: Option<String>,
+}
+
+/// A trainable tensor shared between a module, the tapes it is bound into and an optimiser.
+///
+/// Cloning a `Param` clones the handle, not the value. `tape.param(&p)` binds it into a
+/// tape; `loss.backward()` adds the gradient into [`Param::grad`].
+///
+/// ```
+/// use autograd::{Param, Tape, Tensor};
+/// let w = Param::new(Tensor::from_vec(vec![1.0f64, 2.0], [2])?);
+/// let tape = Tape::new();
+/// let x = tape.param(&w);
+/// x.square().sum().backward()?; // d/dw sum(w^2) = 2w
+/// assert_eq!(w.grad().unwrap().to_vec(), vec![2.0, 4.0]);
+/// # Ok::<(), autograd::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Param<T> {
+    id: ParamId,
+    slot: Arc<Mutex<Slot<T>>>,
+}
+
+impl<T: Float> Param<T> {
+    /// A new parameter with a fresh id and no gradient.
+    pub fn new(value: Tensor<T>) -> Self {
+        Param {
+            id: ParamId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+            slot: Arc::new(Mutex::new(Slot {
+                value,
+                grad: None,
+                name: None,
+            })),
+        }
+    }
+
+    /// A new parameter carrying a name (used in tape dumps and reports).
+    pub fn named(name: impl Into<String>, value: Tensor<T>) -> Self {
+        let p = Self::new(value);
+        p.set_name(name);
+        p
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
+        // A panic while holding the lock cannot leave a Slot half-written (every write is a
+        // single assignment), so a poisoned lock is still safe to use.
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stable id.
+    pub fn id(&self) -> ParamId {
+        self.id
+    }
+
+    /// The name, if one was given.
+    pub fn name(&self) -> Option<String> {
+        self.lock().name.clone()
+    }
+
+    /// Sets the name.
+    pub fn set_name(&self, name: impl Into<String>) {
+        self.lock().name = Some(name.into());
+    }
+
+    /// The current value (a cheap shared clone).
+    pub fn value(&self) -> Tensor<T> {
+        self.lock().value.clone()
+    }
+
+    /// The shape of the value.
+    pub fn shape(&self) -> crate::Shape {
+        self.lock().value.shape().clone()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.lock().value.numel()
+    }
+
+    /// Replaces the value; the shape must stay the same.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the shapes differ.
+    #[track_caller]
+    pub fn set_value(&self, value: Tensor<T>) -> Result<()> {
+        let mut s = self.lock();
+        if s.value.shape() != value.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "set_value",
+                expected: s.value.shape().clone(),
+                got: value.shape().clone(),
+                location: std::panic::Location::caller(),
+            });
+        }
+        s.value = value;
+        Ok(())
+    }
+
+    /// The accumulated gradient, or `None` before any backward (or after `zero_grad`).
+    pub fn grad(&self) -> Option<Tensor<T>> {
+        self.lock().grad.clone()
+    }
+
+    /// Clears the gradient (PyTorch's `set_to_none=True`).
+    pub fn zero_grad(&self) {
+        self.lock().grad = None;
+    }
+
+    /// Replaces the gradient (clipping and custom training loops use this).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the gradient's shape differs from the value's.
+    #[track_caller]
+    pub fn set_grad(&self, grad: Option<Tensor<T>>) -> Result<()> {
+        let mut s = self.lock();
+        if let Some(g) = &grad {
+            if g.shape() != s.value.shape() {
+                return Err(Error::ShapeMismatch {
+                    op: "set_grad",
+                    expected: s.value.shape().clone(),
+                    got: g.shape().clone(),
+                    location: std::panic::Location::caller(),
+                });
+            }
+        }
+        s.grad = grad;
+        Ok(())
+    }
+
+    /// Adds `g` into the gradient buffer.
+    pub(crate) fn accumulate_grad(&self, g: Tensor<T>) {
+        let mut s = self.lock();
+        match &mut s.grad {
+            None => s.grad = Some(g),
+            Some(acc) => acc
+                .zip_mut_with(&g, |a, b| *a += b)
+                .expect("internal: gradient shape checked against the node"),
+        }
+    }
+
+    /// Runs `f` on the value and the gradient together, under one lock: the optimiser's
+    /// entry point for in-place updates.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Tensor<T>, Option<&Tensor<T>>) -> R) -> R {
+        let mut s = self.lock();
+        let Slot { value, grad, .. } = &mut *s;
+        f(value, grad.as_ref())
+    }
+}
+
+impl<T: Float> fmt::Debug for Param<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.lock();
+        write!(
+            f,
+            "Param(#{} {} {})",
+            self.id.0,
+            s.name.as_deref().unwrap_or("-"),
+            s.value.shape()
+        )
+    }
+}

@@ -1,0 +1,618 @@
+//! The tape: a Wengert list of recorded ops, and the reverse sweeps over it.
+//!
+//! Nodes are appended in execution order, so the list is already topologically sorted and
+//! backward is a single reverse pass with no graph search and no reference counting.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::Location;
+
+use smallvec::SmallVec;
+
+use crate::error::{Error, Loc, Phase, Result};
+use crate::op::{BackwardCx, Op};
+use crate::param::{Param, ParamId};
+use crate::tensor::{Float, Shape, Tensor};
+use crate::var::Var;
+
+enum Kind<T: Float> {
+    /// No gradient: data, detached values, results of ops on constants or under no_grad.
+    Constant,
+    /// An input that gradients are taken with respect to (`tape.var`).
+    Leaf,
+    /// A bound [`Param`]: backward accumulates into it.
+    Param(Param<T>),
+    /// A recorded op. The box is taken out while its backward rule runs.
+    Op {
+        op: Option<Box<dyn Op<T>>>,
+        parents: SmallVec<[usize; 2]>,
+    },
+}
+
+struct Node<T: Float> {
+    value: Tensor<T>,
+    kind: Kind<T>,
+    location: Loc,
+}
+
+impl<T: Float> Node<T> {
+    fn requires_grad(&self) -> bool {
+        !matches!(self.kind, Kind::Constant)
+    }
+
+    fn op_name(&self) -> &'static str {
+        match &self.kind {
+            Kind::Constant => "constant",
+            Kind::Leaf => "var",
+            Kind::Param(_) => "param",
+            Kind::Op { op, .. } => op.as_ref().map_or("<running>", |o| o.name()),
+        }
+    }
+}
+
+struct Inner<T: Float> {
+    nodes: Vec<Node<T>>,
+    params: HashMap<ParamId, usize>,
+    grad_enabled: bool,
+    anomaly: bool,
+    anomaly_err: Option<Error>,
+}
+
+/// A recording of differentiable computation.
+///
+/// Create one per training step (or [`reset`](Tape::reset) it): dropping it frees the
+/// whole graph at once.
+///
+/// ```
+/// use autograd::{Tape, Tensor};
+/// let tape = Tape::<f64>::new();
+/// let x = tape.var(Tensor::scalar(3.0));
+/// let y = x.square().add_scalar(x.value().item()? * 5.0); // y = x² + 15
+/// let dy = tape.grad(y, &[x])?[0];                        // dy/dx = 2x = 6
+/// assert_eq!(dy.item()?, 6.0);
+/// # Ok::<(), autograd::Error>(())
+/// ```
+pub struct Tape<T: Float = f32> {
+    inner: RefCell<Inner<T>>,
+}
+
+impl<T: Float> Default for Tape<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Float> Tape<T> {
+    /// An empty tape, recording.
+    pub fn new() -> Self {
+        Tape {
+            inner: RefCell::new(Inner {
+                nodes: Vec::with_capacity(64),
+                params: HashMap::new(),
+                grad_enabled: true,
+                anomaly: false,
+                anomaly_err: None,
+            }),
+        }
+    }
+
+    /// Number of recorded nodes (leaves and constants included).
+    pub fn len(&self) -> usize {
+        self.inner.borrow().nodes.len()
+    }
+
+    /// Whether nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every node, keeping the allocation (no `Var` of this tape can be alive).
+    pub fn reset(&mut self) {
+        let inner = self.inner.get_mut();
+        inner.nodes.clear();
+        inner.params.clear();
+        inner.anomaly_err = None;
+    }
+
+    /// Turns anomaly mode on or off. When on, the first op whose forward value or backward
+    /// gradient holds a NaN or infinity is reported as [`Error::Anomaly`] by the next
+    /// fallible op, `backward` or `grad`, naming the op and the line that recorded it.
+    pub fn set_anomaly_mode(&self, on: bool) {
+        self.inner.borrow_mut().anomaly = on;
+    }
+
+    /// The anomaly seen so far, if any (it stays reported until [`Tape::reset`]).
+    ///
+    /// # Errors
+    /// The first [`Error::Anomaly`] recorded in anomaly mode.
+    pub fn check_anomaly(&self) -> Result<()> {
+        match &self.inner.borrow().anomaly_err {
+            Some(Error::Anomaly {
+                op,
+                phase,
+                index,
+                shape,
+                location,
+            }) => Err(Error::Anomaly {
+                op,
+                phase: *phase,
+                index: *index,
+                shape: shape.clone(),
+                location,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether ops are being recorded (false inside [`Tape::no_grad`]).
+    pub fn is_grad_enabled(&self) -> bool {
+        self.inner.borrow().grad_enabled
+    }
+
+    /// Runs `f` with recording off: ops compute values but record no gradient path.
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::scalar(1.0));
+    /// let y = tape.no_grad(|| x.exp());
+    /// assert!(!y.requires_grad());
+    /// ```
+    pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a, T: Float>(&'a Tape<T>, bool);
+        impl<T: Float> Drop for Restore<'_, T> {
+            fn drop(&mut self) {
+                self.0.inner.borrow_mut().grad_enabled = self.1;
+            }
+        }
+        let prev = std::mem::replace(&mut self.inner.borrow_mut().grad_enabled, false);
+        let _restore = Restore(self, prev);
+        f()
+    }
+
+    fn push(&self, value: Tensor<T>, kind: Kind<T>, location: Loc) -> usize {
+        let mut inner = self.inner.borrow_mut();
+        inner.nodes.push(Node {
+            value,
+            kind,
+            location,
+        });
+        inner.nodes.len() - 1
+    }
+
+    /// A value that needs no gradient (data, targets, masks).
+    #[track_caller]
+    pub fn constant(&self, value: Tensor<T>) -> Var<'_, T> {
+        let id = self.push(value, Kind::Constant, Location::caller());
+        Var::new(self, id)
+    }
+
+    /// An input to differentiate with respect to, via [`Tape::grad`].
+    #[track_caller]
+    pub fn var(&self, value: Tensor<T>) -> Var<'_, T> {
+        let id = self.push(value, Kind::Leaf, Location::caller());
+        Var::new(self, id)
+    }
+
+    /// Binds a [`Param`] into this tape; binding it again returns the same `Var`.
+    #[track_caller]
+    pub fn param(&self, p: &Param<T>) -> Var<'_, T> {
+        if let Some(&id) = self.inner.borrow().params.get(&p.id()) {
+            return Var::new(self, id);
+        }
+        let id = self.push(p.value(), Kind::Param(p.clone()), Location::caller());
+        self.inner.borrow_mut().params.insert(p.id(), id);
+        Var::new(self, id)
+    }
+
+    pub(crate) fn value(&self, id: usize) -> Tensor<T> {
+        self.inner.borrow().nodes[id].value.clone()
+    }
+
+    pub(crate) fn shape(&self, id: usize) -> Shape {
+        self.inner.borrow().nodes[id].value.shape().clone()
+    }
+
+    pub(crate) fn requires_grad(&self, id: usize) -> bool {
+        self.inner.borrow().nodes[id].requires_grad()
+    }
+
+    pub(crate) fn detach(&self, id: usize, loc: Loc) -> usize {
+        let v = self.value(id);
+        self.push(v, Kind::Constant, loc)
+    }
+
+    /// Records a user-defined (or built-in) op applied to `inputs`.
+    ///
+    /// # Errors
+    /// [`Error::ForeignVar`] when an input is from another tape; the op's own forward
+    /// errors, pointed at the caller's line; [`Error::Anomaly`] in anomaly mode when this
+    /// op's output is not finite.
+    #[track_caller]
+    pub fn apply<'t, O: Op<T>>(&'t self, op: O, inputs: &[Var<'t, T>]) -> Result<Var<'t, T>> {
+        let loc = Location::caller();
+        let v = self.record(op, inputs, loc)?;
+        match &self.inner.borrow().anomaly_err {
+            Some(Error::Anomaly { location, .. }) if std::ptr::eq(*location, loc) => {}
+            _ => return Ok(v),
+        }
+        self.check_anomaly().map(|_| v)
+    }
+
+    /// Records an op; anomalies are stored, to be reported by backward. The workhorse of
+    /// every built-in op.
+    pub(crate) fn record<'t, O: Op<T>>(
+        &'t self,
+        op: O,
+        inputs: &[Var<'t, T>],
+        loc: Loc,
+    ) -> Result<Var<'t, T>> {
+        if let Some(v) = inputs.iter().find(|v| !std::ptr::eq(v.tape(), self)) {
+            let _ = v;
+            return Err(Error::ForeignVar {
+                op: op.name(),
+                location: loc,
+            });
+        }
+        let mut inner = self.inner.borrow_mut();
+        let value = {
+            let vals: SmallVec<[&Tensor<T>; 4]> =
+                inputs.iter().map(|v| &inner.nodes[v.id()].value).collect();
+            op.forward(&vals).map_err(|e| e.at(loc))?
+        };
+        let requires =
+            inner.grad_enabled && inputs.iter().any(|v| inner.nodes[v.id()].requires_grad());
+        if inner.anomaly && inner.anomaly_err.is_none() {
+            if let Some(index) = value.first_non_finite() {
+                inner.anomaly_err = Some(Error::Anomaly {
+                    op: op.name(),
+                    phase: Phase::Forward,
+                    index,
+                    shape: value.shape().clone(),
+                    location: loc,
+                });
+            }
+        }
+        let kind = if requires {
+            Kind::Op {
+                op: Some(Box::new(op)),
+                parents: inputs.iter().map(|v| v.id()).collect(),
+            }
+        } else {
+            Kind::Constant
+        };
+        inner.nodes.push(Node {
+            value,
+            kind,
+            location: loc,
+        });
+        let id = inner.nodes.len() - 1;
+        drop(inner);
+        Ok(Var::new(self, id))
+    }
+
+    /// Calls node `i`'s backward rule with `grad` flowing in. Returns the rule's raw
+    /// output, the node's parents, the op's name and where it was recorded; `None` for a
+    /// node that is not an op.
+    #[allow(clippy::type_complexity)]
+    fn call_rule<'t>(
+        &'t self,
+        i: usize,
+        grad: Var<'t, T>,
+    ) -> Result<Option<(Vec<Option<Var<'t, T>>>, SmallVec<[usize; 2]>, &'static str, Loc)>> {
+        let (op, parents, location) = {
+            let mut inner = self.inner.borrow_mut();
+            let node = &mut inner.nodes[i];
+            let location = node.location;
+            match &mut node.kind {
+                Kind::Op { op, parents } => (
+                    op.take().expect("internal: backward rule re-entered"),
+                    parents.clone(),
+                    location,
+                ),
+                _ => return Ok(None),
+            }
+        };
+        let inputs: SmallVec<[Var<'t, T>; 2]> =
+            parents.iter().map(|&p| Var::new(self, p)).collect();
+        let cx = BackwardCx {
+            tape: self,
+            inputs: &inputs,
+            output: Var::new(self, i),
+            grad,
+            location,
+        };
+        let res = op.backward(&cx);
+        let name = op.name();
+        if let Kind::Op { op: slot, .. } = &mut self.inner.borrow_mut().nodes[i].kind {
+            *slot = Some(op);
+        }
+        let grads = res?;
+        if grads.len() != parents.len() {
+            return Err(Error::BadBackward {
+                op: name,
+                reason: format!("{} gradients for {} inputs", grads.len(), parents.len()),
+                location,
+            });
+        }
+        Ok(Some((grads, parents, name, location)))
+    }
+
+    /// Runs node `i`'s backward rule with `grad` flowing in; returns (parent, gradient)
+    /// pairs for the parents that require a gradient, checked for shape and anomalies.
+    fn run_rule<'t>(
+        &'t self,
+        i: usize,
+        grad: Var<'t, T>,
+    ) -> Result<SmallVec<[(usize, Var<'t, T>); 2]>> {
+        let Some((grads, parents, name, location)) = self.call_rule(i, grad)? else {
+            return Ok(SmallVec::new());
+        };
+        let mut out = SmallVec::new();
+        let mut inner = self.inner.borrow_mut();
+        for (&p, g) in parents.iter().zip(grads) {
+            let Some(g) = g else { continue };
+            if !inner.nodes[p].requires_grad() {
+                continue;
+            }
+            let (gs, ps) = (inner.nodes[g.id()].value.shape(), inner.nodes[p].value.shape());
+            if gs != ps {
+                return Err(Error::BadBackward {
+                    op: name,
+                    reason: format!("a gradient of shape {gs} for an input of shape {ps}"),
+                    location,
+                });
+            }
+            if inner.anomaly && inner.anomaly_err.is_none() {
+                if let Some(index) = inner.nodes[g.id()].value.first_non_finite() {
+                    inner.anomaly_err = Some(Error::Anomaly {
+                        op: name,
+                        phase: Phase::Backward,
+                        index,
+                        shape: gs.clone(),
+                        location,
+                    });
+                }
+            }
+            out.push((p, g));
+        }
+        drop(inner);
+        self.check_anomaly()?;
+        Ok(out)
+    }
+
+    /// Node `i`'s rule applied to `grad`, one gradient value per input slot (for local
+    /// gradient checks).
+    pub(crate) fn rule_grads(&self, i: usize, grad: Var<'_, T>) -> Result<Vec<Option<Tensor<T>>>> {
+        Ok(match self.call_rule(i, grad)? {
+            Some((grads, ..)) => grads.into_iter().map(|g| g.map(|v| v.value())).collect(),
+            None => vec![],
+        })
+    }
+
+    /// An op node's parents and output shape; `None` for leaves and constants.
+    pub(crate) fn op_parents(&self, i: usize) -> Option<(Vec<usize>, Shape)> {
+        let inner = self.inner.borrow();
+        match &inner.nodes[i].kind {
+            Kind::Op { parents, .. } => {
+                Some((parents.to_vec(), inner.nodes[i].value.shape().clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// An op node's name and recording line; `None` for leaves and constants.
+    pub(crate) fn node_info(&self, i: usize) -> Option<(&'static str, Loc)> {
+        let inner = self.inner.borrow();
+        let n = &inner.nodes[i];
+        matches!(n.kind, Kind::Op { .. }).then(|| (n.op_name(), n.location))
+    }
+
+    /// Re-evaluates node `i`'s op forward on other input values.
+    pub(crate) fn rerun(&self, i: usize, inputs: &[Tensor<T>]) -> Result<Tensor<T>> {
+        let inner = self.inner.borrow();
+        match &inner.nodes[i].kind {
+            Kind::Op { op: Some(op), .. } => {
+                let refs: Vec<&Tensor<T>> = inputs.iter().collect();
+                op.forward(&refs)
+            }
+            _ => Ok(inner.nodes[i].value.clone()),
+        }
+    }
+
+    fn seed(&self, output: usize, op: &'static str, loc: Loc) -> Result<Tensor<T>> {
+        let shape = self.shape(output);
+        if shape.numel() != 1 {
+            return Err(Error::NotScalar {
+                op,
+                shape,
+                location: loc,
+            });
+        }
+        Ok(Tensor::ones(shape))
+    }
+
+    /// First-order reverse sweep from `output`, adding gradients into bound params. Runs
+    /// with recording off and drops each rule's scratch nodes as soon as the rule returns,
+    /// so the tape does not grow and each gradient buffer is freed once consumed.
+    pub(crate) fn backward_from(
+        &self,
+        output: usize,
+        cotangent: Option<Tensor<T>>,
+        loc: Loc,
+    ) -> Result<()> {
+        self.check_anomaly()?;
+        let seed = match cotangent {
+            Some(c) => {
+                let shape = self.shape(output);
+                if c.shape() != &shape {
+                    return Err(Error::ShapeMismatch {
+                        op: "backward",
+                        expected: shape,
+                        got: c.shape().clone(),
+                        location: loc,
+                    });
+                }
+                c
+            }
+            None => self.seed(output, "backward", loc)?,
+        };
+        let mut grads: Vec<Option<Tensor<T>>> = vec![None; output + 1];
+        grads[output] = Some(seed);
+        let base = self.len();
+        self.no_grad(|| {
+            for i in (0..=output).rev() {
+                let Some(g) = grads[i].take() else { continue };
+                let param = match &self.inner.borrow().nodes[i].kind {
+                    Kind::Param(p) => Some(p.clone()),
+                    Kind::Op { .. } => None,
+                    _ => continue,
+                };
+                if let Some(p) = param {
+                    p.accumulate_grad(g);
+                    continue;
+                }
+                let gid = self.push(g, Kind::Constant, loc);
+                let res = self.run_rule(i, Var::new(self, gid));
+                let pairs = match res {
+                    Ok(pairs) => pairs,
+                    Err(e) => {
+                        self.inner.borrow_mut().nodes.truncate(base);
+                        return Err(e);
+                    }
+                };
+                {
+                    let inner = self.inner.borrow();
+                    for (p, gv) in pairs {
+                        let t = inner.nodes[gv.id()].value.clone();
+                        match &mut grads[p] {
+                            slot @ None => *slot = Some(t),
+                            Some(acc) => acc
+                                .zip_mut_with(&t, |a, b| *a += b)
+                                .expect("internal: gradient shapes checked"),
+                        }
+                    }
+                }
+                self.inner.borrow_mut().nodes.truncate(base);
+            }
+            Ok(())
+        })
+    }
+
+    /// Gradients of a one-element `output` with respect to `inputs`, as `Var`s on this
+    /// tape that can be differentiated again (second derivatives, Hessian-vector products,
+    /// gradient penalties). Params are not touched. An input that `output` does not depend
+    /// on gets a zero gradient.
+    ///
+    /// # Errors
+    /// [`Error::NotScalar`] for a multi-element output; [`Error::NoBackward`] when the path
+    /// crosses an op without a backward rule; [`Error::ForeignVar`]; [`Error::Anomaly`].
+    #[track_caller]
+    pub fn grad<'t>(
+        &'t self,
+        output: Var<'t, T>,
+        inputs: &[Var<'t, T>],
+    ) -> Result<Vec<Var<'t, T>>> {
+        let loc = Location::caller();
+        let seed = self.seed(output.id(), "grad", loc)?;
+        let seed = self.push(seed, Kind::Constant, loc);
+        self.grad_impl(output, Var::new(self, seed), inputs, loc)
+    }
+
+    /// The vector-Jacobian product `Jᵀ·cotangent` of `output` with respect to `inputs`
+    /// (as [`Tape::grad`], for an output of any shape).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the cotangent's shape differs from the output's; as
+    /// [`Tape::grad`] otherwise.
+    #[track_caller]
+    pub fn vjp<'t>(
+        &'t self,
+        output: Var<'t, T>,
+        cotangent: Var<'t, T>,
+        inputs: &[Var<'t, T>],
+    ) -> Result<Vec<Var<'t, T>>> {
+        let loc = Location::caller();
+        let (os, cs) = (output.shape(), cotangent.shape());
+        if os != cs {
+            return Err(Error::ShapeMismatch {
+                op: "vjp",
+                expected: os,
+                got: cs,
+                location: loc,
+            });
+        }
+        self.grad_impl(output, cotangent, inputs, loc)
+    }
+
+    fn grad_impl<'t>(
+        &'t self,
+        output: Var<'t, T>,
+        seed: Var<'t, T>,
+        inputs: &[Var<'t, T>],
+        loc: Loc,
+    ) -> Result<Vec<Var<'t, T>>> {
+        self.check_anomaly()?;
+        if let Some(_v) = inputs
+            .iter()
+            .chain([&output, &seed])
+            .find(|v| !std::ptr::eq(v.tape(), self))
+        {
+            return Err(Error::ForeignVar {
+                op: "grad",
+                location: loc,
+            });
+        }
+        let out = output.id();
+        let mut grads: Vec<Option<Var<'t, T>>> = vec![None; out + 1];
+        grads[out] = Some(seed);
+        // Nodes older than every input cannot lie on a path from an input to the output.
+        let stop = inputs.iter().map(|v| v.id()).min().unwrap_or(out + 1);
+        for i in (stop..=out).rev() {
+            let Some(g) = grads[i] else { continue };
+            for (p, gp) in self.run_rule(i, g)? {
+                grads[p] = Some(match grads[p] {
+                    None => gp,
+                    Some(acc) => acc.add(gp)?,
+                });
+            }
+        }
+        Ok(inputs
+            .iter()
+            .map(|v| match grads.get(v.id()).copied().flatten() {
+                Some(g) => g,
+                None => {
+                    let z = self.value(v.id()).zeros_like();
+                    Var::new(self, self.push(z, Kind::Constant, loc))
+                }
+            })
+            .collect())
+    }
+}
+
+impl<T: Float> fmt::Display for Tape<T> {
+    /// One line per node: id, op, output shape, inputs and the line that recorded it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.inner.borrow();
+        for (i, n) in inner.nodes.iter().enumerate() {
+            write!(f, "#{i:<4} {:<14} {:<16}", n.op_name(), n.value.shape().to_string())?;
+            match &n.kind {
+                Kind::Op { parents, .. } => {
+                    let ps: Vec<String> = parents.iter().map(|p| format!("#{p}")).collect();
+                    write!(f, " <- {:<12}", ps.join(", "))?;
+                }
+                Kind::Param(p) => write!(f, " {:<15}", p.name().unwrap_or_default())?,
+                _ => write!(f, " {:<15}", "")?,
+            }
+            writeln!(f, " at {}", n.location)?;
+        }
+        Ok(())
+    }
+}
+
+impl<T: Float> fmt::Debug for Tape<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tape({} nodes)\n{self}", self.len())
+    }
+}

@@ -1,0 +1,29 @@
+//! Flat gathers and scatters: the one mechanism behind slicing, index selection, arg-max
+//! routing, pooling windows and im2col. A gather and a scatter-add with the same index list
+//! are each other's transpose, which makes every op built on them differentiable to any order.
+
+/// The index that stands for "outside the input" (padding): reads give the fill value,
+/// scatters drop the element.
+pub const PAD: usize = usize::MAX;
+
+/// `out[k] = x[idx[k]]`, or `fill` where `idx[k] == PAD`.
+pub(crate) fn gather<T: Copy>(x: &[T], idx: &[usize], fill: T) -> Vec<T> {
+    idx.iter()
+        .map(|&i| if i == PAD { fill } else { x[i] })
+        .collect()
+}
+
+/// `out = zeros(n); out[idx[k]] += src[k]` (entries with `PAD` are dropped).
+pub(crate) fn scatter_add<T: Copy + std::ops::AddAssign + Default>(
+    src: &[T],
+    idx: &[usize],
+    n: usize,
+) -> Vec<T> {
+    let mut out = vec![T::default(); n];
+    for (&i, &v) in idx.iter().zip(src) {
+        if i != PAD {
+            out[i] += v;
+        }
+    }
+    out
+}

@@ -1,0 +1,351 @@
+//! N-dimensional row-major tensors with shared storage, without autodiff.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `shape.rs` | [`Shape`], axes, broadcasting, strides |
+//! | `float.rs` | the [`Float`] element trait (f32, f64) and [`DType`] |
+//! | `ops.rs` | value-level maths: elementwise, reductions, matmul, indexing |
+//! | `kernels/` | the raw loops those call |
+//!
+//! A tensor is always contiguous; cloning shares the buffer, and in-place methods copy it
+//! first only when it is shared (copy on write). A one-element tensor keeps its value
+//! inline, so scalar graphs (micrograd-style) allocate nothing per value.
+
+mod float;
+pub(crate) mod kernels;
+mod ops;
+mod shape;
+
+use std::fmt;
+use std::sync::Arc;
+
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal, Uniform};
+
+pub use float::{DType, Float};
+pub use kernels::index::PAD;
+pub use shape::Shape;
+
+use crate::error::{Error, Result};
+
+#[derive(Clone)]
+enum Storage<T> {
+    One(T),
+    Shared(Arc<Vec<T>>),
+}
+
+/// An n-dimensional array of `f32` or `f64`, row-major, cheap to clone.
+///
+/// ```
+/// use autograd::Tensor;
+/// let t = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])?;
+/// assert_eq!(t.dims(), &[2, 3]);
+/// assert_eq!(t.at(&[1, 2])?, 6.0);
+/// let s = t.sum_axes(&[1], false)?;
+/// assert_eq!(s.to_vec(), vec![6.0, 15.0]);
+/// # Ok::<(), autograd::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Tensor<T> {
+    storage: Storage<T>,
+    shape: Shape,
+}
+
+impl<T: Float> Tensor<T> {
+    /// Builds a tensor from row-major data.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `data.len()` is not the product of the dimensions.
+    #[track_caller]
+    pub fn from_vec(data: Vec<T>, shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        if data.len() != shape.numel() {
+            return Err(Error::ShapeMismatch {
+                op: "from_vec",
+                expected: shape,
+                got: Shape::from([data.len()]),
+                location: std::panic::Location::caller(),
+            });
+        }
+        Ok(Self::from_parts(data, shape))
+    }
+
+    /// Builds a tensor whose element count is known to match (kernels' outputs).
+    pub(crate) fn from_parts(data: Vec<T>, shape: Shape) -> Self {
+        debug_assert_eq!(data.len(), shape.numel(), "internal: kernel output size");
+        let storage = if data.len() == 1 {
+            Storage::One(data[0])
+        } else {
+            Storage::Shared(Arc::new(data))
+        };
+        Tensor { storage, shape }
+    }
+
+    /// A 0-d tensor holding one value.
+    pub fn scalar(x: T) -> Self {
+        Tensor {
+            storage: Storage::One(x),
+            shape: Shape::scalar(),
+        }
+    }
+
+    /// A tensor of `shape` filled with `value`.
+    pub fn full(shape: impl Into<Shape>, value: T) -> Self {
+        let shape = shape.into();
+        if shape.numel() == 1 {
+            return Tensor {
+                storage: Storage::One(value),
+                shape,
+            };
+        }
+        Self::from_parts(vec![value; shape.numel()], shape)
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: impl Into<Shape>) -> Self {
+        Self::full(shape, T::zero())
+    }
+
+    /// A tensor of ones.
+    pub fn ones(shape: impl Into<Shape>) -> Self {
+        Self::full(shape, T::one())
+    }
+
+    /// Zeros with this tensor's shape.
+    pub fn zeros_like(&self) -> Self {
+        Self::zeros(self.shape.clone())
+    }
+
+    /// Ones with this tensor's shape.
+    pub fn ones_like(&self) -> Self {
+        Self::ones(self.shape.clone())
+    }
+
+    /// `[0, 1, ..., n-1]` as a 1-d tensor.
+    pub fn arange(n: usize) -> Self {
+        Self::from_parts((0..n).map(|i| T::of(i as f64)).collect(), Shape::from([n]))
+    }
+
+    /// The `n × n` identity matrix.
+    pub fn eye(n: usize) -> Self {
+        let mut d = vec![T::zero(); n * n];
+        for i in 0..n {
+            d[i * n + i] = T::one();
+        }
+        Self::from_parts(d, Shape::from([n, n]))
+    }
+
+    /// Builds a tensor by calling `f` with each flat (row-major) index.
+    pub fn from_fn(shape: impl Into<Shape>, f: impl FnMut(usize) -> T) -> Self {
+        let shape = shape.into();
+        Self::from_parts((0..shape.numel()).map(f).collect(), shape)
+    }
+
+    /// Uniform samples in `[0, 1)` from a seeded generator.
+    ///
+    /// ```
+    /// use rand::SeedableRng;
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let t = autograd::Tensor::<f32>::rand([2, 2], &mut rng);
+    /// assert!(t.to_vec().iter().all(|&x| (0.0..1.0).contains(&x)));
+    /// ```
+    pub fn rand(shape: impl Into<Shape>, rng: &mut impl Rng) -> Self {
+        Self::uniform(shape, T::zero(), T::one(), rng)
+    }
+
+    /// Uniform samples in `[low, high)`.
+    pub fn uniform(shape: impl Into<Shape>, low: T, high: T, rng: &mut impl Rng) -> Self {
+        let shape = shape.into();
+        let (lo, hi) = (low.as_f64(), high.as_f64());
+        let data = if hi > lo {
+            let d = Uniform::new(lo, hi).expect("internal: checked low < high");
+            (0..shape.numel())
+                .map(|_| T::of(d.sample(rng)))
+                .collect()
+        } else {
+            vec![low; shape.numel()]
+        };
+        Self::from_parts(data, shape)
+    }
+
+    /// Standard normal samples from a seeded generator.
+    pub fn randn(shape: impl Into<Shape>, rng: &mut impl Rng) -> Self {
+        let shape = shape.into();
+        let data = (0..shape.numel())
+            .map(|_| {
+                let z: f64 = StandardNormal.sample(rng);
+                T::of(z)
+            })
+            .collect();
+        Self::from_parts(data, shape)
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    /// The dimensions as a slice.
+    pub fn dims(&self) -> &[usize] {
+        self.shape.dims()
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.shape.rank()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.numel()
+    }
+
+    /// The elements in row-major order.
+    pub fn as_slice(&self) -> &[T] {
+        match &self.storage {
+            Storage::One(x) => std::slice::from_ref(x),
+            Storage::Shared(v) => v,
+        }
+    }
+
+    /// Mutable access to the elements, copying the buffer first if it is shared.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        match &mut self.storage {
+            Storage::One(x) => std::slice::from_mut(x),
+            Storage::Shared(v) => Arc::make_mut(v).as_mut_slice(),
+        }
+    }
+
+    /// A copy of the elements in row-major order.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.as_slice().to_vec()
+    }
+
+    /// Whether two tensors share one buffer (a clone and its source do).
+    pub fn shares_storage(&self, other: &Self) -> bool {
+        match (&self.storage, &other.storage) {
+            (Storage::Shared(a), Storage::Shared(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// The element at a multi-index.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the index has the wrong length or is out of range.
+    #[track_caller]
+    pub fn at(&self, index: &[usize]) -> Result<T> {
+        if index.len() != self.rank() || index.iter().zip(self.dims()).any(|(&i, &d)| i >= d) {
+            return Err(Error::invalid(
+                "at",
+                format!("index {index:?} is out of range"),
+                &self.shape,
+            ));
+        }
+        let off: usize = index
+            .iter()
+            .zip(self.shape.strides().iter())
+            .map(|(i, s)| i * s)
+            .sum();
+        Ok(self.as_slice()[off])
+    }
+
+    /// The value of a one-element tensor.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the tensor has more or fewer than one element.
+    #[track_caller]
+    pub fn item(&self) -> Result<T> {
+        if self.numel() != 1 {
+            return Err(Error::invalid(
+                "item",
+                "only a one-element tensor has an item",
+                &self.shape,
+            ));
+        }
+        Ok(self.as_slice()[0])
+    }
+
+    /// Converts the elements to another float type.
+    pub fn cast<U: Float>(&self) -> Tensor<U> {
+        Tensor::from_parts(
+            self.as_slice().iter().map(|x| U::of(x.as_f64())).collect(),
+            self.shape.clone(),
+        )
+    }
+
+    /// The flat index of the first NaN or infinite element, if any.
+    pub fn first_non_finite(&self) -> Option<usize> {
+        self.as_slice().iter().position(|x| !x.is_finite())
+    }
+
+    /// The same data under another shape with the same element count (no copy).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the element counts differ.
+    #[track_caller]
+    pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        if shape.numel() != self.numel() {
+            return Err(Error::ShapeMismatch {
+                op: "reshape",
+                expected: shape,
+                got: self.shape.clone(),
+                location: std::panic::Location::caller(),
+            });
+        }
+        Ok(Tensor {
+            storage: self.storage.clone(),
+            shape,
+        })
+    }
+}
+
+impl<T: Float> PartialEq for Tensor<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.as_slice() == other.as_slice()
+    }
+}
+
+impl<T: Float> fmt::Debug for Tensor<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tensor<{:?}>{} ", T::DTYPE, self.shape)?;
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl<T: Float> fmt::Display for Tensor<T> {
+    /// Nested brackets, eliding the middle of long dimensions (like NumPy past 6 entries).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn rec<T: Float>(
+            f: &mut fmt::Formatter<'_>,
+            data: &[T],
+            dims: &[usize],
+            prec: Option<usize>,
+        ) -> fmt::Result {
+            if dims.is_empty() {
+                return match prec {
+                    Some(p) => write!(f, "{:.*}", p, data[0]),
+                    None => write!(f, "{:.4}", data[0]),
+                };
+            }
+            let n = dims[0];
+            let step = data.len() / n.max(1);
+            write!(f, "[")?;
+            for i in 0..n {
+                if n > 6 && i == 3 {
+                    write!(f, ", ...")?;
+                }
+                if n > 6 && (3..n - 3).contains(&i) {
+                    continue;
+                }
+                if i > 0 {
+                    write!(f, ", ")?;
+                }
+                rec(f, &data[i * step..(i + 1) * step], &dims[1..], prec)?;
+            }
+            write!(f, "]")
+        }
+        rec(f, self.as_slice(), self.dims(), f.precision())
+    }
+}
