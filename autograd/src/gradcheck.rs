@@ -426,7 +426,7 @@ where
     let out_shape = eval(&f, inputs)?.shape().clone();
     let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x9e37_79b9);
     let u = Tensor::<f64>::randn(out_shape, &mut rng);
-    let vjp = higher_ranked(move |vars| {
+    let vjp = func(move |vars| {
         let tape = vars[0].tape();
         let y = f(vars)?;
         let c = tape.constant(u.clone());
@@ -440,9 +440,17 @@ where
     check(&vjp, inputs, opts, 2)
 }
 
-/// Pins a closure's signature to the higher-ranked one gradcheck needs (closures do not
-/// infer `for<'t>` from their body).
-fn higher_ranked<F>(f: F) -> F
+/// Pins a closure's signature to the higher-ranked one the checks need. A closure passed
+/// straight to [`gradcheck`] gets it by inference; one stored in a `let` first does not,
+/// so wrap it in `func`:
+///
+/// ```
+/// use autograd::{gradcheck, gradcheck::func, GradcheckOptions, Tensor};
+/// let f = func(|v| Ok(v[0].exp().sum()));
+/// gradcheck(&f, &[Tensor::from_vec(vec![0.1, 0.2], [2])?], &GradcheckOptions::default())?;
+/// # Ok::<(), autograd::Error>(())
+/// ```
+pub fn func<F>(f: F) -> F
 where
     F: for<'t> Fn(&[Var<'t, f64>]) -> Result<Var<'t, f64>>,
 {

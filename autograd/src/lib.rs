@@ -21,8 +21,8 @@
 //! assert!((ddx.item()? - (2.0 * 0.3f64.cos() - 0.3 * 0.3f64.sin())).abs() < 1e-12);
 //!
 //! // check a function's gradients against finite differences
-//! let f = |v: &[autograd::Var<'_, f64>]| Ok(v[0].sigmoid().mul(v[0])?.sum());
-//! gradcheck(f, &[Tensor::from_vec(vec![0.1, -0.7], [2])?], &GradcheckOptions::default())?;
+//! let f = autograd::gradcheck::func(|v| Ok(v[0].sigmoid().mul(v[0])?.sum()));
+//! gradcheck(&f, &[Tensor::from_vec(vec![0.1, -0.7], [2])?], &GradcheckOptions::default())?;
 //! # Ok::<(), autograd::Error>(())
 //! ```
 #![warn(missing_docs)]
