@@ -2,6 +2,8 @@
 //! network building blocks ([`nn`]) and PyTorch-exact optimisers ([`optim`]).
 #![warn(missing_docs)]
 
+pub mod datasets;
+
 pub use autograd;
 pub use nn;
 pub use optim;
@@ -10,3 +12,8 @@ pub use optim;
 pub mod prelude {
     pub use autograd::{Param, Tape, Tensor, Var};
 }
+
+/// The README's example runs as a doc test, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
