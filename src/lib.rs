@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod datasets;
+pub mod guide;
 
 pub use autograd;
 pub use nn;
