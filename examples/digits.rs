@@ -7,6 +7,12 @@
 //! An MLP 64 → 32 (ReLU) → 10 trained with softmax cross-entropy and mini-batch SGD written
 //! by hand over `Param`s, on a seeded 1500/297 split.
 
+// glibc's allocator hands large freed buffers back to the OS and page-faults them in again
+// on the next step; on graphs of large tensors that cost 7x in backward (measured:
+// tanh forward+backward on 10^6 elements, 11.5 vs 1.3 ns/element). mimalloc keeps them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Result;
 use autograd::{Param, Tape, Tensor};
 use clap::Parser;
@@ -50,7 +56,9 @@ fn main() -> Result<()> {
     let params = [&w1, &b1, &w2, &b2];
 
     let bar = ProgressBar::new(args.epochs as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg}")?);
+    bar.set_style(ProgressStyle::with_template(
+        "{bar:30} epoch {pos}/{len} {msg}",
+    )?);
     let mut order: Vec<usize> = (0..train.len()).collect();
     for _ in 0..args.epochs {
         order.shuffle(&mut rng);

@@ -300,7 +300,14 @@ impl<T: Float> Tape<T> {
         &'t self,
         i: usize,
         grad: Var<'t, T>,
-    ) -> Result<Option<(Vec<Option<Var<'t, T>>>, SmallVec<[usize; 2]>, &'static str, Loc)>> {
+    ) -> Result<
+        Option<(
+            Vec<Option<Var<'t, T>>>,
+            SmallVec<[usize; 2]>,
+            &'static str,
+            Loc,
+        )>,
+    > {
         let (op, parents, location) = {
             let mut inner = self.inner.borrow_mut();
             let node = &mut inner.nodes[i];
@@ -356,7 +363,10 @@ impl<T: Float> Tape<T> {
             if !inner.nodes[p].requires_grad() {
                 continue;
             }
-            let (gs, ps) = (inner.nodes[g.id()].value.shape(), inner.nodes[p].value.shape());
+            let (gs, ps) = (
+                inner.nodes[g.id()].value.shape(),
+                inner.nodes[p].value.shape(),
+            );
             if gs != ps {
                 return Err(Error::BadBackward {
                     op: name,
@@ -596,7 +606,12 @@ impl<T: Float> fmt::Display for Tape<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = self.inner.borrow();
         for (i, n) in inner.nodes.iter().enumerate() {
-            write!(f, "#{i:<4} {:<14} {:<16}", n.op_name(), n.value.shape().to_string())?;
+            write!(
+                f,
+                "#{i:<4} {:<14} {:<16}",
+                n.op_name(),
+                n.value.shape().to_string()
+            )?;
             match &n.kind {
                 Kind::Op { parents, .. } => {
                     let ps: Vec<String> = parents.iter().map(|p| format!("#{p}")).collect();

@@ -36,7 +36,9 @@ fn range(series: &[Series], f: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
         .iter()
         .flat_map(|s| s.points.iter().map(&f))
         .filter(|v| v.is_finite());
-    let (lo, hi) = vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    let (lo, hi) = vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+        (l.min(v), h.max(v))
+    });
     if lo >= hi {
         (lo - 1.0, hi + 1.0)
     } else {
@@ -81,7 +83,9 @@ pub fn line_chart(
         chart
             .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
             .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -110,7 +114,13 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
         println!("| {} |", parts.join(" | "));
     };
     line(header.iter().map(|s| s.to_string()).collect());
-    println!("|{}|", w.iter().map(|n| "-".repeat(n + 2)).collect::<Vec<_>>().join("|"));
+    println!(
+        "|{}|",
+        w.iter()
+            .map(|n| "-".repeat(n + 2))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
     for r in rows {
         line(r.clone());
     }

@@ -25,7 +25,11 @@ pub fn reduce_to_shape<'t, T: Float>(g: Var<'t, T>, shape: &Shape) -> Result<Var
         .filter(|&i| i < lead || (shape[i - lead] == 1 && gs[i] != 1))
         .map(|i| i as isize)
         .collect();
-    let summed = if axes.is_empty() { g } else { g.sum_axes(&axes, true)? };
+    let summed = if axes.is_empty() {
+        g
+    } else {
+        g.sum_axes(&axes, true)?
+    };
     summed.reshape(shape.clone())
 }
 

@@ -51,7 +51,10 @@ fn windows(
     let (Some(oh), Some(ow)) = (oh, ow) else {
         return Err(Error::invalid(
             op,
-            format!("a {kh}x{kw} window (stride {:?}, padding {:?}, dilation {:?}) does not fit", a.stride, a.padding, a.dilation),
+            format!(
+                "a {kh}x{kw} window (stride {:?}, padding {:?}, dilation {:?}) does not fit",
+                a.stride, a.padding, a.dilation
+            ),
             x,
         ));
     };
@@ -64,8 +67,8 @@ fn windows(
                     for i in 0..kh {
                         let r = (y * a.stride.0 + i * a.dilation.0) as isize - a.padding.0 as isize;
                         for j in 0..kw {
-                            let q = (z * a.stride.1 + j * a.dilation.1) as isize
-                                - a.padding.1 as isize;
+                            let q =
+                                (z * a.stride.1 + j * a.dilation.1) as isize - a.padding.1 as isize;
                             let inside = r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < w;
                             idx.push(if inside {
                                 plane + r as usize * w + q as usize
@@ -105,7 +108,10 @@ impl<'t, T: Float> Var<'t, T> {
         if g == 0 || xs[1] % g != 0 || ws[0] % g != 0 || ws[1] * g != xs[1] {
             return Err(Error::invalid(
                 "conv2d",
-                format!("input channels {} do not match weight {ws} with {g} groups", xs[1]),
+                format!(
+                    "input channels {} do not match weight {ws} with {g} groups",
+                    xs[1]
+                ),
                 &xs,
             ));
         }
@@ -152,14 +158,25 @@ impl<'t, T: Float> Var<'t, T> {
             .reshape([n, co, oh, ow])
     }
 
-    fn pool_windows(self, op: &'static str, kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize), fill: T) -> Result<Self> {
+    fn pool_windows(
+        self,
+        op: &'static str,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        fill: T,
+    ) -> Result<Self> {
         let xs = self.shape();
         check_rank4(op, &xs)?;
         if kernel.0 == 0 || kernel.1 == 0 {
             return Err(Error::invalid(op, "kernel size must be positive", &xs));
         }
         if padding.0 * 2 > kernel.0 || padding.1 * 2 > kernel.1 {
-            return Err(Error::invalid(op, "padding must be at most half the kernel size", &xs));
+            return Err(Error::invalid(
+                op,
+                "padding must be at most half the kernel size",
+                &xs,
+            ));
         }
         let args = Conv2dArgs {
             stride,
@@ -180,9 +197,20 @@ impl<'t, T: Float> Var<'t, T> {
     /// # Errors
     /// [`Error::InvalidArgument`] for a non-NCHW input or a window that does not fit.
     #[track_caller]
-    pub fn max_pool2d(self, kernel: (usize, usize), stride: Option<(usize, usize)>, padding: (usize, usize)) -> Result<Self> {
-        self.pool_windows("max_pool2d", kernel, stride.unwrap_or(kernel), padding, T::min_value())?
-            .max_axes(&[-1], false)
+    pub fn max_pool2d(
+        self,
+        kernel: (usize, usize),
+        stride: Option<(usize, usize)>,
+        padding: (usize, usize),
+    ) -> Result<Self> {
+        self.pool_windows(
+            "max_pool2d",
+            kernel,
+            stride.unwrap_or(kernel),
+            padding,
+            T::min_value(),
+        )?
+        .max_axes(&[-1], false)
     }
 
     /// Mean over `kernel` windows (stride = kernel when `None`; padded zeros count, as
@@ -191,8 +219,19 @@ impl<'t, T: Float> Var<'t, T> {
     /// # Errors
     /// [`Error::InvalidArgument`] for a non-NCHW input or a window that does not fit.
     #[track_caller]
-    pub fn avg_pool2d(self, kernel: (usize, usize), stride: Option<(usize, usize)>, padding: (usize, usize)) -> Result<Self> {
-        self.pool_windows("avg_pool2d", kernel, stride.unwrap_or(kernel), padding, T::zero())?
-            .mean_axes(&[-1], false)
+    pub fn avg_pool2d(
+        self,
+        kernel: (usize, usize),
+        stride: Option<(usize, usize)>,
+        padding: (usize, usize),
+    ) -> Result<Self> {
+        self.pool_windows(
+            "avg_pool2d",
+            kernel,
+            stride.unwrap_or(kernel),
+            padding,
+            T::zero(),
+        )?
+        .mean_axes(&[-1], false)
     }
 }

@@ -72,7 +72,13 @@ impl<'t, T: Float> Var<'t, T> {
     /// [`crate::Error::Broadcast`] when batch dimensions do not broadcast.
     #[track_caller]
     pub fn matmul(self, rhs: Self) -> Result<Self> {
-        self.binary(MatMul { ta: false, tb: false }, rhs)
+        self.binary(
+            MatMul {
+                ta: false,
+                tb: false,
+            },
+            rhs,
+        )
     }
 
     /// `op(self)·op(rhs)` with optional transposes of the last two axes (no copy).

@@ -43,7 +43,10 @@ impl<'t, T: Float> Var<'t, T> {
         if s.rank() != 2 || targets.len() != s[0] {
             return Err(Error::invalid(
                 "nll",
-                format!("expected [N, C] scores and N targets, got {} targets", targets.len()),
+                format!(
+                    "expected [N, C] scores and N targets, got {} targets",
+                    targets.len()
+                ),
                 &s,
             ));
         }
@@ -55,7 +58,11 @@ impl<'t, T: Float> Var<'t, T> {
                 &s,
             ));
         }
-        let idx = targets.iter().enumerate().map(|(n, &t)| n * c + t).collect();
+        let idx = targets
+            .iter()
+            .enumerate()
+            .map(|(n, &t)| n * c + t)
+            .collect();
         let picked = self.gather_named("pick_target", idx, Shape::from([targets.len()]), T::zero());
         Ok(picked.mean().neg())
     }
@@ -68,7 +75,11 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn cross_entropy(self, targets: &[usize]) -> Result<Self> {
         if self.rank() != 2 {
-            return Err(Error::invalid("cross_entropy", "expected [N, C] logits", &self.shape()));
+            return Err(Error::invalid(
+                "cross_entropy",
+                "expected [N, C] logits",
+                &self.shape(),
+            ));
         }
         self.log_softmax(-1)?.nll(targets)
     }

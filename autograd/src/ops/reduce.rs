@@ -151,7 +151,9 @@ impl<'t, T: Float> Var<'t, T> {
         let m = self.max_axes(axes, true)?.detach();
         // An all -inf group would give -inf - -inf = NaN; shift by 0 there instead.
         let m = if m.value().as_slice().iter().any(|v| v.is_infinite()) {
-            let safe = m.value().map(|v| if v.is_infinite() { T::zero() } else { v });
+            let safe = m
+                .value()
+                .map(|v| if v.is_infinite() { T::zero() } else { v });
             self.tape().constant(safe)
         } else {
             m

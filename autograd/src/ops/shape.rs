@@ -216,7 +216,11 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn concat(vars: &[Self], axis: isize) -> Result<Self> {
         let Some(first) = vars.first() else {
-            return Err(Error::invalid("concat", "needs at least one input", &Shape::scalar()));
+            return Err(Error::invalid(
+                "concat",
+                "needs at least one input",
+                &Shape::scalar(),
+            ));
         };
         let ax = first.shape().axis("concat", axis)?;
         first.tape().record(Concat(ax), vars, Location::caller())

@@ -14,7 +14,9 @@ use crate::var::Var;
 /// maps, which is locally constant.
 #[track_caller]
 pub(crate) fn mask<'t, T: Float>(x: Var<'t, T>, pred: impl Fn(T) -> bool) -> Var<'t, T> {
-    let m = x.value().map(|v| if pred(v) { T::one() } else { T::zero() });
+    let m = x
+        .value()
+        .map(|v| if pred(v) { T::one() } else { T::zero() });
     x.tape().constant(m)
 }
 
@@ -84,7 +86,7 @@ unary_op!(
 );
 unary_op!(
     /// `y = tanh x`; `dy/dx = 1 - y²`.
-    Tanh, "tanh", |v| v.tanh(), |x, y| Ok(y.square().rsub_scalar(T::one()))
+    Tanh, "tanh", |v| v.tanh_v(), |x, y| Ok(y.square().rsub_scalar(T::one()))
 );
 unary_op!(
     /// `y = 1/(1 + e⁻ˣ)`, evaluated without overflow for either sign; `dy/dx = y(1 - y)`.
