@@ -177,6 +177,189 @@ fn w4(a: &Args) -> Result<Vec<Value>> {
     Ok(res)
 }
 
+/// The 100 two-moons points of W5 (`data/moons.csv`, copied from `../shared/bench`),
+/// labels mapped to -1/+1.
+fn moons() -> Result<(Vec<[f64; 2]>, Vec<f64>)> {
+    let text = include_str!("../data/moons.csv");
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let f: Vec<f64> = line
+            .split(',')
+            .map(|v| v.trim().parse::<f64>())
+            .collect::<Result<_, _>>()?;
+        anyhow::ensure!(f.len() == 3, "moons.csv: bad row {line:?}");
+        xs.push([f[0], f[1]]);
+        ys.push(2.0 * f[2] - 1.0);
+    }
+    Ok((xs, ys))
+}
+
+/// W5's MLP 2 -> 16 -> 16 -> 1 as micrograd builds it: one scalar Param per weight,
+/// weights U(-1, 1), biases 0. `layers[l][j] = (weights of neuron j, its bias)`.
+type ScalarMlp = Vec<Vec<(Vec<Param<f64>>, Param<f64>)>>;
+
+fn scalar_mlp(rng: &mut StdRng) -> ScalarMlp {
+    let sizes = [2, 16, 16, 1];
+    sizes
+        .windows(2)
+        .map(|w| {
+            (0..w[1])
+                .map(|_| {
+                    let ws = (0..w[0])
+                        .map(|_| Param::new(Tensor::uniform([], -1.0, 1.0, rng)))
+                        .collect();
+                    (ws, Param::new(Tensor::scalar(0.0)))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// W5, the micrograd demo: hinge loss + 1e-4 L2 on a graph of scalar nodes, full-batch SGD
+/// for 100 steps with lr = 1 - 0.9 k/100. Returns (seconds, final loss, final accuracy).
+fn w5_scalar(xs: &[[f64; 2]], ys: &[f64]) -> Result<(f64, f64, f64)> {
+    let mut rng = StdRng::seed_from_u64(1337);
+    let model = scalar_mlp(&mut rng);
+    let params: Vec<&Param<f64>> = model
+        .iter()
+        .flatten()
+        .flat_map(|(ws, b)| ws.iter().chain([b]))
+        .collect();
+    let n_layers = model.len();
+    let (mut loss_v, mut acc) = (0.0, 0.0);
+    let t0 = Instant::now();
+    for k in 0..100 {
+        let tape = Tape::<f64>::new();
+        let bound: Vec<Vec<(Vec<Var<'_, f64>>, Var<'_, f64>)>> = model
+            .iter()
+            .map(|layer| {
+                layer
+                    .iter()
+                    .map(|(ws, b)| (ws.iter().map(|w| tape.param(w)).collect(), tape.param(b)))
+                    .collect()
+            })
+            .collect();
+        let mut data_loss = tape.constant(Tensor::scalar(0.0));
+        let mut correct = 0;
+        for (x, &y) in xs.iter().zip(ys) {
+            let mut h: Vec<Var<'_, f64>> = x
+                .iter()
+                .map(|&v| tape.constant(Tensor::scalar(v)))
+                .collect();
+            for (l, layer) in bound.iter().enumerate() {
+                h = layer
+                    .iter()
+                    .map(|(ws, b)| {
+                        let act = ws.iter().zip(&h).fold(*b, |acc, (&w, &xi)| acc + w * xi);
+                        if l + 1 < n_layers {
+                            act.relu()
+                        } else {
+                            act
+                        }
+                    })
+                    .collect();
+            }
+            let score = h[0];
+            correct += usize::from((y > 0.0) == (score.item()? > 0.0));
+            data_loss = data_loss + (score * -y + 1.0).relu();
+        }
+        let data_loss = data_loss * (1.0 / xs.len() as f64);
+        let reg = bound
+            .iter()
+            .flatten()
+            .flat_map(|(ws, b)| ws.iter().chain([b]))
+            .fold(tape.constant(Tensor::scalar(0.0)), |acc, &p| acc + p * p);
+        let loss = data_loss + reg * 1e-4;
+        for p in &params {
+            p.zero_grad();
+        }
+        loss.backward()?;
+        let lr = 1.0 - 0.9 * k as f64 / 100.0;
+        for p in &params {
+            p.update(|v, g| match g {
+                Some(g) => v.zip_mut_with(g, |w, g| *w -= lr * g),
+                None => Ok(()),
+            })?;
+        }
+        loss_v = loss.item()?;
+        acc = correct as f64 / xs.len() as f64;
+    }
+    Ok((t0.elapsed().as_secs_f64(), loss_v, acc))
+}
+
+/// W5 with batched tensors: one matmul per layer.
+fn w5_batched(xs: &[[f64; 2]], ys: &[f64]) -> Result<(f64, f64, f64)> {
+    let mut rng = StdRng::seed_from_u64(1337);
+    let sizes = [2usize, 16, 16, 1];
+    let params: Vec<(Param<f32>, Param<f32>)> = sizes
+        .windows(2)
+        .map(|w| {
+            (
+                Param::new(Tensor::uniform([w[0], w[1]], -1.0, 1.0, &mut rng)),
+                Param::new(Tensor::zeros([w[1]])),
+            )
+        })
+        .collect();
+    let x = Tensor::from_vec(
+        xs.iter().flatten().map(|&v| v as f32).collect(),
+        [xs.len(), 2],
+    )?;
+    let y = Tensor::from_vec(ys.iter().map(|&v| v as f32).collect(), [ys.len(), 1])?;
+    let (mut loss_v, mut acc) = (0.0, 0.0);
+    let t0 = Instant::now();
+    for k in 0..100 {
+        let tape = Tape::<f32>::new();
+        let mut h = tape.constant(x.clone());
+        for (l, (w, b)) in params.iter().enumerate() {
+            h = h.matmul(tape.param(w))?.add(tape.param(b))?;
+            if l + 1 < params.len() {
+                h = h.relu();
+            }
+        }
+        let yv = tape.constant(y.clone());
+        let data_loss = h.mul(yv)?.rsub_scalar(1.0).relu().mean();
+        let mut reg = tape.constant(Tensor::scalar(0.0));
+        for (w, b) in &params {
+            reg = reg + tape.param(w).square().sum() + tape.param(b).square().sum();
+        }
+        let loss = data_loss + reg * 1e-4;
+        for (w, b) in &params {
+            w.zero_grad();
+            b.zero_grad();
+        }
+        loss.backward()?;
+        let lr = 1.0 - 0.9 * k as f32 / 100.0;
+        for p in params.iter().flat_map(|(w, b)| [w, b]) {
+            p.update(|v, g| match g {
+                Some(g) => v.zip_mut_with(g, |w, g| *w -= lr * g),
+                None => Ok(()),
+            })?;
+        }
+        loss_v = loss.item()? as f64;
+        let s = h.value();
+        acc = s
+            .as_slice()
+            .iter()
+            .zip(ys)
+            .filter(|(s, y)| (**s > 0.0) == (**y > 0.0))
+            .count() as f64
+            / ys.len() as f64;
+    }
+    Ok((t0.elapsed().as_secs_f64(), loss_v, acc))
+}
+
+fn w5() -> Result<Vec<Value>> {
+    let (xs, ys) = moons()?;
+    let (t, loss, acc) = w5_scalar(&xs, &ys)?;
+    let (tb, lossb, accb) = w5_batched(&xs, &ys)?;
+    Ok(vec![
+        json!({"workload": "W5", "name": "micrograd-moons", "total_s": t, "final_loss": loss,
+               "final_accuracy": acc, "note": "scalar nodes, f64, as micrograd"}),
+        json!({"workload": "W5", "name": "moons-batched", "total_s": tb, "final_loss": lossb,
+               "final_accuracy": accb, "note": "tensor version, f32, one matmul per layer"}),
+    ])
+}
+
 fn main() -> Result<()> {
     let a = Args::parse();
     anyhow::ensure!(
@@ -189,7 +372,8 @@ fn main() -> Result<()> {
         let lines = match w.as_str() {
             "W3" => vec![w3(&a)?],
             "W4" => w4(&a)?,
-            "W1" | "W2" | "W5" => vec![json!({"workload": w, "skipped": "needs nn and optim"})],
+            "W5" => w5()?,
+            "W1" | "W2" => vec![json!({"workload": w, "skipped": "needs nn and optim"})],
             other => anyhow::bail!("unknown workload {other}"),
         };
         for mut l in lines {

@@ -41,7 +41,7 @@ mod var;
 
 pub use error::{Error, Loc, Phase, Result};
 pub use gradcheck::{gradcheck, gradgradcheck, GradcheckOptions, GradcheckReport};
-pub use op::{BackwardCx, Op, Unary, UnaryDerivative};
+pub use op::{BackwardCx, Op, Unary, UnaryDerivative, ValueGrads};
 pub use ops::Conv2dArgs;
 pub use param::{Param, ParamId};
 pub use tape::Tape;

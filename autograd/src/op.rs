@@ -32,6 +32,8 @@
 
 use std::fmt;
 
+use smallvec::SmallVec;
+
 use crate::error::{Error, Loc, Result};
 use crate::tape::Tape;
 use crate::tensor::{Float, Tensor};
@@ -61,7 +63,28 @@ pub trait Op<T: Float>: fmt::Debug + 'static {
             location: cx.location(),
         })
     }
+
+    /// An optional fast path for first-order [`Var::backward`]: the same vector-Jacobian
+    /// product as [`Op::backward`], on plain values, recording nothing. Return `None` (the
+    /// default) to use `backward`; `Tape::grad` always uses `backward`. `needs[i]` says
+    /// whether input `i` wants a gradient (a `None` there is then fine).
+    ///
+    /// Only the ops that dominate small-graph time implement it (elementwise arithmetic,
+    /// the common activations, sums, 2-d matmul), and only for operands that do not
+    /// broadcast; `autograd/tests/fast_path.rs` checks each against its `backward`.
+    fn backward_values(
+        &self,
+        _inputs: &[&Tensor<T>],
+        _output: &Tensor<T>,
+        _grad: &Tensor<T>,
+        _needs: &[bool],
+    ) -> Option<ValueGrads<T>> {
+        None
+    }
 }
+
+/// Gradients of an op's inputs as plain values (see [`Op::backward_values`]).
+pub type ValueGrads<T> = SmallVec<[Option<Tensor<T>>; 2]>;
 
 /// What a backward rule can see: the op's inputs and output as `Var`s on the tape, and the
 /// gradient flowing into the output.
@@ -121,6 +144,15 @@ pub trait UnaryDerivative<T: Float>: fmt::Debug + 'static {
     /// # Errors
     /// Shape errors of the ops used (none for elementwise expressions).
     fn df<'t>(&self, x: Var<'t, T>, y: Var<'t, T>) -> Result<Var<'t, T>>;
+
+    /// Whether [`UnaryDerivative::df_value`] is implemented (the first-order fast path).
+    const HAS_DF_VALUE: bool = false;
+
+    /// `dy/dx` per element from plain `x` and `y`, the same value as [`df`](Self::df);
+    /// only called when `HAS_DF_VALUE` is true.
+    fn df_value(&self, _x: T, _y: T) -> T {
+        T::nan()
+    }
 }
 
 /// Adapts a [`UnaryDerivative`] to an [`Op`]: forward maps `f`, backward is `g · df(x, y)`.
@@ -137,5 +169,27 @@ impl<T: Float, U: UnaryDerivative<T>> Op<T> for Unary<U> {
     fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
         let d = self.0.df(cx.input(0), cx.output())?;
         Ok(vec![Some(cx.grad().mul(d)?)])
+    }
+    fn backward_values(
+        &self,
+        x: &[&Tensor<T>],
+        y: &Tensor<T>,
+        g: &Tensor<T>,
+        _needs: &[bool],
+    ) -> Option<ValueGrads<T>> {
+        if !U::HAS_DF_VALUE {
+            return None;
+        }
+        let (xs, ys, gs) = (x[0].as_slice(), y.as_slice(), g.as_slice());
+        let d = xs
+            .iter()
+            .zip(ys)
+            .zip(gs)
+            .map(|((&x, &y), &g)| g * self.0.df_value(x, y))
+            .collect();
+        Some(smallvec::smallvec![Some(Tensor::from_parts(
+            d,
+            y.shape().clone()
+        ))])
     }
 }

@@ -214,6 +214,17 @@ impl<T: Float> Tape<T> {
         self.inner.borrow().nodes[id].value.shape().clone()
     }
 
+    /// Whether node `id`'s value has shape `shape`, without cloning it.
+    pub(crate) fn has_shape(&self, id: usize, shape: &Shape) -> bool {
+        self.inner.borrow().nodes[id].value.shape() == shape
+    }
+
+    /// Whether two nodes' values have the same shape, without cloning either.
+    pub(crate) fn same_shape(&self, a: usize, b: usize) -> bool {
+        let inner = self.inner.borrow();
+        inner.nodes[a].value.shape() == inner.nodes[b].value.shape()
+    }
+
     pub(crate) fn requires_grad(&self, id: usize) -> bool {
         self.inner.borrow().nodes[id].requires_grad()
     }
@@ -483,6 +494,10 @@ impl<T: Float> Tape<T> {
                     p.accumulate_grad(g);
                     continue;
                 }
+                if let Some(done) = self.fast_rule(i, &g, &mut grads) {
+                    done?;
+                    continue;
+                }
                 let gid = self.push(g, Kind::Constant, loc);
                 let res = self.run_rule(i, Var::new(self, gid));
                 let pairs = match res {
@@ -495,19 +510,81 @@ impl<T: Float> Tape<T> {
                 {
                     let inner = self.inner.borrow();
                     for (p, gv) in pairs {
-                        let t = inner.nodes[gv.id()].value.clone();
-                        match &mut grads[p] {
-                            slot @ None => *slot = Some(t),
-                            Some(acc) => acc
-                                .zip_mut_with(&t, |a, b| *a += b)
-                                .expect("internal: gradient shapes checked"),
-                        }
+                        accumulate(&mut grads[p], inner.nodes[gv.id()].value.clone());
                     }
                 }
                 self.inner.borrow_mut().nodes.truncate(base);
             }
             Ok(())
         })
+    }
+
+    /// Runs node `i`'s [`Op::backward_values`] fast path when it has one, adding the
+    /// gradients into `grads`. `None` when the op has no fast path for these operands.
+    fn fast_rule(
+        &self,
+        i: usize,
+        g: &Tensor<T>,
+        grads: &mut [Option<Tensor<T>>],
+    ) -> Option<Result<()>> {
+        let (out, parents, needs, name, location) = {
+            let inner = self.inner.borrow();
+            let node = &inner.nodes[i];
+            let Kind::Op {
+                op: Some(op),
+                parents,
+            } = &node.kind
+            else {
+                return None;
+            };
+            let vals: SmallVec<[&Tensor<T>; 2]> =
+                parents.iter().map(|&p| &inner.nodes[p].value).collect();
+            let needs: SmallVec<[bool; 2]> = parents
+                .iter()
+                .map(|&p| inner.nodes[p].requires_grad())
+                .collect();
+            let out = op.backward_values(&vals, &node.value, g, &needs)?;
+            (out, parents.clone(), needs, op.name(), node.location)
+        };
+        if out.len() != parents.len() {
+            return Some(Err(Error::BadBackward {
+                op: name,
+                reason: format!("{} gradients for {} inputs", out.len(), parents.len()),
+                location,
+            }));
+        }
+        let mut inner = self.inner.borrow_mut();
+        for ((&p, gp), need) in parents.iter().zip(out).zip(needs) {
+            let Some(gp) = gp.filter(|_| need) else {
+                continue;
+            };
+            let ps = inner.nodes[p].value.shape();
+            if gp.shape() != ps {
+                return Some(Err(Error::BadBackward {
+                    op: name,
+                    reason: format!(
+                        "a gradient of shape {} for an input of shape {ps}",
+                        gp.shape()
+                    ),
+                    location,
+                }));
+            }
+            if inner.anomaly && inner.anomaly_err.is_none() {
+                if let Some(index) = gp.first_non_finite() {
+                    inner.anomaly_err = Some(Error::Anomaly {
+                        op: name,
+                        phase: Phase::Backward,
+                        index,
+                        shape: gp.shape().clone(),
+                        location,
+                    });
+                    drop(inner);
+                    return Some(self.check_anomaly());
+                }
+            }
+            accumulate(&mut grads[p], gp);
+        }
+        Some(Ok(()))
     }
 
     /// Gradients of a one-element `output` with respect to `inputs`, as `Var`s on this
@@ -598,6 +675,16 @@ impl<T: Float> Tape<T> {
                 }
             })
             .collect())
+    }
+}
+
+/// Adds a gradient contribution into a node's slot (in place when the buffer is unshared).
+fn accumulate<T: Float>(slot: &mut Option<Tensor<T>>, g: Tensor<T>) {
+    match slot {
+        None => *slot = Some(g),
+        Some(acc) => acc
+            .zip_mut_with(&g, |a, b| *a += b)
+            .expect("internal: gradient shapes checked"),
     }
 }
 

@@ -5,7 +5,9 @@
 //! dimensions, through the one helper [`reduce_to_shape`].
 
 use crate::error::Result;
-use crate::op::{BackwardCx, Op};
+use smallvec::smallvec;
+
+use crate::op::{BackwardCx, Op, ValueGrads};
 use crate::tensor::{Float, Shape, Tensor};
 use crate::var::Var;
 
@@ -16,10 +18,10 @@ use crate::var::Var;
 /// [`crate::Error::Broadcast`] when `shape` does not broadcast to `g`'s shape.
 #[track_caller]
 pub fn reduce_to_shape<'t, T: Float>(g: Var<'t, T>, shape: &Shape) -> Result<Var<'t, T>> {
-    let gs = g.shape();
-    if &gs == shape {
+    if g.tape().has_shape(g.id(), shape) {
         return Ok(g);
     }
+    let gs = g.shape();
     let lead = gs.rank() - shape.rank().min(gs.rank());
     let axes: Vec<isize> = (0..gs.rank())
         .filter(|&i| i < lead || (shape[i - lead] == 1 && gs[i] != 1))
@@ -33,15 +35,26 @@ pub fn reduce_to_shape<'t, T: Float>(g: Var<'t, T>, shape: &Shape) -> Result<Var
     summed.reshape(shape.clone())
 }
 
+/// Whether both operands already have the gradient's shape (no broadcast to undo).
+fn same_shapes<T: Float>(x: &[&Tensor<T>], g: &Tensor<T>) -> bool {
+    x.iter().all(|t| t.shape() == g.shape())
+}
+
 fn both<'t, T: Float>(
     cx: &BackwardCx<'t, '_, T>,
     ga: Option<Var<'t, T>>,
     gb: Option<Var<'t, T>>,
 ) -> Result<Vec<Option<Var<'t, T>>>> {
-    let sa = cx.input(0).shape();
-    let sb = cx.input(1).shape();
-    let ra = ga.map(|g| reduce_to_shape(g, &sa)).transpose()?;
-    let rb = gb.map(|g| reduce_to_shape(g, &sb)).transpose()?;
+    // Most products do not broadcast: compare shapes on the tape before cloning any.
+    let like = |g: Var<'t, T>, input: Var<'t, T>| {
+        if g.tape().same_shape(g.id(), input.id()) {
+            Ok(g)
+        } else {
+            reduce_to_shape(g, &input.shape())
+        }
+    };
+    let ra = ga.map(|g| like(g, cx.input(0))).transpose()?;
+    let rb = gb.map(|g| like(g, cx.input(1))).transpose()?;
     Ok(vec![ra, rb])
 }
 
@@ -58,6 +71,15 @@ impl<T: Float> Op<T> for Add {
     fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
         both(cx, Some(cx.grad()), Some(cx.grad()))
     }
+    fn backward_values(
+        &self,
+        x: &[&Tensor<T>],
+        _y: &Tensor<T>,
+        g: &Tensor<T>,
+        _needs: &[bool],
+    ) -> Option<ValueGrads<T>> {
+        same_shapes(x, g).then(|| smallvec![Some(g.clone()), Some(g.clone())])
+    }
 }
 
 /// `a - b`; gradients `g` and `-g`.
@@ -72,6 +94,15 @@ impl<T: Float> Op<T> for Sub {
     }
     fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
         both(cx, Some(cx.grad()), Some(cx.grad().neg()))
+    }
+    fn backward_values(
+        &self,
+        x: &[&Tensor<T>],
+        _y: &Tensor<T>,
+        g: &Tensor<T>,
+        _needs: &[bool],
+    ) -> Option<ValueGrads<T>> {
+        same_shapes(x, g).then(|| smallvec![Some(g.clone()), Some(g.map(|v| -v))])
     }
 }
 
@@ -90,6 +121,24 @@ impl<T: Float> Op<T> for Mul {
         let ga = a.requires_grad().then(|| g.mul(b)).transpose()?;
         let gb = b.requires_grad().then(|| g.mul(a)).transpose()?;
         both(cx, ga, gb)
+    }
+    fn backward_values(
+        &self,
+        x: &[&Tensor<T>],
+        _y: &Tensor<T>,
+        g: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<ValueGrads<T>> {
+        if !same_shapes(x, g) {
+            return None;
+        }
+        let ga = needs[0]
+            .then(|| g.zip_with(x[1], "mul", |g, b| g * b).ok())
+            .flatten();
+        let gb = needs[1]
+            .then(|| g.zip_with(x[0], "mul", |g, a| g * a).ok())
+            .flatten();
+        Some(smallvec![ga, gb])
     }
 }
 

@@ -2,7 +2,7 @@
 //! dimensions) and its transposed-operand forms.
 
 use crate::error::Result;
-use crate::op::{BackwardCx, Op};
+use crate::op::{BackwardCx, Op, ValueGrads};
 use crate::tensor::{Float, Tensor};
 use crate::var::Var;
 
@@ -52,6 +52,31 @@ impl<T: Float> Op<T> for MatMul {
             None
         };
         Ok(vec![ga, gb])
+    }
+    fn backward_values(
+        &self,
+        x: &[&Tensor<T>],
+        _y: &Tensor<T>,
+        g: &Tensor<T>,
+        needs: &[bool],
+    ) -> Option<ValueGrads<T>> {
+        // Plain 2-d products only; batched ones may need a broadcast undone.
+        let (a, b) = (x[0], x[1]);
+        if a.rank() != 2 || b.rank() != 2 {
+            return None;
+        }
+        let (ta, tb) = (self.ta, self.tb);
+        let ga = match (needs[0], ta) {
+            (false, _) => None,
+            (true, true) => Some(b.matmul_t(g, tb, true).ok()?),
+            (true, false) => Some(g.matmul_t(b, false, !tb).ok()?),
+        };
+        let gb = match (needs[1], tb) {
+            (false, _) => None,
+            (true, true) => Some(g.matmul_t(a, true, ta).ok()?),
+            (true, false) => Some(a.matmul_t(g, !ta, false).ok()?),
+        };
+        Some(smallvec::smallvec![ga, gb])
     }
 }
 

@@ -6,7 +6,7 @@
 use smallvec::SmallVec;
 
 use crate::error::Result;
-use crate::op::{BackwardCx, Op};
+use crate::op::{BackwardCx, Op, ValueGrads};
 use crate::tensor::{Float, Tensor};
 use crate::var::Var;
 
@@ -32,6 +32,17 @@ impl<T: Float> Op<T> for Sum {
         let s = cx.input(0).shape();
         let kept = s.reduced(&self.axes, true);
         Ok(vec![Some(cx.grad().reshape(kept)?.broadcast_to(s)?)])
+    }
+    fn backward_values(
+        &self,
+        x: &[&Tensor<T>],
+        _y: &Tensor<T>,
+        g: &Tensor<T>,
+        _needs: &[bool],
+    ) -> Option<ValueGrads<T>> {
+        let s = x[0].shape();
+        let g = g.reshape(s.reduced(&self.axes, true)).ok()?;
+        Some(smallvec::smallvec![Some(g.broadcast_to(s.clone()).ok()?)])
     }
 }
 

@@ -6,7 +6,9 @@
 //! `sign(0) = 0` for abs).
 
 use crate::error::Result;
-use crate::op::{BackwardCx, Op, UnaryDerivative};
+use smallvec::smallvec;
+
+use crate::op::{BackwardCx, Op, UnaryDerivative, ValueGrads};
 use crate::tensor::{Float, Tensor};
 use crate::var::Var;
 
@@ -23,6 +25,29 @@ pub(crate) fn mask<'t, T: Float>(x: Var<'t, T>, pred: impl Fn(T) -> bool) -> Var
 /// Defines a [`UnaryDerivative`] unit struct. `f` is the map per element, `df` the
 /// derivative as a `Var` expression of `x` and `y`.
 macro_rules! unary_op {
+    ($(#[$doc:meta])* $name:ident, $op:literal, |$v:ident| $f:expr, |$x:ident, $y:ident| $df:expr,
+     value |$vx:ident, $vy:ident| $dfv:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
+        impl<T: Float> UnaryDerivative<T> for $name {
+            const NAME: &'static str = $op;
+            const HAS_DF_VALUE: bool = true;
+            #[inline]
+            fn f(&self, $v: T) -> T {
+                $f
+            }
+            #[allow(unused_variables)]
+            fn df<'t>(&self, $x: Var<'t, T>, $y: Var<'t, T>) -> Result<Var<'t, T>> {
+                $df
+            }
+            #[inline]
+            #[allow(unused_variables)]
+            fn df_value(&self, $vx: T, $vy: T) -> T {
+                $dfv
+            }
+        }
+    };
     ($(#[$doc:meta])* $name:ident, $op:literal, |$v:ident| $f:expr, |$x:ident, $y:ident| $df:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy)]
@@ -43,11 +68,11 @@ macro_rules! unary_op {
 
 unary_op!(
     /// `y = eˣ`; `dy/dx = y`.
-    Exp, "exp", |v| v.exp(), |x, y| Ok(y)
+    Exp, "exp", |v| v.exp(), |x, y| Ok(y), value |x, y| y
 );
 unary_op!(
     /// `y = ln x`; `dy/dx = 1/x`.
-    Ln, "ln", |v| v.ln(), |x, y| Ok(x.recip())
+    Ln, "ln", |v| v.ln(), |x, y| Ok(x.recip()), value |x, y| x.recip()
 );
 unary_op!(
     /// `y = ln(1 + x)`, accurate near 0; `dy/dx = 1/(1 + x)`.
@@ -55,7 +80,7 @@ unary_op!(
 );
 unary_op!(
     /// `y = √x`; `dy/dx = 1/(2y)`.
-    Sqrt, "sqrt", |v| v.sqrt(), |x, y| Ok(y.recip().mul_scalar(T::of(0.5)))
+    Sqrt, "sqrt", |v| v.sqrt(), |x, y| Ok(y.recip().mul_scalar(T::of(0.5))), value |x, y| T::of(0.5) / y
 );
 unary_op!(
     /// `y = 1/√x`; `dy/dx = -y/(2x)`.
@@ -63,7 +88,7 @@ unary_op!(
 );
 unary_op!(
     /// `y = x²`; `dy/dx = 2x`.
-    Square, "square", |v| v * v, |x, y| Ok(x.mul_scalar(T::of(2.0)))
+    Square, "square", |v| v * v, |x, y| Ok(x.mul_scalar(T::of(2.0))), value |x, y| x + x
 );
 unary_op!(
     /// `y = 1/x`; `dy/dx = -y²`.
@@ -86,15 +111,15 @@ unary_op!(
 );
 unary_op!(
     /// `y = tanh x`; `dy/dx = 1 - y²`.
-    Tanh, "tanh", |v| v.tanh_v(), |x, y| Ok(y.square().rsub_scalar(T::one()))
+    Tanh, "tanh", |v| v.tanh_v(), |x, y| Ok(y.square().rsub_scalar(T::one())), value |x, y| T::one() - y * y
 );
 unary_op!(
     /// `y = 1/(1 + e⁻ˣ)`, evaluated without overflow for either sign; `dy/dx = y(1 - y)`.
-    Sigmoid, "sigmoid", |v| sigmoid(v), |x, y| y.mul(y.rsub_scalar(T::one()))
+    Sigmoid, "sigmoid", |v| sigmoid(v), |x, y| y.mul(y.rsub_scalar(T::one())), value |x, y| y * (T::one() - y)
 );
 unary_op!(
     /// `y = max(x, 0)`; `dy/dx = 1` for x > 0, else 0 (subgradient 0 at the kink).
-    Relu, "relu", |v| if v > T::zero() { v } else { T::zero() }, |x, y| Ok(mask(x, |v| v > T::zero()))
+    Relu, "relu", |v| if v > T::zero() { v } else { T::zero() }, |x, y| Ok(mask(x, |v| v > T::zero())), value |x, y| if x > T::zero() { T::one() } else { T::zero() }
 );
 unary_op!(
     /// The error function; `d erf(x)/dx = 2/√π · e^{-x²}`.
@@ -229,6 +254,15 @@ impl<T: Float> Op<T> for Neg {
     fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
         Ok(vec![Some(cx.grad().neg())])
     }
+    fn backward_values(
+        &self,
+        _x: &[&Tensor<T>],
+        _y: &Tensor<T>,
+        g: &Tensor<T>,
+        _needs: &[bool],
+    ) -> Option<ValueGrads<T>> {
+        Some(smallvec![Some(g.map(|v| -v))])
+    }
 }
 
 /// `y = x + c` for a constant `c`.
@@ -244,6 +278,15 @@ impl<T: Float> Op<T> for AddScalar<T> {
     }
     fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
         Ok(vec![Some(cx.grad())])
+    }
+    fn backward_values(
+        &self,
+        _x: &[&Tensor<T>],
+        _y: &Tensor<T>,
+        g: &Tensor<T>,
+        _needs: &[bool],
+    ) -> Option<ValueGrads<T>> {
+        Some(smallvec![Some(g.clone())])
     }
 }
 
@@ -261,6 +304,16 @@ impl<T: Float> Op<T> for MulScalar<T> {
     fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
         Ok(vec![Some(cx.grad().mul_scalar(self.0))])
     }
+    fn backward_values(
+        &self,
+        _x: &[&Tensor<T>],
+        _y: &Tensor<T>,
+        g: &Tensor<T>,
+        _needs: &[bool],
+    ) -> Option<ValueGrads<T>> {
+        let c = self.0;
+        Some(smallvec![Some(g.map(|v| v * c))])
+    }
 }
 
 /// `y = c - x` for a constant `c`.
@@ -277,6 +330,15 @@ impl<T: Float> Op<T> for RsubScalar<T> {
     fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
         Ok(vec![Some(cx.grad().neg())])
     }
+    fn backward_values(
+        &self,
+        _x: &[&Tensor<T>],
+        _y: &Tensor<T>,
+        g: &Tensor<T>,
+        _needs: &[bool],
+    ) -> Option<ValueGrads<T>> {
+        Some(smallvec![Some(g.map(|v| -v))])
+    }
 }
 
 /// `y = x / c` for a constant `c` (divides, so `x / 3` rounds as in PyTorch).
@@ -292,6 +354,16 @@ impl<T: Float> Op<T> for DivScalar<T> {
     }
     fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
         Ok(vec![Some(cx.grad().div_scalar(self.0))])
+    }
+    fn backward_values(
+        &self,
+        _x: &[&Tensor<T>],
+        _y: &Tensor<T>,
+        g: &Tensor<T>,
+        _needs: &[bool],
+    ) -> Option<ValueGrads<T>> {
+        let c = self.0;
+        Some(smallvec![Some(g.map(|v| v / c))])
     }
 }
 

@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 use crate::error::{Error, Result};
 
 /// The dimensions of a tensor, outermost first. Up to four dimensions are stored inline.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Eq, Hash, Default)]
 pub struct Shape(SmallVec<[usize; 4]>);
 
 impl Shape {
@@ -155,6 +155,16 @@ impl Shape {
             }
         }
         Shape(out)
+    }
+}
+
+impl PartialEq for Shape {
+    // Shapes are compared on every op and every backward step; an explicit loop over at
+    // most a handful of dims beats the `memcmp` call the derived slice comparison makes.
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.dims(), other.dims());
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
     }
 }
 
