@@ -51,8 +51,76 @@ impl<T: Float> Node<T> {
     }
 }
 
+/// The node list, in chunks of fixed capacity: pushing never moves recorded nodes, where
+/// a growing `Vec` re-copied the whole tape at every doubling.
+struct NodeList<T: Float> {
+    chunks: Vec<Vec<Node<T>>>,
+    len: usize,
+}
+
+const CHUNK_BITS: usize = 10;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+impl<T: Float> Default for NodeList<T> {
+    fn default() -> Self {
+        NodeList {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T: Float> NodeList<T> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, node: Node<T>) {
+        let c = self.len >> CHUNK_BITS;
+        if c == self.chunks.len() {
+            // Start small: most tapes in tests and examples hold a few dozen nodes.
+            let cap = if c == 0 { 64 } else { CHUNK };
+            self.chunks.push(Vec::with_capacity(cap));
+        }
+        self.chunks[c].push(node);
+        self.len += 1;
+    }
+
+    /// Drops nodes from `n` on, keeping the chunks' memory for reuse.
+    fn truncate(&mut self, n: usize) {
+        if n >= self.len {
+            return;
+        }
+        let first = n >> CHUNK_BITS;
+        self.chunks[first].truncate(n & (CHUNK - 1));
+        for c in &mut self.chunks[first + 1..] {
+            c.clear();
+        }
+        self.len = n;
+    }
+
+    fn clear(&mut self) {
+        self.truncate(0);
+    }
+}
+
+impl<T: Float> std::ops::Index<usize> for NodeList<T> {
+    type Output = Node<T>;
+    #[inline]
+    fn index(&self, i: usize) -> &Node<T> {
+        &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+    }
+}
+
+impl<T: Float> std::ops::IndexMut<usize> for NodeList<T> {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut Node<T> {
+        &mut self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+    }
+}
+
 struct Inner<T: Float> {
-    nodes: Vec<Node<T>>,
+    nodes: NodeList<T>,
     params: HashMap<ParamId, usize>,
     grad_enabled: bool,
     anomaly: bool,
@@ -88,7 +156,7 @@ impl<T: Float> Tape<T> {
     pub fn new() -> Self {
         Tape {
             inner: RefCell::new(Inner {
-                nodes: Vec::with_capacity(64),
+                nodes: NodeList::default(),
                 params: HashMap::new(),
                 grad_enabled: true,
                 anomaly: false,
@@ -692,7 +760,8 @@ impl<T: Float> fmt::Display for Tape<T> {
     /// One line per node: id, op, output shape, inputs and the line that recorded it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = self.inner.borrow();
-        for (i, n) in inner.nodes.iter().enumerate() {
+        for i in 0..inner.nodes.len() {
+            let n = &inner.nodes[i];
             write!(
                 f,
                 "#{i:<4} {:<14} {:<16}",
