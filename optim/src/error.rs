@@ -125,3 +125,19 @@ impl std::fmt::Debug for Error {
         std::fmt::Display::fmt(self, f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn autograd_errors_pass_through_unchanged() {
+        let p = autograd::Param::new(autograd::Tensor::<f64>::zeros([2]));
+        let inner = p.set_value(autograd::Tensor::zeros([3])).unwrap_err();
+        let text = inner.to_string();
+        let e = Error::from(inner);
+        assert!(matches!(e, Error::Autograd(_)));
+        assert_eq!(e.to_string(), text);
+        assert_eq!(format!("{e:?}"), text); // Debug forwards to Display
+    }
+}

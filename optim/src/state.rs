@@ -408,3 +408,244 @@ fn layout(what: String, expected: usize, found: usize) -> Result<()> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Adam, NAdam, Optimizer, ParamGroup, Sgd};
+    use autograd::{Param, Tape};
+
+    /// Two groups, three params; the last never gets a gradient.
+    fn setup<T: Float>(lr: f64) -> (Vec<Param<T>>, Optim<Adam, T>) {
+        let ps: Vec<Param<T>> = [vec![0.5, -1.0, 2.0], vec![1.5], vec![7.0, 7.0]]
+            .into_iter()
+            .map(|v| {
+                let n = v.len();
+                Param::new(Tensor::from_vec(v.into_iter().map(T::of).collect(), [n]).unwrap())
+            })
+            .collect();
+        let opt = Optim::with_groups(
+            vec![
+                ParamGroup::new(vec![ps[0].clone()], lr),
+                ParamGroup::new(vec![ps[1].clone(), ps[2].clone()], lr / 2.0)
+                    .with_weight_decay(0.1),
+            ],
+            Adam {
+                amsgrad: true,
+                ..Adam::default()
+            },
+        )
+        .unwrap();
+        (ps, opt)
+    }
+
+    /// L = Σ (p0³ − p0) + p1⁴ (not p2).
+    fn train<T: Float>(ps: &[Param<T>], opt: &mut dyn Optimizer, steps: usize) {
+        for _ in 0..steps {
+            opt.zero_grad();
+            let tape = Tape::new();
+            let a = tape.param(&ps[0]);
+            let b = tape.param(&ps[1]);
+            let loss = (a.powf(T::of(3.0)) - a).sum() + b.powf(T::of(4.0)).sum();
+            loss.backward().unwrap();
+            opt.step().unwrap();
+        }
+    }
+
+    fn bits<T: Float>(ps: &[Param<T>]) -> Vec<u64> {
+        ps.iter()
+            .flat_map(|p| p.value().to_vec())
+            .map(|x| x.as_f64().to_bits())
+            .collect()
+    }
+
+    fn resume_through_file_is_bit_identical<T: Float>(tag: &str) {
+        let (ps, mut opt) = setup::<T>(0.05);
+        train(&ps, &mut opt, 14);
+        let straight = bits(&ps);
+
+        let (ps, mut opt) = setup::<T>(0.05);
+        train(&ps, &mut opt, 6);
+        let path = std::env::temp_dir().join(format!(
+            "optim-state-{tag}-{}.safetensors",
+            std::process::id()
+        ));
+        opt.save(&path).unwrap();
+        let values: Vec<Tensor<T>> = ps.iter().map(|p| p.value()).collect();
+
+        // "another process": fresh params (new ids) with the saved values, fresh optimiser
+        let (ps2, mut opt2) = setup::<T>(9.0);
+        for (p, v) in ps2.iter().zip(values) {
+            p.set_value(v).unwrap();
+        }
+        opt2.load(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(opt2.group_lrs(), vec![0.05, 0.025]);
+        assert_eq!(opt2.groups()[1].weight_decay, Some(0.1));
+        assert_eq!(opt2.step_count(), 6);
+        assert_eq!(opt2.param_step(&ps2[0]), 6);
+        assert!(opt2.state(&ps2[2]).is_none());
+        train(&ps2, &mut opt2, 8);
+        assert_eq!(
+            bits(&ps2),
+            straight,
+            "resumed run differs from the uninterrupted one"
+        );
+    }
+
+    #[test]
+    fn resume_through_a_file_is_bit_identical_in_f64_and_f32() {
+        resume_through_file_is_bit_identical::<f64>("f64");
+        resume_through_file_is_bit_identical::<f32>("f32");
+    }
+
+    #[test]
+    fn file_layout_is_as_documented() {
+        let (ps, mut opt) = setup::<f64>(0.05);
+        train(&ps, &mut opt, 2);
+        let sd = StateDict::from_bytes(&opt.state_dict().unwrap().to_bytes().unwrap()).unwrap();
+        let keys: Vec<&str> = sd.tensors.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "0.exp_avg",
+                "0.exp_avg_sq",
+                "0.max_exp_avg_sq",
+                "1.exp_avg",
+                "1.exp_avg_sq",
+                "1.max_exp_avg_sq"
+            ]
+        );
+        let m = |k: &str| sd.metadata.get(k).map(String::as_str);
+        assert_eq!(m("format"), Some("gradlab.optim/v1"));
+        assert_eq!(m("optimizer"), Some("adam"));
+        assert_eq!(m("dtype"), Some("F64"));
+        assert_eq!(m("step_count"), Some("2"));
+        assert_eq!(m("groups"), Some("2"));
+        assert_eq!(m("group.1.params"), Some("2"));
+        assert_eq!(m("group.0.lr"), Some("0.05"));
+        assert_eq!(m("group.0.weight_decay"), None);
+        assert_eq!(m("group.1.weight_decay"), Some("0.1"));
+        assert_eq!(
+            (m("0.step"), m("1.step"), m("2.step")),
+            (Some("2"), Some("2"), None)
+        );
+        assert_eq!(sd.tensors["0.exp_avg"].dims(), &[3]);
+    }
+
+    #[test]
+    fn scalar_state_is_stored_as_f64() {
+        let p = Param::new(Tensor::from_vec(vec![1.0f32], [1]).unwrap());
+        let mut opt = Optim::new(vec![p.clone()], 0.1, NAdam::default()).unwrap();
+        p.set_grad(Some(Tensor::from_vec(vec![1.0f32], [1]).unwrap()))
+            .unwrap();
+        opt.step().unwrap();
+        let sd = opt.state_dict().unwrap();
+        assert_eq!(sd.tensors["0.exp_avg"].dtype(), DType::F32);
+        let mu = sd.tensors["0.mu_product"]
+            .to_tensor::<f64>("0.mu_product")
+            .unwrap();
+        assert_eq!(mu.item().unwrap(), opt.state(&p).unwrap().mu_product);
+    }
+
+    #[test]
+    fn mismatched_state_is_rejected_with_a_precise_error() {
+        let (ps, mut opt) = setup::<f64>(0.05);
+        train(&ps, &mut opt, 1);
+        let good = opt.state_dict().unwrap();
+        let before = opt.state_dict().unwrap();
+
+        // another optimiser
+        let p = Param::new(Tensor::from_vec(vec![1.0f64, 2.0, 3.0], [3]).unwrap());
+        let mut sgd = Optim::new(vec![p], 0.1, Sgd::default()).unwrap();
+        let e = sgd.load_state_dict(&good).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::StateOptimizer {
+                expected: "sgd",
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "optimizer state: written by \"adam\", cannot load into \"sgd\""
+        );
+
+        // another layout
+        let p = Param::new(Tensor::from_vec(vec![1.0f64, 2.0, 3.0], [3]).unwrap());
+        let mut one_group = Optim::new(vec![p], 0.1, Adam::default()).unwrap();
+        let e = one_group.load_state_dict(&good).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "optimizer state: groups is 2 in the file but 1 here"
+        );
+
+        // a missing and an unexpected tensor
+        let mut sd = good.clone();
+        sd.tensors.remove("1.exp_avg_sq");
+        let e = opt.load_state_dict(&sd).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "optimizer state: tensor \"1.exp_avg_sq\" is missing"
+        );
+        let mut sd = good.clone();
+        sd.tensors
+            .insert("2.exp_avg".into(), StateTensor::F64(Tensor::zeros([2])));
+        let e = opt.load_state_dict(&sd).unwrap_err();
+        assert!(matches!(&e, Error::StateKey { key, problem: "unexpected" } if key == "2.exp_avg"));
+
+        // a wrong shape
+        let mut sd = good.clone();
+        sd.tensors
+            .insert("0.exp_avg".into(), StateTensor::F64(Tensor::zeros([2])));
+        let e = opt.load_state_dict(&sd).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "optimizer state: tensor \"0.exp_avg\" has shape [2], parameter needs [3]"
+        );
+
+        // a wrong dtype: an f64 file into an f32 optimiser
+        let (_, mut opt32) = setup::<f32>(0.05);
+        let mut sd = good.clone();
+        sd.metadata.insert("dtype".into(), "F32".into());
+        let e = opt32.load_state_dict(&sd).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::StateDType {
+                expected: DType::F32,
+                got: DType::F64,
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "optimizer state: tensor \"0.exp_avg\" is F64, expected F32"
+        );
+
+        // malformed bytes and metadata
+        let e = StateDict::from_bytes(b"not a safetensors file").unwrap_err();
+        assert!(matches!(e, Error::StateFormat { .. }));
+        assert!(e
+            .to_string()
+            .starts_with("optimizer state: malformed file: "));
+        let mut sd = good.clone();
+        sd.metadata.insert("step_count".into(), "many".into());
+        let e = opt.load_state_dict(&sd).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "optimizer state: malformed file: metadata \"step_count\" = \"many\" does not parse"
+        );
+
+        // a missing file
+        let e = opt
+            .load(Path::new("/nonexistent/optim.safetensors"))
+            .unwrap_err();
+        assert!(matches!(e, Error::Io { .. }));
+        assert!(e
+            .to_string()
+            .starts_with("optimizer state \"/nonexistent/optim.safetensors\": "));
+
+        // failed loads changed nothing
+        assert_eq!(opt.state_dict().unwrap(), before);
+    }
+}
