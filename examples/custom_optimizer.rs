@@ -59,7 +59,7 @@ impl<T: Float> UpdateRule<T> for Lion {
             .zip(g.as_slice())
             .zip(s.exp_avg.as_mut_slice())
         {
-            *p = *p - lr * sign(b1 * *m + (T::one() - b1) * g);
+            *p -= lr * sign(b1 * *m + (T::one() - b1) * g);
             *m = b2 * *m + (T::one() - b2) * g;
         }
         Ok(())

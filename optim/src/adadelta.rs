@@ -113,7 +113,7 @@ impl<T: Float> UpdateRule<T> for Adadelta {
             *v = ema_square(*v, g, rho, w);
             let delta = (*u + eps).sqrt() / (*v + eps).sqrt() * g;
             *u = ema_square(*u, delta, rho, w);
-            *p = *p - lr * delta;
+            *p -= lr * delta;
         }
         Ok(())
     }

@@ -97,7 +97,7 @@ impl<T: Float> UpdateRule<T> for Adagrad {
         let sums = state.sum.as_mut_slice();
         for ((p, &g), s) in param.as_mut_slice().iter_mut().zip(g.as_slice()).zip(sums) {
             *s += g * g;
-            *p = *p - clr * (g / (s.sqrt() + eps));
+            *p -= clr * (g / (s.sqrt() + eps));
         }
         Ok(())
     }

@@ -141,7 +141,7 @@ pub(crate) fn adam_update<T: Float>(
             None => *v,
         };
         let denom = second.sqrt() / bc2_sqrt + eps;
-        *p = *p - step_size * (*m / denom);
+        *p -= step_size * (*m / denom);
     }
 }
 

@@ -109,7 +109,7 @@ impl<T: Float> UpdateRule<T> for Adamax {
         {
             *m = lerp(*m, g, w1);
             *u = (*u * b2).max(g.abs() + eps);
-            *p = *p - clr * (*m / *u);
+            *p -= clr * (*m / *u);
         }
         Ok(())
     }

@@ -121,7 +121,10 @@ mod tests {
     #[test]
     fn norm_below_max_leaves_gradients_alone() {
         let a = param_with_grad(vec![0.3, -0.4]);
-        assert_eq!(clip_grad_norm(&[a.clone()], 1.0, 2.0).unwrap(), 0.5);
+        assert_eq!(
+            clip_grad_norm(std::slice::from_ref(&a), 1.0, 2.0).unwrap(),
+            0.5
+        );
         assert_eq!(a.grad().unwrap().to_vec(), vec![0.3, -0.4]);
     }
 
@@ -148,19 +151,19 @@ mod tests {
     #[test]
     fn clip_by_value_clamps_each_element() {
         let a = param_with_grad(vec![-3.0, 0.25, 9.0]);
-        clip_grad_value(&[a.clone()], 1.0).unwrap();
+        clip_grad_value(std::slice::from_ref(&a), 1.0).unwrap();
         assert_eq!(a.grad().unwrap().to_vec(), vec![-1.0, 0.25, 1.0]);
     }
 
     #[test]
     fn bad_arguments_are_rejected() {
         let a = param_with_grad(vec![1.0]);
-        let e = clip_grad_norm(&[a.clone()], -1.0, 2.0).unwrap_err();
+        let e = clip_grad_norm(std::slice::from_ref(&a), -1.0, 2.0).unwrap_err();
         assert_eq!(
             e.to_string(),
             "invalid max_norm -1: must be a finite number >= 0"
         );
-        let e = clip_grad_norm(&[a.clone()], 1.0, 0.0).unwrap_err();
+        let e = clip_grad_norm(std::slice::from_ref(&a), 1.0, 0.0).unwrap_err();
         assert_eq!(
             e.to_string(),
             "invalid norm_type 0: must be > 0 (or infinity)"

@@ -145,8 +145,8 @@ impl<T: Float> UpdateRule<T> for NAdam {
             *v = ema_square(*v, g, b2, w2);
             let denom = (*v / bc2).sqrt() + eps;
             // Two in-place updates in PyTorch's order, not one fused expression.
-            *p = *p + c_grad * (g / denom);
-            *p = *p + c_avg * (*m / denom);
+            *p += c_grad * (g / denom);
+            *p += c_avg * (*m / denom);
         }
         Ok(())
     }

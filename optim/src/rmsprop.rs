@@ -138,9 +138,9 @@ impl<T: Float> UpdateRule<T> for RmsProp {
             match bufs.as_mut().and_then(Iterator::next) {
                 Some(b) => {
                     *b = *b * mu + g / avg;
-                    *p = *p - lr * *b;
+                    *p -= lr * *b;
                 }
-                None => *p = *p - lr * (g / avg),
+                None => *p -= lr * (g / avg),
             }
         }
         Ok(())

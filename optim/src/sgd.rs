@@ -123,7 +123,7 @@ impl<T: Float> UpdateRule<T> for Sgd {
             );
         }
         let lr = T::of(cx.lr);
-        param.zip_mut_with(&g, |p, g| *p = *p - lr * g)?;
+        param.zip_mut_with(&g, |p, g| *p -= lr * g)?;
         Ok(())
     }
 }

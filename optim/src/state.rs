@@ -166,7 +166,7 @@ impl StateDict {
                 Dtype::F32 => StateTensor::F32(
                     Tensor::from_vec(
                         data.chunks_exact(4)
-                            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                            .map(|c| f32::from_le_bytes(le_bytes(c)))
                             .collect(),
                         shape,
                     )
@@ -175,7 +175,7 @@ impl StateDict {
                 Dtype::F64 => StateTensor::F64(
                     Tensor::from_vec(
                         data.chunks_exact(8)
-                            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                            .map(|c| f64::from_le_bytes(le_bytes(c)))
                             .collect(),
                         shape,
                     )
@@ -233,6 +233,13 @@ impl StateDict {
         s.parse()
             .map_err(|_| format_err(format!("metadata {key:?} = {s:?} does not parse")))
     }
+}
+
+/// A chunk from `chunks_exact(N)` as an array.
+fn le_bytes<const N: usize>(chunk: &[u8]) -> [u8; N] {
+    let mut a = [0; N];
+    a.copy_from_slice(chunk);
+    a
 }
 
 fn format_err(e: impl ToString) -> Error {

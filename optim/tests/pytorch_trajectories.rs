@@ -229,7 +229,7 @@ impl Worst {
         if diff > self.abs {
             self.abs = diff;
         }
-        if !(ratio <= self.ratio) {
+        if ratio > self.ratio {
             self.ratio = ratio;
             self.at = at();
         }
