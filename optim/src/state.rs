@@ -4,7 +4,7 @@
 //!
 //! A [safetensors](https://huggingface.co/docs/safetensors) file. Parameters are keyed by
 //! their **position in the optimiser's parameter list** (groups in order, parameters in
-//! order within a group; [`Optim::params`]), because [`ParamId`](autograd::ParamId)s are
+//! order within a group; [`Optim::params`]), because `ParamId`s are
 //! only unique within one process. Rebuild the optimiser over the same parameters in the
 //! same order before loading.
 //!
