@@ -314,6 +314,9 @@ fn every_reference_trajectory_matches_pytorch() {
             let qualitative = last_finite
                 && final_loss < first_loss
                 && (final_loss - ref_final).abs() <= 1e-3 * (ref_final.abs() + 1e-3);
+            println!(
+                "{name:45} past check_steps {check_steps}: final loss {final_loss} vs PyTorch {ref_final}"
+            );
             if !qualitative {
                 failures.push(format!(
                     "{name}: after check_steps: finite {last_finite}, loss {first_loss} -> {final_loss} (PyTorch {ref_final})"
