@@ -23,7 +23,7 @@
 //! [`Sequential`]: crate::Sequential
 //!
 //! ```
-//! use nn::{diagnostics, Linear, Module, Sequential, Sigmoid};
+//! use nn::{diagnostics, Linear, Sequential, Sigmoid};
 //! use rand::SeedableRng;
 //! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 //! let net = Sequential::<f64>::new().add(Linear::new(4, 8, &mut rng)?).add(Sigmoid).add(Linear::new(8, 3, &mut rng)?);

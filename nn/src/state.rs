@@ -20,7 +20,7 @@
 //!   and cast the values), so precision never changes silently.
 //!
 //! ```
-//! use nn::{state, Linear, Module};
+//! use nn::{state, Linear};
 //! use rand::SeedableRng;
 //! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 //! let a = Linear::<f32>::new(3, 2, &mut rng)?;
