@@ -414,7 +414,10 @@ mod tests {
 
     #[test]
     fn activation_modules_report_their_kind() {
-        assert_eq!(Module::<f32>::activation(&Sigmoid), Some(Activation::Sigmoid));
+        assert_eq!(
+            Module::<f32>::activation(&Sigmoid),
+            Some(Activation::Sigmoid)
+        );
         assert_eq!(Module::<f32>::activation(&Relu), Some(Activation::Relu));
         assert_eq!(Module::<f32>::type_name(&Relu), "Relu");
     }

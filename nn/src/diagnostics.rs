@@ -26,7 +26,7 @@
 //! use nn::{diagnostics, Linear, Sequential, Sigmoid};
 //! use rand::SeedableRng;
 //! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-//! let net = Sequential::<f64>::new().add(Linear::new(4, 8, &mut rng)?).add(Sigmoid).add(Linear::new(8, 3, &mut rng)?);
+//! let net = Sequential::<f64>::new().append(Linear::new(4, 8, &mut rng)?).append(Sigmoid).append(Linear::new(8, 3, &mut rng)?);
 //! let x = autograd::Tensor::randn([16, 4], &mut rng);
 //! let targets: Vec<usize> = (0..16).map(|i| i % 3).collect();
 //! let report = diagnostics::diagnose(&net, &x, |y| nn::loss::cross_entropy(y, &targets, 0.0, Default::default()))?;
@@ -135,7 +135,11 @@ fn dead(kind: Option<Activation>, y: &[f64], shape: &Shape) -> Option<f64> {
 }
 
 fn norm<T: Float>(t: &Tensor<T>) -> f64 {
-    t.as_slice().iter().map(|v| v.as_f64().powi(2)).sum::<f64>().sqrt()
+    t.as_slice()
+        .iter()
+        .map(|v| v.as_f64().powi(2))
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// Runs `model` on the batch `x`, computes `loss(output)` (a one-element `Var`), and
@@ -166,6 +170,8 @@ where
     let params = model.named_parameters();
     let mut inputs: Vec<Var<'_, T>> = records.iter().map(|r| r.output).collect();
     inputs.extend(params.iter().map(|(_, p)| cx.param(p)));
+    // Gradients as values only: no need to record the backward graph.
+    #[allow(clippy::result_large_err)] // autograd::Error's size is autograd's choice
     let grads = tape.no_grad(|| tape.grad(l, &inputs))?;
     let (layer_grads, param_grads) = grads.split_at(records.len());
 
@@ -238,7 +244,11 @@ impl fmt::Display for Report {
             "parameter", "shape", "norm", "grad norm", "grad/norm"
         )?;
         for p in &self.params {
-            let ratio = if p.norm > 0.0 { p.grad_norm / p.norm } else { f64::NAN };
+            let ratio = if p.norm > 0.0 {
+                p.grad_norm / p.norm
+            } else {
+                f64::NAN
+            };
             writeln!(
                 f,
                 "{:<20} {:<14} {:>11.3e} {:>11.3e} {:>11.3e}",
@@ -304,7 +314,13 @@ mod tests {
     fn ten_layer_sigmoid_mlp_with_unit_gaussian_weights_saturates() {
         let mut rng = StdRng::seed_from_u64(2024);
         let x = Tensor::randn([BATCH, WIDTH], &mut rng);
-        let naive = sigmoid_mlp(Init::Normal { mean: 0.0, std: 1.0 }, &mut rng);
+        let naive = sigmoid_mlp(
+            Init::Normal {
+                mean: 0.0,
+                std: 1.0,
+            },
+            &mut rng,
+        );
         let report = diagnose(&naive, &x, mse_to_zero).unwrap();
         let sig: Vec<&LayerStats> = report
             .layers
@@ -323,7 +339,10 @@ mod tests {
         }
         // the table names every layer and parameter
         let table = report.to_string();
-        assert!(table.contains("saturated") && table.contains("18.weight"), "{table}");
+        assert!(
+            table.contains("saturated") && table.contains("18.weight"),
+            "{table}"
+        );
     }
 
     /// A ReLU unit is dead on the batch when its pre-activation z = w·x + b ≤ 0 for every
@@ -340,9 +359,9 @@ mod tests {
         let bias = Tensor::from_fn([64], |i| if i < 16 { -10.0 } else { 0.0 });
         fc.bias.as_ref().unwrap().set_value(bias).unwrap();
         let net = Sequential::new()
-            .add(fc)
-            .add(Relu)
-            .add(Linear::new(64, 1, &mut rng).unwrap());
+            .append(fc)
+            .append(Relu)
+            .append(Linear::new(64, 1, &mut rng).unwrap());
         let x = Tensor::randn([BATCH, 32], &mut rng);
         let report = diagnose(&net, &x, |y| Ok(y.square().mean())).unwrap();
         let relu = report.layer("1").unwrap();
@@ -350,7 +369,9 @@ mod tests {
         assert_eq!(relu.saturated, None);
         // no gradient reaches the dead units' incoming weights
         let tape = Tape::new();
-        let y = net.forward(&Ctx::new(&tape), tape.constant(x.clone())).unwrap();
+        let y = net
+            .forward(&Ctx::new(&tape), tape.constant(x.clone()))
+            .unwrap();
         y.square().mean().backward().unwrap();
         let g = net.named_parameters()[0].1.grad().unwrap();
         assert!(g.as_slice()[..16 * 32].iter().all(|&v| v == 0.0));

@@ -16,8 +16,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// An error from the tape or a tensor op.
+    ///
+    /// Boxed (unlike STYLE's `#[from] autograd::Error`): `autograd::Error` is over 128
+    /// bytes, which would put every `nn::Result` — and every user function returning one —
+    /// over clippy's `result_large_err` limit. `?` still converts, through the `From` below.
     #[error(transparent)]
-    Autograd(#[from] autograd::Error),
+    Autograd(Box<autograd::Error>),
 
     // --- configuration ---
     /// A layer, loss or initialiser was given an argument outside its valid range.
@@ -89,7 +93,9 @@ pub enum Error {
         name: String,
     },
     /// A tensor in the file has a different shape from the module's.
-    #[error("state: tensor `{name}` has shape {got:?} in the file, but the module expects {expected}")]
+    #[error(
+        "state: tensor `{name}` has shape {got:?} in the file, but the module expects {expected}"
+    )]
     StateShape {
         /// The tensor's name.
         name: String,
@@ -117,7 +123,37 @@ impl fmt::Debug for Error {
     }
 }
 
+impl From<autograd::Error> for Error {
+    fn from(e: autograd::Error) -> Self {
+        Error::Autograd(Box::new(e))
+    }
+}
+
 impl Error {
+    /// The autograd error inside, if this is one.
+    pub fn as_autograd(&self) -> Option<&autograd::Error> {
+        match self {
+            Error::Autograd(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Converts to an `autograd::Error`, for closures that must return one (such as
+    /// [`autograd::gradcheck`]'s): autograd errors are unwrapped, others become
+    /// `InvalidArgument` carrying this error's message.
+    #[track_caller]
+    pub fn into_autograd(self) -> autograd::Error {
+        match self {
+            Error::Autograd(e) => *e,
+            other => autograd::Error::InvalidArgument {
+                op: "nn",
+                reason: other.to_string(),
+                shape: Shape::scalar(),
+                location: std::panic::Location::caller(),
+            },
+        }
+    }
+
     pub(crate) fn config(what: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidConfig {
             what,

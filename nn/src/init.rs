@@ -279,7 +279,13 @@ fn kaiming_std(
 /// [`Error::Init`] for fewer than 2 dimensions or a zero fan.
 pub fn lecun_normal<T: Float>(shape: impl Into<Shape>, rng: &mut impl Rng) -> Result<Tensor<T>> {
     let shape = shape.into();
-    let std = kaiming_std("lecun_normal", &shape, 0.0, FanMode::FanIn, Nonlinearity::Linear)?;
+    let std = kaiming_std(
+        "lecun_normal",
+        &shape,
+        0.0,
+        FanMode::FanIn,
+        Nonlinearity::Linear,
+    )?;
     normal(shape, 0.0, std, rng)
 }
 
@@ -300,7 +306,8 @@ pub fn orthogonal<T: Float>(
     if shape.rank() < 2 || shape.numel() == 0 {
         return Err(Error::Init {
             init: "orthogonal",
-            reason: "only tensors with 2 or more dimensions and at least one element are supported".into(),
+            reason: "only tensors with 2 or more dimensions and at least one element are supported"
+                .into(),
             shape,
         });
     }
@@ -309,7 +316,11 @@ pub fn orthogonal<T: Float>(
     let cols = shape.numel() / rows;
     let flat = Tensor::<f64>::randn([rows, cols], rng).to_vec();
     // Work on a tall m × n matrix (m >= n), column by column.
-    let (m, n) = if rows < cols { (cols, rows) } else { (rows, cols) };
+    let (m, n) = if rows < cols {
+        (cols, rows)
+    } else {
+        (rows, cols)
+    };
     let mut a: Vec<Vec<f64>> = (0..n)
         .map(|j| {
             (0..m)
@@ -430,7 +441,11 @@ impl Init {
     ///
     /// # Errors
     /// [`Error::Init`] as the underlying function.
-    pub fn tensor<T: Float>(&self, shape: impl Into<Shape>, rng: &mut impl Rng) -> Result<Tensor<T>> {
+    pub fn tensor<T: Float>(
+        &self,
+        shape: impl Into<Shape>,
+        rng: &mut impl Rng,
+    ) -> Result<Tensor<T>> {
         let shape = shape.into();
         match *self {
             Init::Constant(v) => Ok(constant(shape, v)),
@@ -528,7 +543,10 @@ mod tests {
     fn normal_and_uniform_have_their_stated_moments() {
         assert_std(&normal(S, 0.0, 0.02, &mut rng()).unwrap(), 0.02);
         // U(a, b) has std (b - a)/√12
-        assert_std(&uniform(S, -0.3, 0.3, &mut rng()).unwrap(), 0.6 / 12f64.sqrt());
+        assert_std(
+            &uniform(S, -0.3, 0.3, &mut rng()).unwrap(),
+            0.6 / 12f64.sqrt(),
+        );
         let u: Tensor<f64> = uniform(S, -0.3, 0.3, &mut rng()).unwrap();
         assert!(u.as_slice().iter().all(|v| (-0.3..0.3).contains(v)));
         assert!(uniform::<f64>([2], 1.0, 0.0, &mut rng()).is_err());
@@ -557,7 +575,14 @@ mod tests {
         assert_std(&w, 1.0 / 512f64.sqrt() / 3f64.sqrt());
         assert!(w.as_slice().iter().all(|v| v.abs() <= 1.0 / 512f64.sqrt()));
         // a conv-shaped [64, 8, 8, 64] weight: receptive field 8·64, fan_out = 64·512
-        let w = kaiming_normal([64, 8, 8, 64], 0.0, FanMode::FanOut, Nonlinearity::Tanh, &mut rng()).unwrap();
+        let w = kaiming_normal(
+            [64, 8, 8, 64],
+            0.0,
+            FanMode::FanOut,
+            Nonlinearity::Tanh,
+            &mut rng(),
+        )
+        .unwrap();
         assert_std(&w, 5.0 / 3.0 / (64.0f64 * 512.0).sqrt());
     }
 

@@ -9,9 +9,9 @@
 //!
 //! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 //! let mlp = Sequential::<f32>::new()
-//!     .add(Linear::new(4, 16, &mut rng)?)
-//!     .add(Relu)
-//!     .add(Linear::new(16, 3, &mut rng)?);
+//!     .append(Linear::new(4, 16, &mut rng)?)
+//!     .append(Relu)
+//!     .append(Linear::new(16, 3, &mut rng)?);
 //! let tape = Tape::new();
 //! let x = tape.constant(Tensor::randn([8, 4], &mut rng));
 //! let logits = mlp.forward(&Ctx::new(&tape), x)?;

@@ -154,7 +154,10 @@ pub trait Module<T: Float> {
     /// Every parameter, in [`named_parameters`](Module::named_parameters) order: what an
     /// optimiser takes.
     fn parameters(&self) -> Vec<Param<T>> {
-        self.named_parameters().into_iter().map(|(_, p)| p).collect()
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
     }
 
     /// Every buffer with its hierarchical name.
@@ -418,6 +421,8 @@ impl<'t, T: Float> Ctx<'t, T> {
 /// # Errors
 /// [`autograd::Error::Gradcheck`] naming the failing input (inside [`Error::Autograd`]);
 /// the module's own errors.
+// The closure must return autograd::Result, whose error is over clippy's size limit.
+#[allow(clippy::result_large_err)]
 pub fn gradcheck_module<M: Module<f64> + ?Sized>(
     module: &M,
     x: &Tensor<f64>,
@@ -439,7 +444,7 @@ pub fn gradcheck_module<M: Module<f64> + ?Sized>(
                     let c = Tensor::from_fn(y.shape(), |i| 1.0 + (i as f64 * 0.37).sin() * 0.5);
                     Ok(y.mul(v[0].tape().constant(c))?.sum())
                 }
-                Err(Error::Autograd(e)) => Err(e),
+                Err(Error::Autograd(e)) => Err(*e),
                 Err(e) => {
                     let shape = y_shape_of(&e);
                     *nn_err.borrow_mut() = Some(e);
@@ -530,7 +535,9 @@ mod tests {
         };
         let tape = Tape::new();
         let cx = Ctx::recording(&tape);
-        let y = cx.call("net", &t, tape.constant(Tensor::ones([2]))).unwrap();
+        let y = cx
+            .call("net", &t, tape.constant(Tensor::ones([2])))
+            .unwrap();
         // y = x · 2 · 3
         assert_eq!(y.value().to_vec(), [6.0, 6.0]);
         let names: Vec<_> = cx.records().into_iter().map(|r| r.name).collect();

@@ -88,10 +88,18 @@ fn encode<T: Float>(t: &Tensor<T>, integer: bool) -> Bytes {
                 .iter()
                 .flat_map(|v| (v.as_f64() as f32).to_le_bytes())
                 .collect(),
-            DType::F64 => t.as_slice().iter().flat_map(|v| v.as_f64().to_le_bytes()).collect(),
+            DType::F64 => t
+                .as_slice()
+                .iter()
+                .flat_map(|v| v.as_f64().to_le_bytes())
+                .collect(),
         }
     };
-    let dtype = if integer { Dtype::I64 } else { float_dtype::<T>() };
+    let dtype = if integer {
+        Dtype::I64
+    } else {
+        float_dtype::<T>()
+    };
     Bytes { dtype, shape, data }
 }
 
@@ -104,7 +112,11 @@ fn decode<T: Float>(dtype: Dtype, data: &[u8], shape: Shape) -> Result<Tensor<T>
             .collect(),
         Dtype::F64 => data
             .chunks_exact(8)
-            .map(|c| T::of(f64::from_le_bytes(c.try_into().expect("internal: chunk of 8"))))
+            .map(|c| {
+                T::of(f64::from_le_bytes(
+                    c.try_into().expect("internal: chunk of 8"),
+                ))
+            })
             .collect(),
         _ => data
             .chunks_exact(8)
@@ -159,7 +171,10 @@ fn slots<T: Float, M: Module<T> + ?Sized>(module: &M) -> Result<BTreeMap<String,
         }
     }
     match dup {
-        Some(n) => Err(Error::config("state", format!("the module names two tensors `{n}`"))),
+        Some(n) => Err(Error::config(
+            "state",
+            format!("the module names two tensors `{n}`"),
+        )),
         None => Ok(out),
     }
 }
@@ -213,9 +228,12 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         path: path.to_path_buf(),
         source,
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")))?;
+    let name = path.file_name().ok_or_else(|| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a file path",
+        ))
+    })?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -268,7 +286,11 @@ fn load_impl<T: Float, M: Module<T> + ?Sized>(module: &M, bytes: &[u8], path: &P
         let view = file
             .tensor(name)
             .map_err(|_| Error::MissingTensor { name: name.clone() })?;
-        let want = if slot.integer() { Dtype::I64 } else { float_dtype::<T>() };
+        let want = if slot.integer() {
+            Dtype::I64
+        } else {
+            float_dtype::<T>()
+        };
         if view.dtype() != want {
             return Err(Error::StateDType {
                 name: name.clone(),
@@ -320,17 +342,23 @@ mod tests {
     fn net<T: Float>(seed: u64) -> Sequential<T> {
         let mut rng = StdRng::seed_from_u64(seed);
         Sequential::new()
-            .add(Linear::new(3, 4, &mut rng).unwrap())
-            .add(BatchNorm1d::new(4).unwrap())
-            .add(Relu)
-            .add(Linear::new(4, 2, &mut rng).unwrap())
+            .append(Linear::new(3, 4, &mut rng).unwrap())
+            .append(BatchNorm1d::new(4).unwrap())
+            .append(Relu)
+            .append(Linear::new(4, 2, &mut rng).unwrap())
     }
 
     #[test]
     fn bytes_round_trip_params_and_buffers() {
         let a = net::<f64>(1);
-        a.named_buffers()[0].1.set_value(Tensor::from_vec(vec![1., 2., 3., 4.], [4]).unwrap()).unwrap();
-        a.named_buffers()[2].1.set_value(Tensor::scalar(7.0)).unwrap();
+        a.named_buffers()[0]
+            .1
+            .set_value(Tensor::from_vec(vec![1., 2., 3., 4.], [4]).unwrap())
+            .unwrap();
+        a.named_buffers()[2]
+            .1
+            .set_value(Tensor::scalar(7.0))
+            .unwrap();
         let b = net::<f64>(2);
         assert_ne!(a.parameters()[0].value(), b.parameters()[0].value());
         from_bytes(&b, &to_bytes(&a).unwrap()).unwrap();
@@ -350,13 +378,16 @@ mod tests {
         // a model whose last layer differs: the first layers match, the last does not
         let mut rng = StdRng::seed_from_u64(3);
         let b = Sequential::<f32>::new()
-            .add(Linear::new(3, 4, &mut rng).unwrap())
-            .add(BatchNorm1d::new(4).unwrap())
-            .add(Relu)
-            .add(Linear::new(4, 5, &mut rng).unwrap());
+            .append(Linear::new(3, 4, &mut rng).unwrap())
+            .append(BatchNorm1d::new(4).unwrap())
+            .append(Relu)
+            .append(Linear::new(4, 5, &mut rng).unwrap());
         let before = b.parameters()[0].value();
         let e = from_bytes(&b, &bytes).unwrap_err();
-        assert!(matches!(&e, Error::StateShape { name, .. } if name == "3.bias"), "{e}");
+        assert!(
+            matches!(&e, Error::StateShape { name, .. } if name == "3.bias"),
+            "{e}"
+        );
         assert_eq!(b.parameters()[0].value(), before);
     }
 }

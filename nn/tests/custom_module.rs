@@ -137,15 +137,25 @@ fn custom_module_trains_and_its_layers_show_in_diagnostics() {
     let params = net.parameters();
     let loss_at = |net: &ResMlp<f64>| {
         let tape = Tape::new();
-        let logits = net.forward(&Ctx::new(&tape), tape.constant(x.clone())).unwrap();
-        loss::cross_entropy(logits, &labels, 0.0, Reduction::Mean).unwrap().item().unwrap()
+        let logits = net
+            .forward(&Ctx::new(&tape), tape.constant(x.clone()))
+            .unwrap();
+        loss::cross_entropy(logits, &labels, 0.0, Reduction::Mean)
+            .unwrap()
+            .item()
+            .unwrap()
     };
     let first = loss_at(&net);
     for _ in 0..30 {
         net.zero_grad();
         let tape = Tape::new();
-        let logits = net.forward(&Ctx::new(&tape), tape.constant(x.clone())).unwrap();
-        loss::cross_entropy(logits, &labels, 0.0, Reduction::Mean).unwrap().backward().unwrap();
+        let logits = net
+            .forward(&Ctx::new(&tape), tape.constant(x.clone()))
+            .unwrap();
+        loss::cross_entropy(logits, &labels, 0.0, Reduction::Mean)
+            .unwrap()
+            .backward()
+            .unwrap();
         for p in &params {
             p.update(|v, g| {
                 if let Some(g) = g {
@@ -157,11 +167,14 @@ fn custom_module_trains_and_its_layers_show_in_diagnostics() {
     let last = loss_at(&net);
     assert!(last < 0.5 * first, "loss {first} → {last}");
 
-    let report = nn::diagnose(&net, &x, |y| loss::cross_entropy(y, &labels, 0.0, Reduction::Mean)).unwrap();
+    let report = nn::diagnose(&net, &x, |y| {
+        loss::cross_entropy(y, &labels, 0.0, Reduction::Mean)
+    })
+    .unwrap();
     let names: Vec<&str> = report.layers.iter().map(|l| l.name.as_str()).collect();
     assert!(names.contains(&"blocks.1.fc2"), "{names:?}");
     assert_eq!(report.params.len(), 17);
     // an unrelated activation module inside a Sequential would be reported by kind
-    let seq = Sequential::<f64>::new().add(Relu);
+    let seq = Sequential::<f64>::new().append(Relu);
     assert_eq!(seq.get(0).unwrap().activation(), Some(nn::Activation::Relu));
 }

@@ -12,7 +12,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// A scratch directory unique to this test, removed at the end.
@@ -37,7 +39,7 @@ impl Drop for Scratch {
 fn torch_cnn<T: Float>(seed: u64) -> Sequential<T> {
     let mut rng = StdRng::seed_from_u64(seed);
     Sequential::new()
-        .add(
+        .append(
             Conv2dConfig {
                 padding: (1, 1),
                 ..Conv2dConfig::new(1, 2, 3)
@@ -45,23 +47,23 @@ fn torch_cnn<T: Float>(seed: u64) -> Sequential<T> {
             .init(&mut rng)
             .unwrap(),
         )
-        .add(BatchNorm2d::new(2).unwrap())
-        .add(Relu)
-        .add(MaxPool2d::new(2))
-        .add(Flatten::default())
-        .add(Linear::new(8, 5, &mut rng).unwrap())
-        .add(LayerNorm::new(&[5]).unwrap())
-        .add(PRelu::new(1, 0.25).unwrap())
-        .add(Linear::new(5, 3, &mut rng).unwrap())
+        .append(BatchNorm2d::new(2).unwrap())
+        .append(Relu)
+        .append(MaxPool2d::new(2))
+        .append(Flatten::default())
+        .append(Linear::new(8, 5, &mut rng).unwrap())
+        .append(LayerNorm::new(&[5]).unwrap())
+        .append(PRelu::new(1, 0.25).unwrap())
+        .append(Linear::new(5, 3, &mut rng).unwrap())
 }
 
 fn mlp<T: Float>(seed: u64) -> Sequential<T> {
     let mut rng = StdRng::seed_from_u64(seed);
     Sequential::new()
-        .add(Linear::new(3, 4, &mut rng).unwrap())
-        .add(BatchNorm1d::new(4).unwrap())
-        .add(Relu)
-        .add(Linear::new(4, 2, &mut rng).unwrap())
+        .append(Linear::new(3, 4, &mut rng).unwrap())
+        .append(BatchNorm1d::new(4).unwrap())
+        .append(Relu)
+        .append(Linear::new(4, 2, &mut rng).unwrap())
 }
 
 fn assert_same_state<T: Float>(a: &dyn Module<T>, b: &dyn Module<T>) {
@@ -81,12 +83,18 @@ fn round_trip<T: Float>(tag: &str) {
     let a = mlp::<T>(1);
     // move the running statistics off their initial values
     let tape = Tape::new();
-    a.forward(&Ctx::new(&tape), tape.constant(Tensor::randn([6, 3], &mut StdRng::seed_from_u64(5))))
-        .unwrap();
+    a.forward(
+        &Ctx::new(&tape),
+        tape.constant(Tensor::randn([6, 3], &mut StdRng::seed_from_u64(5))),
+    )
+    .unwrap();
     let path = dir.path("mlp.safetensors");
     state::save(&a, &path).unwrap();
     // no temporary file is left next to the target
-    let names: Vec<_> = std::fs::read_dir(&dir.0).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, [std::ffi::OsString::from("mlp.safetensors")]);
     let b = mlp::<T>(2);
     state::load(&b, &path).unwrap();
@@ -124,7 +132,10 @@ fn a_pytorch_state_dict_loads_and_computes_what_pytorch_computed() {
     let (x, want) = (read("x"), read("y"));
     model.eval();
     let tape = Tape::new();
-    let y = model.forward(&Ctx::new(&tape), tape.constant(x)).unwrap().value();
+    let y = model
+        .forward(&Ctx::new(&tape), tape.constant(x))
+        .unwrap()
+        .value();
     assert_eq!(y.dims(), want.dims());
     for (a, b) in y.as_slice().iter().zip(want.as_slice()) {
         assert!((a - b).abs() < 1e-5, "{y:?} vs torch {want:?}");
@@ -151,18 +162,29 @@ fn truncated_and_corrupt_files_are_errors_naming_the_file() {
         let p = dir.path("cut.safetensors");
         std::fs::write(&p, &good[..cut]).unwrap();
         let e = state::load(&model, &p).unwrap_err();
-        assert!(matches!(&e, Error::Corrupt { path, .. } if path == &p), "cut {cut}: {e}");
+        assert!(
+            matches!(&e, Error::Corrupt { path, .. } if path == &p),
+            "cut {cut}: {e}"
+        );
     }
     // a header length pointing past the end, and garbage JSON
     let mut bad = good.clone();
     bad[..8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
-    assert!(matches!(state::from_bytes(&model, &bad), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        state::from_bytes(&model, &bad),
+        Err(Error::Corrupt { .. })
+    ));
     let mut bad = good.clone();
     bad[8..20].copy_from_slice(b"not json!!!!");
-    assert!(matches!(state::from_bytes(&model, &bad), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        state::from_bytes(&model, &bad),
+        Err(Error::Corrupt { .. })
+    ));
     // a missing file is an I/O error naming it
     let missing = dir.path("nope.safetensors");
-    assert!(matches!(state::load(&model, &missing), Err(Error::Io { path, .. }) if path == missing));
+    assert!(
+        matches!(state::load(&model, &missing), Err(Error::Io { path, .. }) if path == missing)
+    );
     // and a failed load changed nothing
     assert_same_state(&model, &mlp::<f32>(0));
 }
@@ -174,21 +196,27 @@ fn missing_unexpected_and_misshapen_tensors_are_named() {
 
     // the module has a tensor the file lacks: save a smaller model, load into the full one
     let mut rng = StdRng::seed_from_u64(1);
-    let head = Sequential::<f32>::new().add(Linear::new(3, 4, &mut rng).unwrap());
+    let head = Sequential::<f32>::new().append(Linear::new(3, 4, &mut rng).unwrap());
     let e = state::from_bytes(&full, &state::to_bytes(&head).unwrap()).unwrap_err();
-    assert!(matches!(&e, Error::MissingTensor { name } if name == "1.bias"), "{e}");
+    assert!(
+        matches!(&e, Error::MissingTensor { name } if name == "1.bias"),
+        "{e}"
+    );
     assert!(e.to_string().contains("`1.bias` is missing"), "{e}");
 
     // the file has a tensor the module lacks
     let e = state::from_bytes(&head, &bytes).unwrap_err();
-    assert!(matches!(&e, Error::UnexpectedTensor { name } if name == "1.bias"), "{e}");
+    assert!(
+        matches!(&e, Error::UnexpectedTensor { name } if name == "1.bias"),
+        "{e}"
+    );
 
     // same names, different shape
     let wide = Sequential::<f32>::new()
-        .add(Linear::new(3, 5, &mut rng).unwrap())
-        .add(BatchNorm1d::new(5).unwrap())
-        .add(Relu)
-        .add(Linear::new(5, 2, &mut rng).unwrap());
+        .append(Linear::new(3, 5, &mut rng).unwrap())
+        .append(BatchNorm1d::new(5).unwrap())
+        .append(Relu)
+        .append(Linear::new(5, 2, &mut rng).unwrap());
     let e = state::from_bytes(&wide, &bytes).unwrap_err();
     assert!(
         matches!(&e, Error::StateShape { name, got, .. } if name == "0.bias" && got == &[4]),

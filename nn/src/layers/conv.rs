@@ -72,7 +72,10 @@ impl Conv2dConfig {
                 "channels, kernel size, stride, dilation and groups must be positive",
             ));
         }
-        if c.in_channels % c.groups != 0 || c.out_channels % c.groups != 0 {
+        // `is_multiple_of` needs Rust 1.87; the workspace's rust-version is 1.85.
+        #[allow(clippy::manual_is_multiple_of)]
+        let divisible = c.in_channels % c.groups == 0 && c.out_channels % c.groups == 0;
+        if !divisible {
             return Err(Error::config(
                 "Conv2d",
                 format!(
@@ -142,7 +145,11 @@ impl<T: Float> Module<T> for Conv2d<T> {
         let s = x.shape();
         let c = &self.config;
         if s.rank() != 4 || s[1] != c.in_channels {
-            return Err(Error::input("Conv2d", format!("[N, {}, H, W]", c.in_channels), s));
+            return Err(Error::input(
+                "Conv2d",
+                format!("[N, {}, H, W]", c.in_channels),
+                s,
+            ));
         }
         let args = Conv2dArgs {
             stride: c.stride,
@@ -181,7 +188,9 @@ mod tests {
         let conv: Conv2d<f64> = cfg.init(&mut rng).unwrap();
         let x = Tensor::randn([2, 2, 5, 4], &mut rng);
         let tape = Tape::new();
-        let y = conv.forward(&Ctx::new(&tape), tape.constant(x.clone())).unwrap();
+        let y = conv
+            .forward(&Ctx::new(&tape), tape.constant(x.clone()))
+            .unwrap();
         // H' = (5 + 2 - 3)/2 + 1 = 3, W' = (4 + 4 - 3)/1 + 1 = 6
         assert_eq!(y.dims(), [2, 3, 3, 6]);
         gradcheck_module(&conv, &x, &GradcheckOptions::default()).unwrap();
@@ -192,8 +201,12 @@ mod tests {
         }
         .init(&mut rng)
         .unwrap();
-        gradcheck_module(&grouped, &Tensor::randn([1, 2, 3, 3], &mut rng), &GradcheckOptions::default())
-            .unwrap();
+        gradcheck_module(
+            &grouped,
+            &Tensor::randn([1, 2, 3, 3], &mut rng),
+            &GradcheckOptions::default(),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -216,11 +229,17 @@ mod tests {
             groups: 2,
             ..Conv2dConfig::new(3, 4, 3)
         };
-        assert!(matches!(bad.init::<f32>(&mut rng), Err(Error::InvalidConfig { .. })));
+        assert!(matches!(
+            bad.init::<f32>(&mut rng),
+            Err(Error::InvalidConfig { .. })
+        ));
         let conv = Conv2d::<f32>::new(3, 4, 3, &mut rng).unwrap();
         let tape = Tape::new();
         let x = tape.constant(Tensor::zeros([1, 2, 5, 5]));
-        assert!(matches!(conv.forward(&Ctx::new(&tape), x), Err(Error::InputShape { .. })));
+        assert!(matches!(
+            conv.forward(&Ctx::new(&tape), x),
+            Err(Error::InputShape { .. })
+        ));
         // a 3×3 kernel does not fit a 2×2 image: an error, not a panic
         let small = tape.constant(Tensor::zeros([1, 3, 2, 2]));
         assert!(conv.forward(&Ctx::new(&tape), small).is_err());

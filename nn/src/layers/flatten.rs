@@ -41,10 +41,21 @@ mod tests {
         let x = tape.constant(Tensor::zeros([2, 3, 4, 5]));
         let y = Flatten::default().forward(&Ctx::new(&tape), x).unwrap();
         assert_eq!(y.dims(), [2, 60]);
-        let mid = Flatten { start_dim: 1, end_dim: 2 };
+        let mid = Flatten {
+            start_dim: 1,
+            end_dim: 2,
+        };
         assert_eq!(mid.forward(&Ctx::new(&tape), x).unwrap().dims(), [2, 12, 5]);
-        let bad = Flatten { start_dim: 7, end_dim: -1 };
+        let bad = Flatten {
+            start_dim: 7,
+            end_dim: -1,
+        };
         assert!(bad.forward(&Ctx::new(&tape), x).is_err());
-        gradcheck_module(&Flatten::default(), &Tensor::from_fn([2, 2, 3], |i| i as f64 * 0.1), &GradcheckOptions::default()).unwrap();
+        gradcheck_module(
+            &Flatten::default(),
+            &Tensor::from_fn([2, 2, 3], |i| i as f64 * 0.1),
+            &GradcheckOptions::default(),
+        )
+        .unwrap();
     }
 }

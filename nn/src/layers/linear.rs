@@ -41,7 +41,10 @@ impl LinearConfig {
     pub fn init<T: Float>(&self, rng: &mut impl Rng) -> Result<Linear<T>> {
         let (i, o) = (self.in_features, self.out_features);
         if i == 0 || o == 0 {
-            return Err(Error::config("Linear", format!("features must be positive, got {i} → {o}")));
+            return Err(Error::config(
+                "Linear",
+                format!("features must be positive, got {i} → {o}"),
+            ));
         }
         let weight = Param::named("weight", self.weight_init.tensor([o, i], rng)?);
         let bias = if self.bias {
@@ -106,7 +109,11 @@ impl<T: Float> Module<T> for Linear<T> {
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let s = x.shape();
         if s.rank() == 0 || s[s.rank() - 1] != self.in_features {
-            return Err(Error::input("Linear", format!("[*, {}]", self.in_features), s));
+            return Err(Error::input(
+                "Linear",
+                format!("[*, {}]", self.in_features),
+                s,
+            ));
         }
         // Fold leading axes into one batch axis: a single GEMM whatever the rank.
         let lead: Vec<usize> = s.dims()[..s.rank() - 1].to_vec();
@@ -160,7 +167,10 @@ mod tests {
         assert_eq!(fc.forward(&Ctx::new(&tape), x1).unwrap().dims(), [2]);
         let bad = tape.constant(Tensor::ones([2, 4]));
         let e = fc.forward(&Ctx::new(&tape), bad).unwrap_err();
-        assert!(e.to_string().contains("Linear: expected input [*, 3]"), "{e}");
+        assert!(
+            e.to_string().contains("Linear: expected input [*, 3]"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -190,6 +200,8 @@ mod tests {
         assert!((std / (bound / 3f64.sqrt()) - 1.0).abs() < 0.03);
         let b = fc.bias.as_ref().unwrap().value();
         assert!(b.as_slice().iter().all(|v| v.abs() <= bound));
-        assert!(LinearConfig::new(0, 3).init::<f32>(&mut StdRng::seed_from_u64(0)).is_err());
+        assert!(LinearConfig::new(0, 3)
+            .init::<f32>(&mut StdRng::seed_from_u64(0))
+            .is_err());
     }
 }

@@ -40,7 +40,11 @@ impl BatchNormConfig {
     /// [`Error::InvalidConfig`] for zero features, `eps <= 0` or a momentum outside `[0, 1]`.
     pub fn init<T: Float, const D: usize>(&self) -> Result<BatchNorm<T, D>> {
         let c = self.num_features;
-        if c == 0 || !(self.eps > 0.0) || self.momentum.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
+        if c == 0
+            || self.eps.is_nan()
+            || self.eps <= 0.0
+            || self.momentum.is_some_and(|m| !(0.0..=1.0).contains(&m))
+        {
             return Err(Error::config(
                 "BatchNorm",
                 format!("need features > 0, eps > 0 and momentum in [0, 1], got {self:?}"),
@@ -141,7 +145,13 @@ impl<T: Float, const D: usize> BatchNorm<T, D> {
         Ok(())
     }
 
-    fn update_running(&self, stats: &RunningStats<T>, mean: &Tensor<T>, var: &Tensor<T>, n: usize) -> Result<()> {
+    fn update_running(
+        &self,
+        stats: &RunningStats<T>,
+        mean: &Tensor<T>,
+        var: &Tensor<T>,
+        n: usize,
+    ) -> Result<()> {
         let count = stats.count.value().as_slice()[0] + T::one();
         stats.count.set_value(Tensor::full([], count))?;
         let m = match self.config.momentum {
@@ -150,8 +160,14 @@ impl<T: Float, const D: usize> BatchNorm<T, D> {
         };
         let (m, keep) = (T::of(m), T::of(1.0 - m));
         let unbias = T::of(n as f64 / (n as f64 - 1.0));
-        let rm = stats.mean.value().zip_with(mean, "batch_norm", |r, b| keep * r + m * b)?;
-        let rv = stats.var.value().zip_with(var, "batch_norm", |r, b| keep * r + m * b * unbias)?;
+        let rm = stats
+            .mean
+            .value()
+            .zip_with(mean, "batch_norm", |r, b| keep * r + m * b)?;
+        let rv = stats
+            .var
+            .value()
+            .zip_with(var, "batch_norm", |r, b| keep * r + m * b * unbias)?;
         stats.mean.set_value(rm)?;
         stats.var.set_value(rv)?;
         Ok(())
@@ -182,14 +198,18 @@ impl<T: Float, const D: usize> Module<T> for BatchNorm<T, D> {
             let centred = x.sub(mean)?;
             let var = centred.square().mean_axes(&axes, true)?;
             if let (Some(stats), true) = (&self.stats, self.mode.training()) {
-                let flat = |v: Var<'t, T>| v.value().reshape([c]);
-                self.update_running(stats, &flat(mean)?, &flat(var)?, n)?;
+                let (m, v) = (mean.value().reshape([c])?, var.value().reshape([c])?);
+                self.update_running(stats, &m, &v, n)?;
             }
             centred.mul(var.add_scalar(eps).rsqrt())?
         } else {
             let st = self.stats.as_ref().expect("internal: checked by use_batch");
             let mean = tape.constant(st.mean.value().reshape(bshape.clone())?);
-            let inv = st.var.value().reshape(bshape.clone())?.map(|v| (v + eps).sqrt().recip());
+            let inv = st
+                .var
+                .value()
+                .reshape(bshape.clone())?
+                .map(|v| (v + eps).sqrt().recip());
             x.sub(mean)?.mul(tape.constant(inv))?
         };
         match &self.affine {
@@ -253,11 +273,21 @@ impl<T: Float> LayerNorm<T> {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for an empty or zero-sized shape or `eps <= 0`.
-    pub fn with_options(normalized_shape: &[usize], eps: f64, elementwise_affine: bool) -> Result<Self> {
-        if normalized_shape.is_empty() || normalized_shape.contains(&0) || !(eps > 0.0) {
+    pub fn with_options(
+        normalized_shape: &[usize],
+        eps: f64,
+        elementwise_affine: bool,
+    ) -> Result<Self> {
+        if normalized_shape.is_empty()
+            || normalized_shape.contains(&0)
+            || eps.is_nan()
+            || eps <= 0.0
+        {
             return Err(Error::config(
                 "LayerNorm",
-                format!("need a non-empty positive shape and eps > 0, got {normalized_shape:?}, {eps}"),
+                format!(
+                    "need a non-empty positive shape and eps > 0, got {normalized_shape:?}, {eps}"
+                ),
             ));
         }
         let affine = elementwise_affine.then(|| {
@@ -289,7 +319,11 @@ impl<T: Float> Module<T> for LayerNorm<T> {
         let s = x.shape();
         let k = self.normalized_shape.len();
         if s.rank() < k || s.dims()[s.rank() - k..] != self.normalized_shape[..] {
-            return Err(Error::input("LayerNorm", format!("[*, {:?}]", self.normalized_shape), s));
+            return Err(Error::input(
+                "LayerNorm",
+                format!("[*, {:?}]", self.normalized_shape),
+                s,
+            ));
         }
         let (w, b) = match &self.affine {
             Some((w, b)) => (Some(cx.param(w)), Some(cx.param(b))),
@@ -316,8 +350,14 @@ mod tests {
 
     fn randomise_affine<const D: usize>(bn: &BatchNorm<f64, D>, rng: &mut StdRng) {
         let c = bn.config.num_features;
-        bn.weight().unwrap().set_value(Tensor::uniform([c], 0.5, 1.5, rng)).unwrap();
-        bn.bias().unwrap().set_value(Tensor::randn([c], rng)).unwrap();
+        bn.weight()
+            .unwrap()
+            .set_value(Tensor::uniform([c], 0.5, 1.5, rng))
+            .unwrap();
+        bn.bias()
+            .unwrap()
+            .set_value(Tensor::randn([c], rng))
+            .unwrap();
     }
 
     #[test]
@@ -341,7 +381,8 @@ mod tests {
         let tape = Tape::new();
         // channel 0: [1, 2, 3, 6] (mean 3, biased var 3.5, unbiased 14/3)
         // channel 1: [0, 0, 4, 4] (mean 2, biased var 4, unbiased 16/3)
-        let x = tape.constant(Tensor::from_vec(vec![1., 0., 2., 0., 3., 4., 6., 4.], [4, 2]).unwrap());
+        let x =
+            tape.constant(Tensor::from_vec(vec![1., 0., 2., 0., 3., 4., 6., 4.], [4, 2]).unwrap());
         let y = bn.forward(&Ctx::new(&tape), x).unwrap().value();
         let want0 = (1.0 - 3.0) / (3.5f64 + 1e-5).sqrt();
         assert!((y.at(&[0, 0]).unwrap() - want0).abs() < 1e-12);
@@ -351,7 +392,10 @@ mod tests {
         assert!((rv.to_vec()[0] - (0.9 + 0.1 * 14.0 / 3.0)).abs() < 1e-12);
         assert!((rv.to_vec()[1] - (0.9 + 0.1 * 16.0 / 3.0)).abs() < 1e-12);
         let names: Vec<_> = bn.named_buffers().into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, ["running_mean", "running_var", "num_batches_tracked"]);
+        assert_eq!(
+            names,
+            ["running_mean", "running_var", "num_batches_tracked"]
+        );
         assert_eq!(bn.named_buffers()[2].1.value().to_vec(), [1.0]);
         // eval uses the running statistics and does not update them
         bn.eval();
@@ -362,22 +406,42 @@ mod tests {
         // a batch of one cannot be normalised in training mode
         bn.train();
         let one = tape.constant(Tensor::ones([1, 2]));
-        assert!(matches!(bn.forward(&Ctx::new(&tape), one), Err(Error::InputShape { .. })));
+        assert!(matches!(
+            bn.forward(&Ctx::new(&tape), one),
+            Err(Error::InputShape { .. })
+        ));
         let wrong = tape.constant(Tensor::ones([4, 3]));
-        assert!(matches!(bn.forward(&Ctx::new(&tape), wrong), Err(Error::InputShape { .. })));
+        assert!(matches!(
+            bn.forward(&Ctx::new(&tape), wrong),
+            Err(Error::InputShape { .. })
+        ));
     }
 
     #[test]
     fn layernorm_gradchecks_and_normalises_the_trailing_axes() {
         let mut rng = StdRng::seed_from_u64(10);
         let ln = LayerNorm::<f64>::new(&[2, 3]).unwrap();
-        ln.weight().unwrap().set_value(Tensor::uniform([2, 3], 0.5, 1.5, &mut rng)).unwrap();
-        ln.bias().unwrap().set_value(Tensor::randn([2, 3], &mut rng)).unwrap();
-        gradcheck_module(&ln, &Tensor::randn([4, 2, 3], &mut rng), &GradcheckOptions::default()).unwrap();
+        ln.weight()
+            .unwrap()
+            .set_value(Tensor::uniform([2, 3], 0.5, 1.5, &mut rng))
+            .unwrap();
+        ln.bias()
+            .unwrap()
+            .set_value(Tensor::randn([2, 3], &mut rng))
+            .unwrap();
+        gradcheck_module(
+            &ln,
+            &Tensor::randn([4, 2, 3], &mut rng),
+            &GradcheckOptions::default(),
+        )
+        .unwrap();
         let plain = LayerNorm::<f64>::with_options(&[3], 1e-5, false).unwrap();
         let tape = Tape::new();
         let y = plain
-            .forward(&Ctx::new(&tape), tape.constant(Tensor::from_vec(vec![1., 2., 3.], [1, 3]).unwrap()))
+            .forward(
+                &Ctx::new(&tape),
+                tape.constant(Tensor::from_vec(vec![1., 2., 3.], [1, 3]).unwrap()),
+            )
             .unwrap()
             .value()
             .to_vec();
@@ -385,6 +449,9 @@ mod tests {
         let s = (2.0f64 / 3.0 + 1e-5).sqrt();
         assert!((y[0] + 1.0 / s).abs() < 1e-12 && y[1].abs() < 1e-12);
         let bad = tape.constant(Tensor::ones([2, 4]));
-        assert!(matches!(plain.forward(&Ctx::new(&tape), bad), Err(Error::InputShape { .. })));
+        assert!(matches!(
+            plain.forward(&Ctx::new(&tape), bad),
+            Err(Error::InputShape { .. })
+        ));
     }
 }

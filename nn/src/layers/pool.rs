@@ -92,7 +92,10 @@ mod tests {
         let a = AvgPool2d::new(2).forward(&Ctx::new(&tape), v).unwrap();
         assert_eq!(a.value().to_vec(), [2.5, 4.5, 10.5, 12.5]);
         let bad = tape.constant(Tensor::zeros([4, 4]));
-        assert!(matches!(MaxPool2d::new(2).forward(&Ctx::new(&tape), bad), Err(Error::InputShape { .. })));
+        assert!(matches!(
+            MaxPool2d::new(2).forward(&Ctx::new(&tape), bad),
+            Err(Error::InputShape { .. })
+        ));
     }
 
     #[test]

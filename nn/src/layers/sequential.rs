@@ -14,9 +14,9 @@ use crate::module::{Ctx, Module};
 /// use rand::SeedableRng;
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 /// let mlp = Sequential::<f32>::new()
-///     .add(Linear::new(4, 8, &mut rng)?)
-///     .add(Relu)
-///     .add(Linear::new(8, 2, &mut rng)?);
+///     .append(Linear::new(4, 8, &mut rng)?)
+///     .append(Relu)
+///     .append(Linear::new(8, 2, &mut rng)?);
 /// assert_eq!(mlp.named_parameters()[2].0, "2.weight");
 /// # Ok::<(), nn::Error>(())
 /// ```
@@ -36,9 +36,9 @@ impl<T: Float> Sequential<T> {
         Sequential { layers: Vec::new() }
     }
 
-    /// Appends a layer (builder form).
+    /// Appends a layer (builder form, like `nn.Sequential.append`).
     #[must_use]
-    pub fn add(mut self, layer: impl Module<T> + 'static) -> Self {
+    pub fn append(mut self, layer: impl Module<T> + 'static) -> Self {
         self.push(layer);
         self
     }
@@ -105,17 +105,32 @@ mod tests {
     #[test]
     fn sequential_names_counts_modes_and_gradchecks() {
         let mut rng = StdRng::seed_from_u64(5);
-        let inner = Sequential::new().add(Linear::new(3, 3, &mut rng).unwrap()).add(Tanh);
+        let inner = Sequential::new()
+            .append(Linear::new(3, 3, &mut rng).unwrap())
+            .append(Tanh);
         let net = Sequential::<f64>::new()
-            .add(Linear::new(2, 3, &mut rng).unwrap())
-            .add(Relu)
-            .add(inner)
-            .add(Dropout::new(0.5, 0).unwrap())
-            .add(Linear::new(3, 1, &mut rng).unwrap());
+            .append(Linear::new(2, 3, &mut rng).unwrap())
+            .append(Relu)
+            .append(inner)
+            .append(Dropout::new(0.5, 0).unwrap())
+            .append(Linear::new(3, 1, &mut rng).unwrap());
         let names: Vec<_> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, ["0.weight", "0.bias", "2.0.weight", "2.0.bias", "4.weight", "4.bias"]);
+        assert_eq!(
+            names,
+            [
+                "0.weight",
+                "0.bias",
+                "2.0.weight",
+                "2.0.bias",
+                "4.weight",
+                "4.bias"
+            ]
+        );
         assert_eq!(net.num_parameters(), 2 * 3 + 3 + 9 + 3 + 3 + 1);
-        assert_eq!(format!("{net:?}"), "Sequential[\"Linear\", \"Relu\", \"Sequential\", \"Dropout\", \"Linear\"]");
+        assert_eq!(
+            format!("{net:?}"),
+            "Sequential[\"Linear\", \"Relu\", \"Sequential\", \"Dropout\", \"Linear\"]"
+        );
         // eval reaches the nested dropout, so the net is deterministic and checkable
         net.eval();
         let x = Tensor::from_vec(vec![0.5, -0.3, 1.2, 0.8], [2, 2]).unwrap();
