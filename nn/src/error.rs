@@ -139,7 +139,7 @@ impl Error {
     }
 
     /// Converts to an `autograd::Error`, for closures that must return one (such as
-    /// [`autograd::gradcheck`]'s): autograd errors are unwrapped, others become
+    /// [`autograd::gradcheck()`]'s): autograd errors are unwrapped, others become
     /// `InvalidArgument` carrying this error's message.
     #[track_caller]
     pub fn into_autograd(self) -> autograd::Error {

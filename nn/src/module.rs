@@ -415,7 +415,7 @@ impl<'t, T: Float> Ctx<'t, T> {
 /// the Jacobian stays small.
 ///
 /// The module runs once per perturbation: a module with randomness (dropout in training
-/// mode) must be rebuilt with the same seed each call; use [`autograd::gradcheck`] with
+/// mode) must be rebuilt with the same seed each call; use [`autograd::gradcheck()`] with
 /// [`Ctx::substitute`] directly for that.
 ///
 /// # Errors
