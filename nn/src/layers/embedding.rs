@@ -1,0 +1,156 @@
+//! [`Embedding`]: a lookup table of learnt vectors.
+
+use autograd::{Float, Param, Var};
+use rand::Rng;
+
+use crate::error::{Error, Result};
+use crate::init::Init;
+use crate::module::{Ctx, Module};
+
+/// `nn.Embedding(num_embeddings, embedding_dim)`: row `i` of the weight for index `i`.
+/// The gradient scatters back into the rows looked up (repeated indices add up).
+#[derive(Debug)]
+pub struct Embedding<T: Float> {
+    /// `[num_embeddings, embedding_dim]`.
+    pub weight: Param<T>,
+}
+
+impl<T: Float> Embedding<T> {
+    /// A table initialised `N(0, 1)`, PyTorch's default.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for zero sizes.
+    pub fn new(num_embeddings: usize, embedding_dim: usize, rng: &mut impl Rng) -> Result<Self> {
+        Self::with_init(
+            num_embeddings,
+            embedding_dim,
+            Init::Normal {
+                mean: 0.0,
+                std: 1.0,
+            },
+            rng,
+        )
+    }
+
+    /// A table drawn from `init`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for zero sizes; [`Error::Init`] from the initialiser.
+    pub fn with_init(
+        num_embeddings: usize,
+        embedding_dim: usize,
+        init: Init,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        if num_embeddings == 0 || embedding_dim == 0 {
+            return Err(Error::config(
+                "Embedding",
+                format!("sizes must be positive, got {num_embeddings} × {embedding_dim}"),
+            ));
+        }
+        let w = init.tensor([num_embeddings, embedding_dim], rng)?;
+        Ok(Embedding {
+            weight: Param::named("weight", w),
+        })
+    }
+
+    /// The vectors of `indices`, `[len, dim]`.
+    ///
+    /// # Errors
+    /// [`Error::InputShape`] naming the first index out of range.
+    pub fn lookup<'t>(&self, cx: &Ctx<'t, T>, indices: &[usize]) -> Result<Var<'t, T>> {
+        let n = self.weight.shape()[0];
+        if let Some(&bad) = indices.iter().find(|&&i| i >= n) {
+            return Err(Error::input(
+                "Embedding",
+                format!("indices below {n}, but got index {bad}"),
+                autograd::Shape::from([indices.len()]),
+            ));
+        }
+        Ok(cx.param(&self.weight).index_select(0, indices)?)
+    }
+}
+
+impl<T: Float> Module<T> for Embedding<T> {
+    /// `x` holds indices (as floats, which must be whole numbers in range) of any shape;
+    /// the output has shape `x.shape + [dim]`. No gradient flows to `x`.
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
+        let xv = x.value();
+        let n = self.weight.shape()[0];
+        let mut idx = Vec::with_capacity(xv.numel());
+        for &v in xv.as_slice() {
+            let f = v.as_f64();
+            if f.fract() != 0.0 || f < 0.0 || f >= n as f64 {
+                return Err(Error::input(
+                    "Embedding",
+                    format!("whole-number indices in [0, {n}), but got {f}"),
+                    x.shape(),
+                ));
+            }
+            idx.push(f as usize);
+        }
+        let rows = self.lookup(cx, &idx)?;
+        let mut out = x.dims();
+        out.push(self.weight.shape()[1]);
+        Ok(rows.reshape(out)?)
+    }
+
+    fn own_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+        f("weight", &self.weight);
+    }
+}
+
+// gradcheck closures must return autograd::Result, whose error is over clippy's limit.
+#[allow(clippy::result_large_err)]
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autograd::{gradcheck, GradcheckOptions, Tape, Tensor};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    #[test]
+    fn embedding_looks_up_rows_and_scatters_gradients() {
+        let e = Embedding::<f64>::new(4, 3, &mut StdRng::seed_from_u64(0)).unwrap();
+        e.weight
+            .set_value(Tensor::arange(12).reshape([4, 3]).unwrap())
+            .unwrap();
+        let tape = Tape::new();
+        let x = tape.constant(Tensor::from_vec(vec![2.0, 0.0, 2.0], [3]).unwrap());
+        let y = e.forward(&Ctx::new(&tape), x).unwrap();
+        assert_eq!(y.dims(), [3, 3]);
+        assert_eq!(y.value().to_vec(), [6., 7., 8., 0., 1., 2., 6., 7., 8.]);
+        y.sum().backward().unwrap();
+        // row 2 was looked up twice
+        assert_eq!(
+            e.weight.grad().unwrap().to_vec(),
+            [1., 1., 1., 0., 0., 0., 2., 2., 2., 0., 0., 0.]
+        );
+        let bad = tape.constant(Tensor::from_vec(vec![4.0], [1]).unwrap());
+        assert!(matches!(
+            e.forward(&Ctx::new(&tape), bad),
+            Err(Error::InputShape { .. })
+        ));
+        let frac = tape.constant(Tensor::from_vec(vec![1.5], [1]).unwrap());
+        assert!(e.forward(&Ctx::new(&tape), frac).is_err());
+    }
+
+    #[test]
+    fn embedding_gradchecks_in_its_weight() {
+        let e = Embedding::<f64>::new(5, 2, &mut StdRng::seed_from_u64(1)).unwrap();
+        let idx = Tensor::from_vec(vec![1.0, 4.0, 1.0, 0.0], [2, 2]).unwrap();
+        gradcheck(
+            |v| {
+                let mut cx = Ctx::new(v[0].tape());
+                cx.substitute(&e.weight, v[0]);
+                let y = e
+                    .forward(&cx, cx.tape().constant(idx.clone()))
+                    .map_err(Error::into_autograd)?;
+                Ok(y.square().sum())
+            },
+            &[e.weight.value()],
+            &GradcheckOptions::default(),
+        )
+        .unwrap();
+    }
+}

@@ -1,0 +1,207 @@
+//! [`Linear`]: `y = x Wᵀ + b`, with the weight stored `[out, in]` as in PyTorch.
+
+use autograd::{Float, Param, Var};
+use rand::Rng;
+
+use crate::error::{Error, Result};
+use crate::init::{self, Init};
+use crate::module::{Ctx, Module};
+
+/// The hyper-parameters and initialisers of a [`Linear`] layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinearConfig {
+    /// Input features.
+    pub in_features: usize,
+    /// Output features.
+    pub out_features: usize,
+    /// Whether to add a bias.
+    pub bias: bool,
+    /// Weight initialiser (PyTorch's default: [`Init::TORCH_LAYER_DEFAULT`]).
+    pub weight_init: Init,
+    /// Bias initialiser; `None` is PyTorch's `U(-1/√in, 1/√in)`.
+    pub bias_init: Option<Init>,
+}
+
+impl LinearConfig {
+    /// PyTorch's defaults for an `in → out` layer with bias.
+    pub fn new(in_features: usize, out_features: usize) -> Self {
+        LinearConfig {
+            in_features,
+            out_features,
+            bias: true,
+            weight_init: Init::TORCH_LAYER_DEFAULT,
+            bias_init: None,
+        }
+    }
+
+    /// Builds the layer, drawing its weights from `rng`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for zero features; [`Error::Init`] from the initialiser.
+    pub fn init<T: Float>(&self, rng: &mut impl Rng) -> Result<Linear<T>> {
+        let (i, o) = (self.in_features, self.out_features);
+        if i == 0 || o == 0 {
+            return Err(Error::config(
+                "Linear",
+                format!("features must be positive, got {i} → {o}"),
+            ));
+        }
+        let weight = Param::named("weight", self.weight_init.tensor([o, i], rng)?);
+        let bias = if self.bias {
+            let b = match &self.bias_init {
+                Some(init) => init.tensor([o], rng)?,
+                None => init::torch_default_bias(o, i, rng)?,
+            };
+            Some(Param::named("bias", b))
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight,
+            bias,
+            in_features: i,
+            out_features: o,
+        })
+    }
+}
+
+/// A fully connected layer, `nn.Linear`: `y = x Wᵀ + b` over the last axis of `x`
+/// (`[*, in] → [*, out]`).
+#[derive(Debug)]
+pub struct Linear<T: Float> {
+    /// `[out, in]`.
+    pub weight: Param<T>,
+    /// `[out]`, if any.
+    pub bias: Option<Param<T>>,
+    in_features: usize,
+    out_features: usize,
+}
+
+impl<T: Float> Linear<T> {
+    /// An `in → out` layer with bias and PyTorch's default initialisation.
+    ///
+    /// ```
+    /// use rand::SeedableRng;
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let fc = nn::Linear::<f32>::new(784, 10, &mut rng)?;
+    /// assert_eq!(fc.weight.shape().dims(), &[10, 784]);
+    /// # Ok::<(), nn::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for zero features.
+    pub fn new(in_features: usize, out_features: usize, rng: &mut impl Rng) -> Result<Self> {
+        LinearConfig::new(in_features, out_features).init(rng)
+    }
+
+    /// Input features.
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    /// Output features.
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+}
+
+impl<T: Float> Module<T> for Linear<T> {
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
+        let s = x.shape();
+        if s.rank() == 0 || s[s.rank() - 1] != self.in_features {
+            return Err(Error::input(
+                "Linear",
+                format!("[*, {}]", self.in_features),
+                s,
+            ));
+        }
+        // Fold leading axes into one batch axis: a single GEMM whatever the rank.
+        let lead: Vec<usize> = s.dims()[..s.rank() - 1].to_vec();
+        let rows: usize = lead.iter().product();
+        let x2 = x.reshape([rows, self.in_features])?;
+        let mut y = x2.matmul_t(cx.param(&self.weight), false, true)?;
+        if let Some(b) = &self.bias {
+            y = y.add(cx.param(b))?;
+        }
+        let mut out = lead;
+        out.push(self.out_features);
+        Ok(y.reshape(out)?)
+    }
+
+    fn own_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+        f("weight", &self.weight);
+        if let Some(b) = &self.bias {
+            f("bias", b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::module::gradcheck_module;
+    use autograd::{GradcheckOptions, Tape, Tensor};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    #[test]
+    fn forward_is_x_times_w_transposed_plus_b() {
+        let fc = Linear::<f64>::new(3, 2, &mut StdRng::seed_from_u64(0)).unwrap();
+        fc.weight
+            .set_value(Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.], [2, 3]).unwrap())
+            .unwrap();
+        fc.bias
+            .as_ref()
+            .unwrap()
+            .set_value(Tensor::from_vec(vec![0.5, -1.0], [2]).unwrap())
+            .unwrap();
+        let tape = Tape::new();
+        let x = tape.constant(Tensor::from_vec(vec![1., 0., -1.], [1, 3]).unwrap());
+        let y = fc.forward(&Ctx::new(&tape), x).unwrap();
+        // [1·1 + 0·2 - 1·3 + 0.5, 4 - 6 - 1]
+        assert_eq!(y.value().to_vec(), [-1.5, -3.0]);
+        // rank-3 and rank-1 inputs keep their leading axes
+        let x3 = tape.constant(Tensor::ones([2, 4, 3]));
+        assert_eq!(fc.forward(&Ctx::new(&tape), x3).unwrap().dims(), [2, 4, 2]);
+        let x1 = tape.constant(Tensor::ones([3]));
+        assert_eq!(fc.forward(&Ctx::new(&tape), x1).unwrap().dims(), [2]);
+        let bad = tape.constant(Tensor::ones([2, 4]));
+        let e = fc.forward(&Ctx::new(&tape), bad).unwrap_err();
+        assert!(
+            e.to_string().contains("Linear: expected input [*, 3]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn linear_gradchecks_in_input_weight_and_bias() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let x = Tensor::randn([4, 3], &mut rng);
+        let fc = Linear::<f64>::new(3, 5, &mut rng).unwrap();
+        gradcheck_module(&fc, &x, &GradcheckOptions::default()).unwrap();
+        let cfg = LinearConfig {
+            bias: false,
+            ..LinearConfig::new(3, 2)
+        };
+        let nb: Linear<f64> = cfg.init(&mut rng).unwrap();
+        assert_eq!(nb.named_parameters().len(), 1);
+        gradcheck_module(&nb, &x, &GradcheckOptions::default()).unwrap();
+    }
+
+    #[test]
+    fn default_init_is_torch_kaiming_uniform_with_bias_bound_one_over_root_fan_in() {
+        let fc = Linear::<f64>::new(400, 300, &mut StdRng::seed_from_u64(2)).unwrap();
+        let bound = 1.0 / 20.0;
+        let w = fc.weight.value();
+        assert!(w.as_slice().iter().all(|v| v.abs() <= bound));
+        // U(-b, b) has std b/√3
+        let n = w.numel() as f64;
+        let std = (w.as_slice().iter().map(|v| v * v).sum::<f64>() / n).sqrt();
+        assert!((std / (bound / 3f64.sqrt()) - 1.0).abs() < 0.03);
+        let b = fc.bias.as_ref().unwrap().value();
+        assert!(b.as_slice().iter().all(|v| v.abs() <= bound));
+        assert!(LinearConfig::new(0, 3)
+            .init::<f32>(&mut StdRng::seed_from_u64(0))
+            .is_err());
+    }
+}

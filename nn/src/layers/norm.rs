@@ -1,0 +1,457 @@
+//! Normalisation layers: [`BatchNorm1d`], [`BatchNorm2d`] (running statistics, train vs
+//! eval) and [`LayerNorm`].
+
+use autograd::{Float, Param, Tensor, Var};
+
+use crate::error::{Error, Result};
+use crate::module::{Buffer, Ctx, Mode, Module};
+
+/// The hyper-parameters of a batch-norm layer (PyTorch's names and defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNormConfig {
+    /// Channels `C` (dim 1 of the input).
+    pub num_features: usize,
+    /// Added to the variance (default 1e-5).
+    pub eps: f64,
+    /// Running-statistics update rate (default 0.1); `None` = cumulative average.
+    pub momentum: Option<f64>,
+    /// Learnt per-channel scale and shift (default true).
+    pub affine: bool,
+    /// Keep running statistics for evaluation (default true); without them the layer
+    /// always normalises with batch statistics.
+    pub track_running_stats: bool,
+}
+
+impl BatchNormConfig {
+    /// PyTorch's defaults for `num_features` channels.
+    pub fn new(num_features: usize) -> Self {
+        BatchNormConfig {
+            num_features,
+            eps: 1e-5,
+            momentum: Some(0.1),
+            affine: true,
+            track_running_stats: true,
+        }
+    }
+
+    /// Builds the layer (`D` = 1 for `[N, C]`/`[N, C, L]` inputs, 2 for `[N, C, H, W]`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for zero features, `eps <= 0` or a momentum outside `[0, 1]`.
+    pub fn init<T: Float, const D: usize>(&self) -> Result<BatchNorm<T, D>> {
+        let c = self.num_features;
+        if c == 0
+            || self.eps.is_nan()
+            || self.eps <= 0.0
+            || self.momentum.is_some_and(|m| !(0.0..=1.0).contains(&m))
+        {
+            return Err(Error::config(
+                "BatchNorm",
+                format!("need features > 0, eps > 0 and momentum in [0, 1], got {self:?}"),
+            ));
+        }
+        let affine = self.affine.then(|| {
+            (
+                Param::named("weight", Tensor::ones([c])),
+                Param::named("bias", Tensor::zeros([c])),
+            )
+        });
+        let stats = self.track_running_stats.then(|| RunningStats {
+            mean: Buffer::new(Tensor::zeros([c])),
+            var: Buffer::new(Tensor::ones([c])),
+            count: Buffer::integer(Tensor::zeros([])),
+        });
+        Ok(BatchNorm {
+            affine,
+            stats,
+            config: *self,
+            mode: Mode::new(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct RunningStats<T: Float> {
+    mean: Buffer<T>,
+    var: Buffer<T>,
+    count: Buffer<T>,
+}
+
+/// Batch normalisation (Ioffe & Szegedy 2015), as `nn.BatchNorm1d` (`D = 1`) and
+/// `nn.BatchNorm2d` (`D = 2`):
+/// `y = (x - E[x]) / √(Var[x] + eps) · γ + β` per channel (dim 1).
+///
+/// In training the statistics are the batch's (biased variance), and the running
+/// estimates move by `r ← (1 - momentum)·r + momentum·batch`, with the *unbiased* batch
+/// variance, as PyTorch does. In evaluation the running estimates are used. Buffers are
+/// named `running_mean`, `running_var` and `num_batches_tracked` like PyTorch's.
+#[derive(Debug)]
+pub struct BatchNorm<T: Float, const D: usize> {
+    affine: Option<(Param<T>, Param<T>)>,
+    stats: Option<RunningStats<T>>,
+    config: BatchNormConfig,
+    mode: Mode,
+}
+
+/// `nn.BatchNorm1d`: inputs `[N, C]` or `[N, C, L]`.
+pub type BatchNorm1d<T> = BatchNorm<T, 1>;
+/// `nn.BatchNorm2d`: inputs `[N, C, H, W]`.
+pub type BatchNorm2d<T> = BatchNorm<T, 2>;
+
+impl<T: Float, const D: usize> BatchNorm<T, D> {
+    /// `num_features` channels with PyTorch's defaults (eps 1e-5, momentum 0.1, affine,
+    /// running statistics).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for zero features.
+    pub fn new(num_features: usize) -> Result<Self> {
+        BatchNormConfig::new(num_features).init()
+    }
+
+    /// The scale γ, if affine.
+    pub fn weight(&self) -> Option<&Param<T>> {
+        self.affine.as_ref().map(|(w, _)| w)
+    }
+
+    /// The shift β, if affine.
+    pub fn bias(&self) -> Option<&Param<T>> {
+        self.affine.as_ref().map(|(_, b)| b)
+    }
+
+    /// The running mean and (unbiased) variance, if tracked.
+    pub fn running_stats(&self) -> Option<(Tensor<T>, Tensor<T>)> {
+        self.stats.as_ref().map(|s| (s.mean.value(), s.var.value()))
+    }
+
+    fn check_input(&self, s: &autograd::Shape) -> Result<()> {
+        let ok_rank = if D == 2 {
+            s.rank() == 4
+        } else {
+            s.rank() == 2 || s.rank() == 3
+        };
+        if !ok_rank || s[1] != self.config.num_features {
+            let c = self.config.num_features;
+            let want = if D == 2 {
+                format!("[N, {c}, H, W]")
+            } else {
+                format!("[N, {c}] or [N, {c}, L]")
+            };
+            return Err(Error::input(
+                if D == 2 { "BatchNorm2d" } else { "BatchNorm1d" },
+                want,
+                s.clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn update_running(
+        &self,
+        stats: &RunningStats<T>,
+        mean: &Tensor<T>,
+        var: &Tensor<T>,
+        n: usize,
+    ) -> Result<()> {
+        let count = stats.count.value().as_slice()[0] + T::one();
+        stats.count.set_value(Tensor::full([], count))?;
+        let m = match self.config.momentum {
+            Some(m) => m,
+            None => 1.0 / count.as_f64(),
+        };
+        let (m, keep) = (T::of(m), T::of(1.0 - m));
+        let unbias = T::of(n as f64 / (n as f64 - 1.0));
+        let rm = stats
+            .mean
+            .value()
+            .zip_with(mean, "batch_norm", |r, b| keep * r + m * b)?;
+        let rv = stats
+            .var
+            .value()
+            .zip_with(var, "batch_norm", |r, b| keep * r + m * b * unbias)?;
+        stats.mean.set_value(rm)?;
+        stats.var.set_value(rv)?;
+        Ok(())
+    }
+}
+
+impl<T: Float, const D: usize> Module<T> for BatchNorm<T, D> {
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
+        let s = x.shape();
+        self.check_input(&s)?;
+        let c = self.config.num_features;
+        let axes: Vec<isize> = (0..s.rank() as isize).filter(|&a| a != 1).collect();
+        let mut bshape = vec![1; s.rank()];
+        bshape[1] = c;
+        let eps = T::of(self.config.eps);
+        let tape = cx.tape();
+        let use_batch = self.mode.training() || self.stats.is_none();
+        let y = if use_batch {
+            let n = s.numel() / c;
+            if n <= 1 {
+                return Err(Error::input(
+                    "BatchNorm",
+                    "more than one value per channel in training mode",
+                    s,
+                ));
+            }
+            let mean = x.mean_axes(&axes, true)?;
+            let centred = x.sub(mean)?;
+            let var = centred.square().mean_axes(&axes, true)?;
+            if let (Some(stats), true) = (&self.stats, self.mode.training()) {
+                let (m, v) = (mean.value().reshape([c])?, var.value().reshape([c])?);
+                self.update_running(stats, &m, &v, n)?;
+            }
+            centred.mul(var.add_scalar(eps).rsqrt())?
+        } else {
+            let st = self.stats.as_ref().expect("internal: checked by use_batch");
+            let mean = tape.constant(st.mean.value().reshape(bshape.clone())?);
+            let inv = st
+                .var
+                .value()
+                .reshape(bshape.clone())?
+                .map(|v| (v + eps).sqrt().recip());
+            x.sub(mean)?.mul(tape.constant(inv))?
+        };
+        match &self.affine {
+            Some((w, b)) => {
+                let w = cx.param(w).reshape(bshape.clone())?;
+                let b = cx.param(b).reshape(bshape)?;
+                Ok(y.mul(w)?.add(b)?)
+            }
+            None => Ok(y),
+        }
+    }
+
+    fn own_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+        if let Some((w, b)) = &self.affine {
+            f("weight", w);
+            f("bias", b);
+        }
+    }
+
+    fn own_buffers(&self, f: &mut dyn FnMut(&str, &Buffer<T>)) {
+        if let Some(s) = &self.stats {
+            f("running_mean", &s.mean);
+            f("running_var", &s.var);
+            f("num_batches_tracked", &s.count);
+        }
+    }
+
+    fn set_own_training(&self, training: bool) {
+        self.mode.set(training);
+    }
+
+    fn type_name(&self) -> &'static str {
+        if D == 2 {
+            "BatchNorm2d"
+        } else {
+            "BatchNorm1d"
+        }
+    }
+}
+
+/// `nn.LayerNorm(normalized_shape)`: normalises over the trailing axes of each sample,
+/// `(x - mean)/√(var + eps) · γ + β` (biased variance), the same in training and
+/// evaluation.
+#[derive(Debug)]
+pub struct LayerNorm<T: Float> {
+    normalized_shape: Vec<usize>,
+    eps: f64,
+    affine: Option<(Param<T>, Param<T>)>,
+}
+
+impl<T: Float> LayerNorm<T> {
+    /// Normalises over trailing axes `normalized_shape`, eps 1e-5, with γ = 1 and β = 0.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an empty or zero-sized shape.
+    pub fn new(normalized_shape: &[usize]) -> Result<Self> {
+        Self::with_options(normalized_shape, 1e-5, true)
+    }
+
+    /// With explicit `eps` and `elementwise_affine`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an empty or zero-sized shape or `eps <= 0`.
+    pub fn with_options(
+        normalized_shape: &[usize],
+        eps: f64,
+        elementwise_affine: bool,
+    ) -> Result<Self> {
+        if normalized_shape.is_empty()
+            || normalized_shape.contains(&0)
+            || eps.is_nan()
+            || eps <= 0.0
+        {
+            return Err(Error::config(
+                "LayerNorm",
+                format!(
+                    "need a non-empty positive shape and eps > 0, got {normalized_shape:?}, {eps}"
+                ),
+            ));
+        }
+        let affine = elementwise_affine.then(|| {
+            (
+                Param::named("weight", Tensor::ones(normalized_shape.to_vec())),
+                Param::named("bias", Tensor::zeros(normalized_shape.to_vec())),
+            )
+        });
+        Ok(LayerNorm {
+            normalized_shape: normalized_shape.to_vec(),
+            eps,
+            affine,
+        })
+    }
+
+    /// The scale γ, if affine.
+    pub fn weight(&self) -> Option<&Param<T>> {
+        self.affine.as_ref().map(|(w, _)| w)
+    }
+
+    /// The shift β, if affine.
+    pub fn bias(&self) -> Option<&Param<T>> {
+        self.affine.as_ref().map(|(_, b)| b)
+    }
+}
+
+impl<T: Float> Module<T> for LayerNorm<T> {
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
+        let s = x.shape();
+        let k = self.normalized_shape.len();
+        if s.rank() < k || s.dims()[s.rank() - k..] != self.normalized_shape[..] {
+            return Err(Error::input(
+                "LayerNorm",
+                format!("[*, {:?}]", self.normalized_shape),
+                s,
+            ));
+        }
+        let (w, b) = match &self.affine {
+            Some((w, b)) => (Some(cx.param(w)), Some(cx.param(b))),
+            None => (None, None),
+        };
+        Ok(x.layer_norm(k, w, b, self.eps)?)
+    }
+
+    fn own_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+        if let Some((w, b)) = &self.affine {
+            f("weight", w);
+            f("bias", b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::module::gradcheck_module;
+    use autograd::{GradcheckOptions, Tape};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn randomise_affine<const D: usize>(bn: &BatchNorm<f64, D>, rng: &mut StdRng) {
+        let c = bn.config.num_features;
+        bn.weight()
+            .unwrap()
+            .set_value(Tensor::uniform([c], 0.5, 1.5, rng))
+            .unwrap();
+        bn.bias()
+            .unwrap()
+            .set_value(Tensor::randn([c], rng))
+            .unwrap();
+    }
+
+    #[test]
+    fn batchnorm_gradchecks_in_train_and_eval_mode() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let o = GradcheckOptions::default();
+        let bn1 = BatchNorm1d::<f64>::new(3).unwrap();
+        randomise_affine(&bn1, &mut rng);
+        gradcheck_module(&bn1, &Tensor::randn([5, 3], &mut rng), &o).unwrap();
+        gradcheck_module(&bn1, &Tensor::randn([4, 3, 2], &mut rng), &o).unwrap();
+        let bn2 = BatchNorm2d::<f64>::new(2).unwrap();
+        randomise_affine(&bn2, &mut rng);
+        gradcheck_module(&bn2, &Tensor::randn([2, 2, 3, 3], &mut rng), &o).unwrap();
+        bn2.eval();
+        gradcheck_module(&bn2, &Tensor::randn([2, 2, 3, 3], &mut rng), &o).unwrap();
+    }
+
+    #[test]
+    fn batchnorm_normalises_and_tracks_torch_running_stats() {
+        let bn = BatchNorm1d::<f64>::new(2).unwrap();
+        let tape = Tape::new();
+        // channel 0: [1, 2, 3, 6] (mean 3, biased var 3.5, unbiased 14/3)
+        // channel 1: [0, 0, 4, 4] (mean 2, biased var 4, unbiased 16/3)
+        let x =
+            tape.constant(Tensor::from_vec(vec![1., 0., 2., 0., 3., 4., 6., 4.], [4, 2]).unwrap());
+        let y = bn.forward(&Ctx::new(&tape), x).unwrap().value();
+        let want0 = (1.0 - 3.0) / (3.5f64 + 1e-5).sqrt();
+        assert!((y.at(&[0, 0]).unwrap() - want0).abs() < 1e-12);
+        let (rm, rv) = bn.running_stats().unwrap();
+        // r = 0.9·init + 0.1·batch; init mean 0, var 1
+        assert!((rm.to_vec()[0] - 0.3).abs() < 1e-12 && (rm.to_vec()[1] - 0.2).abs() < 1e-12);
+        assert!((rv.to_vec()[0] - (0.9 + 0.1 * 14.0 / 3.0)).abs() < 1e-12);
+        assert!((rv.to_vec()[1] - (0.9 + 0.1 * 16.0 / 3.0)).abs() < 1e-12);
+        let names: Vec<_> = bn.named_buffers().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            ["running_mean", "running_var", "num_batches_tracked"]
+        );
+        assert_eq!(bn.named_buffers()[2].1.value().to_vec(), [1.0]);
+        // eval uses the running statistics and does not update them
+        bn.eval();
+        let y = bn.forward(&Ctx::new(&tape), x).unwrap().value();
+        let want = (1.0 - 0.3) / (0.9f64 + 0.1 * 14.0 / 3.0 + 1e-5).sqrt();
+        assert!((y.at(&[0, 0]).unwrap() - want).abs() < 1e-12);
+        assert_eq!(bn.running_stats().unwrap().0, rm);
+        // a batch of one cannot be normalised in training mode
+        bn.train();
+        let one = tape.constant(Tensor::ones([1, 2]));
+        assert!(matches!(
+            bn.forward(&Ctx::new(&tape), one),
+            Err(Error::InputShape { .. })
+        ));
+        let wrong = tape.constant(Tensor::ones([4, 3]));
+        assert!(matches!(
+            bn.forward(&Ctx::new(&tape), wrong),
+            Err(Error::InputShape { .. })
+        ));
+    }
+
+    #[test]
+    fn layernorm_gradchecks_and_normalises_the_trailing_axes() {
+        let mut rng = StdRng::seed_from_u64(10);
+        let ln = LayerNorm::<f64>::new(&[2, 3]).unwrap();
+        ln.weight()
+            .unwrap()
+            .set_value(Tensor::uniform([2, 3], 0.5, 1.5, &mut rng))
+            .unwrap();
+        ln.bias()
+            .unwrap()
+            .set_value(Tensor::randn([2, 3], &mut rng))
+            .unwrap();
+        gradcheck_module(
+            &ln,
+            &Tensor::randn([4, 2, 3], &mut rng),
+            &GradcheckOptions::default(),
+        )
+        .unwrap();
+        let plain = LayerNorm::<f64>::with_options(&[3], 1e-5, false).unwrap();
+        let tape = Tape::new();
+        let y = plain
+            .forward(
+                &Ctx::new(&tape),
+                tape.constant(Tensor::from_vec(vec![1., 2., 3.], [1, 3]).unwrap()),
+            )
+            .unwrap()
+            .value()
+            .to_vec();
+        // mean 2, biased var 2/3
+        let s = (2.0f64 / 3.0 + 1e-5).sqrt();
+        assert!((y[0] + 1.0 / s).abs() < 1e-12 && y[1].abs() < 1e-12);
+        let bad = tape.constant(Tensor::ones([2, 4]));
+        assert!(matches!(
+            plain.forward(&Ctx::new(&tape), bad),
+            Err(Error::InputShape { .. })
+        ));
+    }
+}
