@@ -198,6 +198,9 @@ fn moons() -> Result<(Vec<[f64; 2]>, Vec<f64>)> {
 /// weights U(-1, 1), biases 0. `layers[l][j] = (weights of neuron j, its bias)`.
 type ScalarMlp = Vec<Vec<(Vec<Param<f64>>, Param<f64>)>>;
 
+/// One neuron bound into a tape: its weights and bias.
+type Neuron<'t> = (Vec<Var<'t, f64>>, Var<'t, f64>);
+
 fn scalar_mlp(rng: &mut StdRng) -> ScalarMlp {
     let sizes = [2, 16, 16, 1];
     sizes
@@ -230,7 +233,7 @@ fn w5_scalar(xs: &[[f64; 2]], ys: &[f64]) -> Result<(f64, f64, f64)> {
     let t0 = Instant::now();
     for k in 0..100 {
         let tape = Tape::<f64>::new();
-        let bound: Vec<Vec<(Vec<Var<'_, f64>>, Var<'_, f64>)>> = model
+        let bound: Vec<Vec<Neuron<'_>>> = model
             .iter()
             .map(|layer| {
                 layer

@@ -126,6 +126,9 @@ impl Digits {
     }
 
     /// The images at `idx` as a `[len, 64]` tensor, with their labels.
+    ///
+    /// # Panics
+    /// When an index is out of range.
     pub fn batch<T: Float>(&self, idx: &[usize]) -> (Tensor<T>, Vec<usize>) {
         let data: Vec<T> = idx
             .iter()

@@ -192,11 +192,11 @@ fn close(num: f64, ana: f64, o: &GradcheckOptions) -> bool {
     (num - ana).abs() <= o.atol + o.rtol * num.abs()
 }
 
-/// Full Jacobians of `f` at `xs`, reverse mode: `jac[i][k][j] = d out_k / d xs[i]_j`.
-fn analytical_jacobians<F>(
-    f: &F,
-    xs: &[Tensor<f64>],
-) -> Result<(Vec<Vec<Vec<f64>>>, Option<(&'static str, Loc)>)>
+/// `jac[i][k][j] = d out_k / d xs[i]_j`, and the op that produced the output.
+type Jacobians = (Vec<Vec<Vec<f64>>>, Option<(&'static str, Loc)>);
+
+/// Full Jacobians of `f` at `xs`, reverse mode.
+fn analytical_jacobians<F>(f: &F, xs: &[Tensor<f64>]) -> Result<Jacobians>
 where
     F: for<'t> Fn(&[Var<'t, f64>]) -> Result<Var<'t, f64>>,
 {
@@ -407,15 +407,17 @@ impl Tape<f64> {
                     row.copy_from_slice(t.as_slice());
                 }
             }
+            #[allow(clippy::needless_range_loop)] // j indexes the input and every row
             for j in 0..n_in {
                 let mut plus = vals.clone();
                 let mut minus = vals.clone();
                 plus[pi].as_mut_slice()[j] += opts.eps;
                 minus[pi].as_mut_slice()[j] -= opts.eps;
                 let (yp, ym) = (self.rerun(id, &plus)?, self.rerun(id, &minus)?);
-                for k in 0..n_out {
-                    let num = (yp.as_slice()[k] - ym.as_slice()[k]) / (2.0 * opts.eps);
-                    if !close(num, ana[k][j], opts) {
+                let diffs = yp.as_slice().iter().zip(ym.as_slice());
+                for ((p, m), row) in diffs.zip(&ana) {
+                    let num = (p - m) / (2.0 * opts.eps);
+                    if !close(num, row[j], opts) {
                         let (op, location) = self.node_info(id).expect("internal: op node");
                         return Ok(Some(Blame {
                             op,
@@ -423,7 +425,7 @@ impl Tape<f64> {
                             input: pi,
                             index: unravel(j, vals[pi].shape()),
                             numerical: num,
-                            analytical: ana[k][j],
+                            analytical: row[j],
                         }));
                     }
                 }

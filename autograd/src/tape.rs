@@ -427,11 +427,7 @@ impl<T: Float> Tape<T> {
 
     /// Runs node `i`'s backward rule with `grad` flowing in; returns (parent, gradient)
     /// pairs for the parents that require a gradient, checked for shape and anomalies.
-    fn run_rule<'t>(
-        &'t self,
-        i: usize,
-        grad: Var<'t, T>,
-    ) -> Result<SmallVec<[(usize, Var<'t, T>); 2]>> {
+    fn run_rule<'t>(&'t self, i: usize, grad: Var<'t, T>) -> Result<ParentGrads<'t, T>> {
         let Some((grads, parents, name, location)) = self.call_rule(i, grad)? else {
             return Ok(SmallVec::new());
         };
@@ -745,6 +741,9 @@ impl<T: Float> Tape<T> {
             .collect())
     }
 }
+
+/// (parent id, gradient) pairs produced by one backward rule.
+type ParentGrads<'t, T> = SmallVec<[(usize, Var<'t, T>); 2]>;
 
 /// Adds a gradient contribution into a node's slot (in place when the buffer is unshared).
 fn accumulate<T: Float>(slot: &mut Option<Tensor<T>>, g: Tensor<T>) {

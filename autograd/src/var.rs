@@ -103,9 +103,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// maps defined by a [`UnaryDerivative`].
     #[track_caller]
     pub fn unary<U: UnaryDerivative<T>>(self, u: U) -> Self {
-        self.tape
-            .record(Unary(u), &[self], Location::caller())
-            .expect("internal: an elementwise map cannot fail")
+        self.infallible(Unary(u))
     }
 
     /// Records a binary op (used by the built-in ops; custom ops use [`Tape::apply`]).
@@ -118,6 +116,20 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub(crate) fn apply1<O: Op<T>>(self, op: O) -> Result<Self> {
         self.tape.record(op, &[self], Location::caller())
+    }
+
+    /// `self · rhs` for operands known to have the same shape.
+    #[track_caller]
+    pub(crate) fn mul_same(self, rhs: Self) -> Self {
+        self.binary(crate::ops::binary::Mul, rhs)
+            .expect("internal: same-shape product")
+    }
+
+    /// `self + rhs` for operands known to have the same shape.
+    #[track_caller]
+    pub(crate) fn add_same(self, rhs: Self) -> Self {
+        self.binary(crate::ops::binary::Add, rhs)
+            .expect("internal: same-shape sum")
     }
 
     /// Records a unary op that cannot fail.

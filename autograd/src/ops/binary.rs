@@ -295,6 +295,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// # Errors
     /// [`crate::Error::Broadcast`] when the shapes do not broadcast.
     #[track_caller]
+    #[allow(clippy::should_implement_trait)] // the fallible form; `std::ops::Add` is the panicking sugar
     pub fn add(self, rhs: Self) -> Result<Self> {
         self.binary(Add, rhs)
     }
@@ -303,6 +304,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// # Errors
     /// [`crate::Error::Broadcast`] when the shapes do not broadcast.
     #[track_caller]
+    #[allow(clippy::should_implement_trait)] // the fallible form; `std::ops::Sub` is the panicking sugar
     pub fn sub(self, rhs: Self) -> Result<Self> {
         self.binary(Sub, rhs)
     }
@@ -311,6 +313,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// # Errors
     /// [`crate::Error::Broadcast`] when the shapes do not broadcast.
     #[track_caller]
+    #[allow(clippy::should_implement_trait)] // the fallible form; `std::ops::Mul` is the panicking sugar
     pub fn mul(self, rhs: Self) -> Result<Self> {
         self.binary(Mul, rhs)
     }
@@ -319,6 +322,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// # Errors
     /// [`crate::Error::Broadcast`] when the shapes do not broadcast.
     #[track_caller]
+    #[allow(clippy::should_implement_trait)] // the fallible form; `std::ops::Div` is the panicking sugar
     pub fn div(self, rhs: Self) -> Result<Self> {
         self.binary(Div, rhs)
     }

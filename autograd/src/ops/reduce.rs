@@ -91,8 +91,11 @@ impl<'t, T: Float> Var<'t, T> {
     /// Sum of all elements, as a 0-d var.
     #[track_caller]
     pub fn sum(self) -> Self {
-        self.sum_axes(&[], false)
-            .expect("internal: summing over all axes cannot fail")
+        let axes = (0..self.rank()).collect();
+        self.infallible(Sum {
+            axes,
+            keepdim: false,
+        })
     }
 
     /// Sum over `axes` (all when empty).
@@ -108,8 +111,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// Mean of all elements, as a 0-d var.
     #[track_caller]
     pub fn mean(self) -> Self {
-        self.mean_axes(&[], false)
-            .expect("internal: averaging over all axes cannot fail")
+        let n = self.shape().numel();
+        self.sum().div_scalar(T::of(n as f64))
     }
 
     /// Mean over `axes` (all when empty).

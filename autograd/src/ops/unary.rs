@@ -375,6 +375,7 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 impl<'t, T: Float> Var<'t, T> {
     /// `-x`.
     #[track_caller]
+    #[allow(clippy::should_implement_trait)] // `std::ops::Neg` is implemented too, as sugar
     pub fn neg(self) -> Self {
         self.infallible(Neg)
     }
@@ -476,8 +477,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// `x · sigmoid(x)` (SiLU / swish).
     #[track_caller]
     pub fn silu(self) -> Self {
-        self.mul(self.sigmoid())
-            .expect("internal: same-shape product")
+        self.mul_same(self.sigmoid())
     }
     /// GELU, exact form: `x·Φ(x) = x/2 · (1 + erf(x/√2))`.
     #[track_caller]
@@ -487,21 +487,18 @@ impl<'t, T: Float> Var<'t, T> {
             .erf()
             .add_scalar(T::one())
             .mul_scalar(T::of(0.5));
-        self.mul(phi).expect("internal: same-shape product")
+        self.mul_same(phi)
     }
     /// GELU, tanh approximation: `x/2 · (1 + tanh(√(2/π)(x + 0.044715x³)))`.
     #[track_caller]
     pub fn gelu_tanh(self) -> Self {
         let k = T::of((2.0 / std::f64::consts::PI).sqrt());
         let inner = self
-            .add(self.powf(T::of(3.0)).mul_scalar(T::of(0.044715)))
-            .expect("internal: same-shape sum")
+            .add_same(self.powf(T::of(3.0)).mul_scalar(T::of(0.044715)))
             .mul_scalar(k)
             .tanh()
             .add_scalar(T::one());
-        self.mul_scalar(T::of(0.5))
-            .mul(inner)
-            .expect("internal: same-shape product")
+        self.mul_scalar(T::of(0.5)).mul_same(inner)
     }
     /// `clamp(x, min, max)`; gradient 1 inside the range, 0 outside.
     #[track_caller]

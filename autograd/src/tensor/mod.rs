@@ -157,11 +157,10 @@ impl<T: Float> Tensor<T> {
     pub fn uniform(shape: impl Into<Shape>, low: T, high: T, rng: &mut impl Rng) -> Self {
         let shape = shape.into();
         let (lo, hi) = (low.as_f64(), high.as_f64());
-        let data = if hi > lo {
-            let d = Uniform::new(lo, hi).expect("internal: checked low < high");
-            (0..shape.numel()).map(|_| T::of(d.sample(rng))).collect()
-        } else {
-            vec![low; shape.numel()]
+        // An empty or non-finite range has no distribution: every sample is `low`.
+        let data = match Uniform::new(lo, hi) {
+            Ok(d) => (0..shape.numel()).map(|_| T::of(d.sample(rng))).collect(),
+            Err(_) => vec![low; shape.numel()],
         };
         Self::from_parts(data, shape)
     }
