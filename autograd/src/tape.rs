@@ -57,6 +57,10 @@ struct Inner<T: Float> {
     grad_enabled: bool,
     anomaly: bool,
     anomaly_err: Option<Error>,
+    /// Depth of backward rules running. Their scratch ops' forward values are not checked
+    /// for anomalies: a non-finite gradient is the rule's fault, and is reported against
+    /// the op whose rule it is (phase backward) once the rule returns.
+    in_rule: u32,
 }
 
 /// A recording of differentiable computation.
@@ -93,6 +97,7 @@ impl<T: Float> Tape<T> {
                 grad_enabled: true,
                 anomaly: false,
                 anomaly_err: None,
+                in_rule: 0,
             }),
         }
     }
@@ -116,8 +121,12 @@ impl<T: Float> Tape<T> {
     }
 
     /// Turns anomaly mode on or off. When on, the first op whose forward value or backward
-    /// gradient holds a NaN or infinity is reported as [`Error::Anomaly`] by the next
-    /// fallible op, `backward` or `grad`, naming the op and the line that recorded it.
+    /// gradient holds a NaN or infinity is reported as [`Error::Anomaly`], naming the op and
+    /// the line that recorded it: by [`Tape::apply`] when it is that op, and otherwise by the
+    /// next [`Var::backward`], [`Tape::grad`], [`Tape::vjp`] or [`Tape::check_anomaly`].
+    /// (Built-in ops return their `Var` as usual, so expressions need no extra `?`.) A
+    /// non-finite gradient is blamed on the op whose backward rule produced it, not on the
+    /// scratch ops inside that rule.
     pub fn set_anomaly_mode(&self, on: bool) {
         self.inner.borrow_mut().anomaly = on;
     }
@@ -263,7 +272,7 @@ impl<T: Float> Tape<T> {
         };
         let requires =
             inner.grad_enabled && inputs.iter().any(|v| inner.nodes[v.id()].requires_grad());
-        if inner.anomaly && inner.anomaly_err.is_none() {
+        if inner.anomaly && inner.anomaly_err.is_none() && inner.in_rule == 0 {
             if let Some(index) = value.first_non_finite() {
                 inner.anomaly_err = Some(Error::Anomaly {
                     op: op.name(),
@@ -323,7 +332,9 @@ impl<T: Float> Tape<T> {
             grad,
             location,
         };
+        self.inner.borrow_mut().in_rule += 1;
         let res = op.backward(&cx);
+        self.inner.borrow_mut().in_rule -= 1;
         let name = op.name();
         if let Kind::Op { op: slot, .. } = &mut self.inner.borrow_mut().nodes[i].kind {
             *slot = Some(op);
