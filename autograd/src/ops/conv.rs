@@ -39,6 +39,7 @@ fn out_len(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
 
 /// Flat im2col indices for `x: [N, C, H, W]` and a `kh × kw` window: the result is laid out
 /// `[N, OH, OW, C, kh, kw]`, with [`PAD`] for taps in the padding.
+#[track_caller]
 fn windows(
     x: &Shape,
     (kh, kw): (usize, usize),
@@ -152,6 +153,7 @@ impl<'t, T: Float> Var<'t, T> {
             .reshape([n, co, oh, ow])
     }
 
+    #[track_caller]
     fn pool_windows(self, op: &'static str, kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize), fill: T) -> Result<Self> {
         let xs = self.shape();
         check_rank4(op, &xs)?;
