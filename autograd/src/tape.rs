@@ -526,6 +526,8 @@ impl<T: Float> Tape<T> {
         inputs: &[Var<'t, T>],
     ) -> Result<Vec<Var<'t, T>>> {
         let loc = Location::caller();
+        // Before anything indexes this tape with the ids of possibly foreign vars.
+        self.check_own(&output, inputs, "grad", loc)?;
         let seed = self.seed(output.id(), "grad", loc)?;
         let seed = self.push(seed, Kind::Constant, loc);
         self.grad_impl(output, Var::new(self, seed), inputs, loc)
@@ -545,6 +547,8 @@ impl<T: Float> Tape<T> {
         inputs: &[Var<'t, T>],
     ) -> Result<Vec<Var<'t, T>>> {
         let loc = Location::caller();
+        self.check_own(&output, inputs, "vjp", loc)?;
+        self.check_own(&cotangent, &[], "vjp", loc)?;
         let (os, cs) = (output.shape(), cotangent.shape());
         if os != cs {
             return Err(Error::ShapeMismatch {
@@ -555,6 +559,17 @@ impl<T: Float> Tape<T> {
             });
         }
         self.grad_impl(output, cotangent, inputs, loc)
+    }
+
+    fn check_own(&self, output: &Var<'_, T>, inputs: &[Var<'_, T>], op: &'static str, loc: Loc) -> Result<()> {
+        if inputs
+            .iter()
+            .chain([output])
+            .any(|v| !std::ptr::eq(v.tape(), self))
+        {
+            return Err(Error::ForeignVar { op, location: loc });
+        }
+        Ok(())
     }
 
     fn grad_impl<'t>(
