@@ -101,7 +101,9 @@ pub enum Error {
 
     // --- autodiff ---
     /// Backward reached an op that has no backward rule.
-    #[error("{op}: has no backward rule, so no gradient can flow through it (recorded at {location})")]
+    #[error(
+        "{op}: has no backward rule, so no gradient can flow through it (recorded at {location})"
+    )]
     NoBackward {
         /// The op.
         op: &'static str,

@@ -168,7 +168,13 @@ where
 }
 
 /// `(f(x + ε·dir) - f(x - ε·dir)) / 2ε` with `dir` applied to input `i`.
-fn directional<F>(f: &F, xs: &[Tensor<f64>], i: usize, dir: &Tensor<f64>, eps: f64) -> Result<Vec<f64>>
+fn directional<F>(
+    f: &F,
+    xs: &[Tensor<f64>],
+    i: usize,
+    dir: &Tensor<f64>,
+    eps: f64,
+) -> Result<Vec<f64>>
 where
     F: for<'t> Fn(&[Var<'t, f64>]) -> Result<Var<'t, f64>>,
 {
@@ -190,7 +196,13 @@ fn close(num: f64, ana: f64, o: &GradcheckOptions) -> bool {
 }
 
 /// Full Jacobians of `f` at `xs`, reverse mode: `jac[i][k][j] = d out_k / d xs[i]_j`.
-fn analytical_jacobians<F>(f: &F, xs: &[Tensor<f64>]) -> Result<(Vec<Vec<Vec<f64>>>, Option<(&'static str, Loc)>)>
+/// `jac[i][k][j] = d out_k / d xs[i]_j`.
+type Jacobians = Vec<Vec<Vec<f64>>>;
+
+fn analytical_jacobians<F>(
+    f: &F,
+    xs: &[Tensor<f64>],
+) -> Result<(Jacobians, Option<(&'static str, Loc)>)>
 where
     F: for<'t> Fn(&[Var<'t, f64>]) -> Result<Var<'t, f64>>,
 {
@@ -279,7 +291,12 @@ where
     let y = f(&vars)?;
     let uc = tape.constant(u.reshape(y.shape())?);
     let g = tape.no_grad(|| tape.vjp(y, uc, &vars))?[i].value();
-    let ana: f64 = g.as_slice().iter().zip(v.as_slice()).map(|(a, b)| a * b).sum();
+    let ana: f64 = g
+        .as_slice()
+        .iter()
+        .zip(v.as_slice())
+        .map(|(a, b)| a * b)
+        .sum();
     Ok((num, ana))
 }
 
@@ -316,7 +333,13 @@ where
         for j in 0..xs[i].numel() {
             let mut e = vec![0.0; xs[i].numel()];
             e[j] = 1.0;
-            let col = directional(f, xs, i, &Tensor::from_parts(e, xs[i].shape().clone()), opts.eps)?;
+            let col = directional(
+                f,
+                xs,
+                i,
+                &Tensor::from_parts(e, xs[i].shape().clone()),
+                opts.eps,
+            )?;
             for (k, &num) in col.iter().enumerate() {
                 let ana = jac[i][k][j];
                 if !close(num, ana, opts) {
@@ -390,6 +413,8 @@ impl Tape<f64> {
                     row.copy_from_slice(t.as_slice());
                 }
             }
+            // j and k index the perturbed input, the outputs and the analytical rows at once.
+            #[allow(clippy::needless_range_loop)]
             for j in 0..n_in {
                 let mut plus = vals.clone();
                 let mut minus = vals.clone();

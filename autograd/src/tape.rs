@@ -30,6 +30,9 @@ enum Kind<T: Float> {
     },
 }
 
+/// (parent node, gradient for it) pairs returned by one backward rule.
+type ParentGrads<'t, T> = SmallVec<[(usize, Var<'t, T>); 2]>;
+
 struct Node<T: Float> {
     value: Tensor<T>,
     kind: Kind<T>,
@@ -309,7 +312,14 @@ impl<T: Float> Tape<T> {
         &'t self,
         i: usize,
         grad: Var<'t, T>,
-    ) -> Result<Option<(Vec<Option<Var<'t, T>>>, SmallVec<[usize; 2]>, &'static str, Loc)>> {
+    ) -> Result<
+        Option<(
+            Vec<Option<Var<'t, T>>>,
+            SmallVec<[usize; 2]>,
+            &'static str,
+            Loc,
+        )>,
+    > {
         let (op, parents, location) = {
             let mut inner = self.inner.borrow_mut();
             let node = &mut inner.nodes[i];
@@ -352,11 +362,7 @@ impl<T: Float> Tape<T> {
 
     /// Runs node `i`'s backward rule with `grad` flowing in; returns (parent, gradient)
     /// pairs for the parents that require a gradient, checked for shape and anomalies.
-    fn run_rule<'t>(
-        &'t self,
-        i: usize,
-        grad: Var<'t, T>,
-    ) -> Result<SmallVec<[(usize, Var<'t, T>); 2]>> {
+    fn run_rule<'t>(&'t self, i: usize, grad: Var<'t, T>) -> Result<ParentGrads<'t, T>> {
         let Some((grads, parents, name, location)) = self.call_rule(i, grad)? else {
             return Ok(SmallVec::new());
         };
@@ -367,7 +373,10 @@ impl<T: Float> Tape<T> {
             if !inner.nodes[p].requires_grad() {
                 continue;
             }
-            let (gs, ps) = (inner.nodes[g.id()].value.shape(), inner.nodes[p].value.shape());
+            let (gs, ps) = (
+                inner.nodes[g.id()].value.shape(),
+                inner.nodes[p].value.shape(),
+            );
             if gs != ps {
                 return Err(Error::BadBackward {
                     op: name,
@@ -561,7 +570,13 @@ impl<T: Float> Tape<T> {
         self.grad_impl(output, cotangent, inputs, loc)
     }
 
-    fn check_own(&self, output: &Var<'_, T>, inputs: &[Var<'_, T>], op: &'static str, loc: Loc) -> Result<()> {
+    fn check_own(
+        &self,
+        output: &Var<'_, T>,
+        inputs: &[Var<'_, T>],
+        op: &'static str,
+        loc: Loc,
+    ) -> Result<()> {
         if inputs
             .iter()
             .chain([output])
@@ -622,7 +637,12 @@ impl<T: Float> fmt::Display for Tape<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = self.inner.borrow();
         for (i, n) in inner.nodes.iter().enumerate() {
-            write!(f, "#{i:<4} {:<14} {:<16}", n.op_name(), n.value.shape().to_string())?;
+            write!(
+                f,
+                "#{i:<4} {:<14} {:<16}",
+                n.op_name(),
+                n.value.shape().to_string()
+            )?;
             match &n.kind {
                 Kind::Op { parents, .. } => {
                     let ps: Vec<String> = parents.iter().map(|p| format!("#{p}")).collect();

@@ -1,6 +1,10 @@
 //! Every `Error` variant, produced on purpose: its fields, its message, and the location
 //! pointing at the line of this file that made the failing call.
 
+// autograd::Error is large by design (shapes and locations as fields, STYLE §4), and
+// these closures return it directly.
+#![allow(clippy::result_large_err)]
+
 use autograd::gradcheck::func;
 use autograd::{gradcheck, BackwardCx, Error, GradcheckOptions, Op, Result, Tape, Tensor, Var};
 
@@ -12,7 +16,10 @@ fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {
 fn points_here(e: &Error, line: u32) {
     let loc = e.location().unwrap_or_else(|| panic!("no location in {e}"));
     assert_eq!((loc.file(), loc.line()), (file!(), line), "{e}");
-    assert!(e.to_string().contains(&format!("{}:{line}:", file!())), "{e}");
+    assert!(
+        e.to_string().contains(&format!("{}:{line}:", file!())),
+        "{e}"
+    );
     // Debug forwards to Display
     assert_eq!(format!("{e:?}"), e.to_string());
 }
@@ -20,11 +27,21 @@ fn points_here(e: &Error, line: u32) {
 #[test]
 fn broadcast() {
     let tape = Tape::<f64>::new();
-    let (a, b) = (tape.var(Tensor::zeros([2, 3])), tape.var(Tensor::zeros([4])));
+    let (a, b) = (
+        tape.var(Tensor::zeros([2, 3])),
+        tape.var(Tensor::zeros([4])),
+    );
     let line = line!() + 1;
     let e = a.add(b).unwrap_err();
-    assert!(matches!(&e, Error::Broadcast { op: "add", lhs, rhs, .. } if lhs.dims() == [2, 3] && rhs.dims() == [4]), "{e}");
-    assert!(e.to_string().starts_with("add: shapes [2, 3] and [4] do not broadcast (at "), "{e}");
+    assert!(
+        matches!(&e, Error::Broadcast { op: "add", lhs, rhs, .. } if lhs.dims() == [2, 3] && rhs.dims() == [4]),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("add: shapes [2, 3] and [4] do not broadcast (at "),
+        "{e}"
+    );
     points_here(&e, line);
 }
 
@@ -41,8 +58,15 @@ fn shape_mismatch() {
     let a = tape.var(Tensor::zeros([2, 3]));
     let line = line!() + 1;
     let e = a.reshape([7]).unwrap_err();
-    assert!(matches!(&e, Error::ShapeMismatch { op: "reshape", .. }), "{e}");
-    assert!(e.to_string().starts_with("reshape: expected shape [7], got [2, 3]"), "{e}");
+    assert!(
+        matches!(&e, Error::ShapeMismatch { op: "reshape", .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("reshape: expected shape [7], got [2, 3]"),
+        "{e}"
+    );
     points_here(&e, line);
 
     let line = line!() + 1;
@@ -57,11 +81,15 @@ fn shape_mismatch() {
     let y = a.sum();
     let line = line!() + 1;
     let e = y.backward_with(Tensor::zeros([2])).unwrap_err();
-    assert!(matches!(&e, Error::ShapeMismatch { op: "backward", .. }), "{e}");
+    assert!(
+        matches!(&e, Error::ShapeMismatch { op: "backward", .. }),
+        "{e}"
+    );
     points_here(&e, line);
 
+    let c = tape.constant(Tensor::zeros([3]));
     let line = line!() + 1;
-    let e = tape.vjp(a, tape.constant(Tensor::zeros([3])), &[a]).unwrap_err();
+    let e = tape.vjp(a, c, &[a]).unwrap_err();
     assert!(matches!(&e, Error::ShapeMismatch { op: "vjp", .. }), "{e}");
     points_here(&e, line);
 }
@@ -69,18 +97,28 @@ fn shape_mismatch() {
 #[test]
 fn matmul() {
     let tape = Tape::<f64>::new();
-    let (a, b) = (tape.var(Tensor::zeros([2, 3])), tape.var(Tensor::zeros([2, 3])));
+    let (a, b) = (
+        tape.var(Tensor::zeros([2, 3])),
+        tape.var(Tensor::zeros([2, 3])),
+    );
     let line = line!() + 1;
     let e = a.matmul(b).unwrap_err();
     assert!(matches!(&e, Error::Matmul { op: "matmul", .. }), "{e}");
-    assert!(e.to_string().starts_with("matmul: cannot multiply shapes [2, 3] and [2, 3]"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("matmul: cannot multiply shapes [2, 3] and [2, 3]"),
+        "{e}"
+    );
     points_here(&e, line);
     let line = line!() + 1;
     let e = a.matmul(tape.var(Tensor::zeros([3]))).unwrap_err();
     assert!(matches!(&e, Error::Matmul { .. }), "{e}");
     points_here(&e, line);
     // batch dimensions that do not broadcast
-    let (c, d) = (tape.var(Tensor::zeros([2, 2, 3])), tape.var(Tensor::zeros([3, 3, 2])));
+    let (c, d) = (
+        tape.var(Tensor::zeros([2, 2, 3])),
+        tape.var(Tensor::zeros([3, 3, 2])),
+    );
     let line = line!() + 1;
     let e = c.matmul(d).unwrap_err();
     assert!(matches!(&e, Error::Broadcast { op: "matmul", .. }), "{e}");
@@ -93,8 +131,22 @@ fn axis() {
     let a = tape.var(Tensor::zeros([2, 3]));
     let line = line!() + 1;
     let e = a.sum_axes(&[2], false).unwrap_err();
-    assert!(matches!(&e, Error::Axis { op: "sum", axis: 2, .. }), "{e}");
-    assert!(e.to_string().starts_with("sum: axis 2 is out of range for a tensor of shape [2, 3]"), "{e}");
+    assert!(
+        matches!(
+            &e,
+            Error::Axis {
+                op: "sum",
+                axis: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("sum: axis 2 is out of range for a tensor of shape [2, 3]"),
+        "{e}"
+    );
     points_here(&e, line);
     let line = line!() + 1;
     let e = a.softmax(-3).unwrap_err();
@@ -106,7 +158,16 @@ fn axis() {
     points_here(&e, line);
     let line = line!() + 1;
     let e = a.unsqueeze(3).unwrap_err();
-    assert!(matches!(&e, Error::Axis { op: "unsqueeze", .. }), "{e}");
+    assert!(
+        matches!(
+            &e,
+            Error::Axis {
+                op: "unsqueeze",
+                ..
+            }
+        ),
+        "{e}"
+    );
     points_here(&e, line);
 }
 
@@ -116,8 +177,15 @@ fn invalid_argument() {
     let a = tape.var(Tensor::zeros([2, 3]));
     let line = line!() + 1;
     let e = a.narrow(1, 2, 2).unwrap_err();
-    assert!(matches!(&e, Error::InvalidArgument { op: "narrow", .. }), "{e}");
-    assert!(e.to_string().starts_with("narrow: range 2..4 exceeds axis 1 of size 3 (shape [2, 3], at "), "{e}");
+    assert!(
+        matches!(&e, Error::InvalidArgument { op: "narrow", .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("narrow: range 2..4 exceeds axis 1 of size 3 (shape [2, 3], at "),
+        "{e}"
+    );
     points_here(&e, line);
 
     let line = line!() + 1;
@@ -128,25 +196,44 @@ fn invalid_argument() {
     points_here(&e, line);
     let line = line!() + 1;
     let e = a.cross_entropy(&[0, 3]).unwrap_err();
-    assert!(matches!(&e, Error::InvalidArgument { op: "nll", .. }), "{e}");
+    assert!(
+        matches!(&e, Error::InvalidArgument { op: "nll", .. }),
+        "{e}"
+    );
     points_here(&e, line);
     let line = line!() + 1;
     let e = a.permute(&[0, 0]).unwrap_err();
-    assert!(matches!(&e, Error::InvalidArgument { op: "permute", .. }), "{e}");
+    assert!(
+        matches!(&e, Error::InvalidArgument { op: "permute", .. }),
+        "{e}"
+    );
     points_here(&e, line);
 
     let img = tape.var(Tensor::zeros([1, 1, 2, 2]));
     let line = line!() + 1;
     let e = img.max_pool2d((3, 3), None, (0, 0)).unwrap_err();
-    assert!(matches!(&e, Error::InvalidArgument { op: "max_pool2d", .. }), "{e}");
+    assert!(
+        matches!(
+            &e,
+            Error::InvalidArgument {
+                op: "max_pool2d",
+                ..
+            }
+        ),
+        "{e}"
+    );
     points_here(&e, line);
     let line = line!() + 1;
     let e = a.avg_pool2d((1, 1), None, (0, 0)).unwrap_err();
     points_here(&e, line);
     let w = tape.var(Tensor::zeros([1, 1, 3, 3]));
+    let args = autograd::Conv2dArgs::default();
     let line = line!() + 1;
-    let e = img.conv2d(w, None, autograd::Conv2dArgs::default()).unwrap_err();
-    assert!(matches!(&e, Error::InvalidArgument { op: "conv2d", .. }), "{e}");
+    let e = img.conv2d(w, None, args).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument { op: "conv2d", .. }),
+        "{e}"
+    );
     points_here(&e, line);
     let line = line!() + 1;
     let e = a.item().unwrap_err();
@@ -172,7 +259,12 @@ fn no_backward() {
     let y = tape.apply(NoRule, &[x]).unwrap();
     let e = tape.grad(y.sum(), &[x]).unwrap_err();
     assert!(matches!(&e, Error::NoBackward { op: "no_rule", .. }), "{e}");
-    assert!(e.to_string().starts_with("no_rule: has no backward rule, so no gradient can flow through it (recorded at "), "{e}");
+    assert!(
+        e.to_string().starts_with(
+            "no_rule: has no backward rule, so no gradient can flow through it (recorded at "
+        ),
+        "{e}"
+    );
     points_here(&e, line);
 }
 
@@ -211,7 +303,11 @@ fn bad_backward() {
     let line = line!() + 1;
     let y = tape.apply(Broken { shape: false }, &[x]).unwrap();
     let e = y.sum().backward().unwrap_err();
-    assert!(e.to_string().starts_with("broken: backward rule returned 2 gradients for 1 inputs"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("broken: backward rule returned 2 gradients for 1 inputs"),
+        "{e}"
+    );
     points_here(&e, line);
 }
 
@@ -239,7 +335,11 @@ fn foreign_var() {
     let line = line!() + 1;
     let e = a.add(b).unwrap_err();
     assert!(matches!(&e, Error::ForeignVar { op: "add", .. }), "{e}");
-    assert!(e.to_string().starts_with("add: an operand belongs to another tape (at "), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("add: an operand belongs to another tape (at "),
+        "{e}"
+    );
     points_here(&e, line);
     let line = line!() + 1;
     let e = Var::concat(&[a, b], 0).unwrap_err();
@@ -267,7 +367,17 @@ fn anomaly() {
     let line = line!() + 1;
     let y = x.recip(); // 1/0 = inf
     let e = y.sum().backward().unwrap_err();
-    assert!(matches!(&e, Error::Anomaly { op: "recip", index: 1, .. }), "{e}");
+    assert!(
+        matches!(
+            &e,
+            Error::Anomaly {
+                op: "recip",
+                index: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().starts_with("recip: forward produced a non-finite value (NaN or inf) at element 1 of a tensor of shape [2] (op recorded at "), "{e}");
     points_here(&e, line);
     // apply reports its own op's anomaly right away
@@ -307,12 +417,28 @@ fn gradcheck_failure() {
     }
     let line = line!() + 1;
     let f = func(|v| v[0].tape().apply(Wrong, &[v[0]]));
-    let e = gradcheck(&f, &[t(&[1.0, 0.5], &[2])], &GradcheckOptions::default()).unwrap_err();
-    let Error::Gradcheck(r) = &e else { panic!("expected Gradcheck, got {e}") };
+    let e = gradcheck(f, &[t(&[1.0, 0.5], &[2])], &GradcheckOptions::default()).unwrap_err();
+    let Error::Gradcheck(r) = &e else {
+        panic!("expected Gradcheck, got {e}")
+    };
     assert!(e.location().is_none());
-    assert!(e.to_string().starts_with("gradcheck: the Jacobian of the output with respect to input 0 (shape [2]) is wrong"), "{e}");
+    assert!(
+        e.to_string().starts_with(
+            "gradcheck: the Jacobian of the output with respect to input 0 (shape [2]) is wrong"
+        ),
+        "{e}"
+    );
     assert_eq!(r.element, vec![0]);
     let b = r.blame.as_ref().unwrap();
-    assert_eq!((b.op, b.location.file(), b.location.line()), ("wrong", file!(), line));
-    assert!(e.to_string().contains(&format!("output produced by `wrong` at {}:{line}:", file!())), "{e}");
+    assert_eq!(
+        (b.op, b.location.file(), b.location.line()),
+        ("wrong", file!(), line)
+    );
+    assert!(
+        e.to_string().contains(&format!(
+            "output produced by `wrong` at {}:{line}:",
+            file!()
+        )),
+        "{e}"
+    );
 }

@@ -9,6 +9,10 @@
 //! `rtol 1e-12, atol 1e-13`; second order `rtol 1e-10, atol 1e-12`; shape ops, relu, abs,
 //! max and max-pool exact.
 
+// autograd::Error is large by design (shapes and locations as fields, STYLE §4), and
+// these closures return it directly.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -94,7 +98,15 @@ struct Stats {
 }
 
 impl Stats {
-    fn compare(&mut self, cat: &'static str, case: &str, what: &str, ours: &Tensor<f64>, reference: &RefTensor, tol: Tolerance) {
+    fn compare(
+        &mut self,
+        cat: &'static str,
+        case: &str,
+        what: &str,
+        ours: &Tensor<f64>,
+        reference: &RefTensor,
+        tol: Tolerance,
+    ) {
         let r = reference.tensor();
         if let Some(msg) = close_failure(ours, &r, tol) {
             self.failures.push(format!("{case}: {what}: {msg}"));
@@ -123,7 +135,10 @@ fn attr_f64(attrs: &Value, key: &str, default: f64) -> f64 {
     attr(attrs, key).map_or(default, |v| v.as_f64().expect("numeric attr"))
 }
 fn attr_i(attrs: &Value, key: &str) -> Option<isize> {
-    attr(attrs, key).map(|v| v.as_i64().unwrap_or_else(|| panic!("attr {key} is not an integer: {v}")) as isize)
+    attr(attrs, key).map(|v| {
+        v.as_i64()
+            .unwrap_or_else(|| panic!("attr {key} is not an integer: {v}")) as isize
+    })
 }
 fn attr_bool(attrs: &Value, key: &str, default: bool) -> bool {
     attr(attrs, key).map_or(default, |v| v.as_bool().expect("boolean attr"))
@@ -140,15 +155,24 @@ fn attr_axes(attrs: &Value, key: &str) -> Vec<isize> {
 fn attr_pair(attrs: &Value, key: &str, default: (usize, usize)) -> (usize, usize) {
     match attr(attrs, key) {
         None => default,
-        Some(Value::Array(a)) if a.len() == 2 => (a[0].as_u64().unwrap() as usize, a[1].as_u64().unwrap() as usize),
+        Some(Value::Array(a)) if a.len() == 2 => (
+            a[0].as_u64().unwrap() as usize,
+            a[1].as_u64().unwrap() as usize,
+        ),
         Some(v) => {
-            let n = v.as_u64().unwrap_or_else(|| panic!("attr {key} must be an int or a pair: {v}")) as usize;
+            let n = v
+                .as_u64()
+                .unwrap_or_else(|| panic!("attr {key} must be an int or a pair: {v}"))
+                as usize;
             (n, n)
         }
     }
 }
 fn reduction<'t>(v: Var<'t, f64>, attrs: &Value) -> Result<Var<'t, f64>> {
-    match attr(attrs, "reduction").and_then(|r| r.as_str()).unwrap_or("mean") {
+    match attr(attrs, "reduction")
+        .and_then(|r| r.as_str())
+        .unwrap_or("mean")
+    {
         "mean" => Ok(v.mean()),
         "sum" => Ok(v.sum()),
         "none" => Ok(v),
@@ -157,7 +181,11 @@ fn reduction<'t>(v: Var<'t, f64>, attrs: &Value) -> Result<Var<'t, f64>> {
 }
 fn no_unsupported(op: &str, attrs: &Value, keys: &[&str]) {
     for k in keys {
-        assert!(attr(attrs, k).is_none(), "{op}: attribute {k} = {} is not supported by this test", attrs[k]);
+        assert!(
+            attr(attrs, k).is_none(),
+            "{op}: attribute {k} = {} is not supported by this test",
+            attrs[k]
+        );
     }
 }
 
@@ -168,7 +196,11 @@ fn apply<'t>(
     vars: &BTreeMap<String, Var<'t, f64>>,
     ints: &BTreeMap<String, Vec<usize>>,
 ) -> Result<Var<'t, f64>> {
-    let v = |name: &str| *vars.get(name).unwrap_or_else(|| panic!("{op}: missing input {name}"));
+    let v = |name: &str| {
+        *vars
+            .get(name)
+            .unwrap_or_else(|| panic!("{op}: missing input {name}"))
+    };
     let x = || v("x");
     Ok(match op {
         "sigmoid" => x().sigmoid(),
@@ -189,20 +221,32 @@ fn apply<'t>(
         "leaky_relu" => x().leaky_relu(attr_f64(attrs, "negative_slope", 0.01)),
         "elu" => x().elu(attr_f64(attrs, "alpha", 1.0)),
         "selu" => {
-            let (a, s) = (attr_f64(attrs, "alpha", autograd::ops::unary::SELU_ALPHA), attr_f64(attrs, "scale", autograd::ops::unary::SELU_SCALE));
+            let (a, s) = (
+                attr_f64(attrs, "alpha", autograd::ops::unary::SELU_ALPHA),
+                attr_f64(attrs, "scale", autograd::ops::unary::SELU_SCALE),
+            );
             if a == autograd::ops::unary::SELU_ALPHA && s == autograd::ops::unary::SELU_SCALE {
                 x().selu()
             } else {
                 x().elu(a).mul_scalar(s)
             }
         }
-        "gelu" => match attr(attrs, "approximate").and_then(|a| a.as_str()).unwrap_or("none") {
+        "gelu" => match attr(attrs, "approximate")
+            .and_then(|a| a.as_str())
+            .unwrap_or("none")
+        {
             "none" => x().gelu(),
             "tanh" => x().gelu_tanh(),
             a => panic!("gelu: unknown approximate = {a:?}"),
         },
-        "softplus" => x().softplus(attr_f64(attrs, "beta", 1.0), attr_f64(attrs, "threshold", 20.0)),
-        "clamp" => x().clamp(attr_f64(attrs, "min", f64::NEG_INFINITY), attr_f64(attrs, "max", f64::INFINITY)),
+        "softplus" => x().softplus(
+            attr_f64(attrs, "beta", 1.0),
+            attr_f64(attrs, "threshold", 20.0),
+        ),
+        "clamp" => x().clamp(
+            attr_f64(attrs, "min", f64::NEG_INFINITY),
+            attr_f64(attrs, "max", f64::INFINITY),
+        ),
         "pow" => match attr(attrs, "exponent") {
             Some(e) => x().powf(e.as_f64().expect("numeric exponent")),
             None => v("x").pow(v("exponent"))?,
@@ -232,17 +276,26 @@ fn apply<'t>(
         "mean" => x().mean_axes(&attr_axes(attrs, "dim"), attr_bool(attrs, "keepdim", false))?,
         "max" => x().max_axes(&attr_axes(attrs, "dim"), attr_bool(attrs, "keepdim", false))?,
         "min" => x().min_axes(&attr_axes(attrs, "dim"), attr_bool(attrs, "keepdim", false))?,
-        "logsumexp" => x().logsumexp(&attr_axes(attrs, "dim"), attr_bool(attrs, "keepdim", false))?,
+        "logsumexp" => {
+            x().logsumexp(&attr_axes(attrs, "dim"), attr_bool(attrs, "keepdim", false))?
+        }
         "softmax" => x().softmax(attr_i(attrs, "dim").expect("softmax needs dim"))?,
         "log_softmax" => x().log_softmax(attr_i(attrs, "dim").expect("log_softmax needs dim"))?,
         "cross_entropy" => {
-            no_unsupported(op, attrs, &["weight", "ignore_index_used", "label_smoothing_nonzero"]);
+            no_unsupported(
+                op,
+                attrs,
+                &["weight", "ignore_index_used", "label_smoothing_nonzero"],
+            );
             if attr_f64(attrs, "label_smoothing", 0.0) != 0.0 {
                 panic!("cross_entropy: label_smoothing is not supported");
             }
             let input = v("input");
             let t = &ints["target"];
-            match attr(attrs, "reduction").and_then(|r| r.as_str()).unwrap_or("mean") {
+            match attr(attrs, "reduction")
+                .and_then(|r| r.as_str())
+                .unwrap_or("mean")
+            {
                 "mean" => input.cross_entropy(t)?,
                 _ => {
                     let lp = input.log_softmax(-1)?;
@@ -252,13 +305,19 @@ fn apply<'t>(
             }
         }
         "nll_loss" => v("input").nll(&ints["target"])?,
-        "mse_loss" => match attr(attrs, "reduction").and_then(|r| r.as_str()).unwrap_or("mean") {
+        "mse_loss" => match attr(attrs, "reduction")
+            .and_then(|r| r.as_str())
+            .unwrap_or("mean")
+        {
             "mean" => v("input").mse(v("target"))?,
             _ => reduction(v("input").sub(v("target"))?.square(), attrs)?,
         },
         "binary_cross_entropy_with_logits" => {
             no_unsupported(op, attrs, &["weight", "pos_weight"]);
-            match attr(attrs, "reduction").and_then(|r| r.as_str()).unwrap_or("mean") {
+            match attr(attrs, "reduction")
+                .and_then(|r| r.as_str())
+                .unwrap_or("mean")
+            {
                 "mean" => v("input").bce_with_logits(v("target"))?,
                 _ => {
                     let (i, t) = (v("input"), v("target"));
@@ -266,9 +325,15 @@ fn apply<'t>(
                 }
             }
         }
-        "transpose" => x().transpose(attr_i(attrs, "dim0").unwrap(), attr_i(attrs, "dim1").unwrap())?,
+        "transpose" => x().transpose(
+            attr_i(attrs, "dim0").unwrap(),
+            attr_i(attrs, "dim1").unwrap(),
+        )?,
         "permute" => {
-            let p: Vec<usize> = attr_axes(attrs, "dims").iter().map(|&d| d.rem_euclid(x().rank() as isize) as usize).collect();
+            let p: Vec<usize> = attr_axes(attrs, "dims")
+                .iter()
+                .map(|&d| d.rem_euclid(x().rank() as isize) as usize)
+                .collect();
             x().permute(&p)?
         }
         "reshape" => {
@@ -284,7 +349,14 @@ fn apply<'t>(
             // Inputs x0, x1, ..., x10 in numeric order (not the map's lexical order).
             let mut named: Vec<(usize, Var<'t, f64>)> = vars
                 .iter()
-                .map(|(k, v)| (k.trim_start_matches(|c: char| !c.is_ascii_digit()).parse().unwrap_or(0), *v))
+                .map(|(k, v)| {
+                    (
+                        k.trim_start_matches(|c: char| !c.is_ascii_digit())
+                            .parse()
+                            .unwrap_or(0),
+                        *v,
+                    )
+                })
                 .collect();
             named.sort_by_key(|p| p.0);
             let parts: Vec<_> = named.into_iter().map(|p| p.1).collect();
@@ -303,7 +375,12 @@ fn apply<'t>(
         )?,
         "layer_norm" => {
             let dims = attr_axes(attrs, "normalized_shape").len();
-            x().layer_norm(dims, vars.get("weight").copied(), vars.get("bias").copied(), attr_f64(attrs, "eps", 1e-5))?
+            x().layer_norm(
+                dims,
+                vars.get("weight").copied(),
+                vars.get("bias").copied(),
+                attr_f64(attrs, "eps", 1e-5),
+            )?
         }
         "conv2d" => {
             let args = Conv2dArgs {
@@ -315,15 +392,25 @@ fn apply<'t>(
             x().conv2d(v("weight"), vars.get("bias").copied(), args)?
         }
         "max_pool2d" | "avg_pool2d" => {
-            assert!(!attr_bool(attrs, "ceil_mode", false), "{op}: ceil_mode is not supported");
-            assert_eq!(attr_pair(attrs, "dilation", (1, 1)), (1, 1), "{op}: dilation is not supported");
+            assert!(
+                !attr_bool(attrs, "ceil_mode", false),
+                "{op}: ceil_mode is not supported"
+            );
+            assert_eq!(
+                attr_pair(attrs, "dilation", (1, 1)),
+                (1, 1),
+                "{op}: dilation is not supported"
+            );
             let k = attr_pair(attrs, "kernel_size", (0, 0));
             let stride = attr(attrs, "stride").map(|_| attr_pair(attrs, "stride", k));
             let pad = attr_pair(attrs, "padding", (0, 0));
             if op == "max_pool2d" {
                 x().max_pool2d(k, stride, pad)?
             } else {
-                assert!(attr_bool(attrs, "count_include_pad", true), "avg_pool2d: count_include_pad=False is not supported");
+                assert!(
+                    attr_bool(attrs, "count_include_pad", true),
+                    "avg_pool2d: count_include_pad=False is not supported"
+                );
                 x().avg_pool2d(k, stride, pad)?
             }
         }
@@ -339,10 +426,15 @@ fn our_indices(op: &str, attrs: &Value, x: &Tensor<f64>) -> Tensor<f64> {
             let axes = attr_axes(attrs, "dim");
             assert_eq!(axes.len(), 1, "indices need one dim");
             let ax = x.shape().axis("max", axes[0]).unwrap();
-            let (vals, idx) = x.extreme_axes(&axes, attr_bool(attrs, "keepdim", false), op == "max").unwrap();
+            let (vals, idx) = x
+                .extreme_axes(&axes, attr_bool(attrs, "keepdim", false), op == "max")
+                .unwrap();
             // Flat input index -> position along the reduced axis, as torch.max(dim) gives.
             let stride = x.shape().strides()[ax];
-            let pos = idx.iter().map(|&i| ((i / stride) % x.dims()[ax]) as f64).collect();
+            let pos = idx
+                .iter()
+                .map(|&i| ((i / stride) % x.dims()[ax]) as f64)
+                .collect();
             Tensor::from_vec(pos, vals.shape().clone()).unwrap()
         }
         "max_pool2d" => {
@@ -362,16 +454,26 @@ fn our_indices(op: &str, attrs: &Value, x: &Tensor<f64>) -> Tensor<f64> {
                     for z in 0..ow {
                         for i in 0..k.0 {
                             for j in 0..k.1 {
-                                let (r, q) = ((y * s.0 + i) as isize - p.0 as isize, (z * s.1 + j) as isize - p.1 as isize);
-                                let inside = r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < w;
-                                idx.push(if inside { plane * h * w + r as usize * w + q as usize } else { pad_at });
+                                let (r, q) = (
+                                    (y * s.0 + i) as isize - p.0 as isize,
+                                    (z * s.1 + j) as isize - p.1 as isize,
+                                );
+                                let inside =
+                                    r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < w;
+                                idx.push(if inside {
+                                    plane * h * w + r as usize * w + q as usize
+                                } else {
+                                    pad_at
+                                });
                             }
                         }
                     }
                 }
             }
             let src = Tensor::from_vec(padded.clone(), [padded.len()]).unwrap();
-            let win = src.gather_flat(&idx, [n, c, oh, ow, k.0 * k.1], 0.0).unwrap();
+            let win = src
+                .gather_flat(&idx, [n, c, oh, ow, k.0 * k.1], 0.0)
+                .unwrap();
             let (vals, best) = win.extreme_axes(&[-1], false, true).unwrap();
             let pos = best.iter().map(|&b| (idx[b] % (h * w)) as f64).collect();
             Tensor::from_vec(pos, vals.shape().clone()).unwrap()
@@ -384,7 +486,9 @@ fn run_case(case: &Value, stats: &mut Stats) {
     let name = case["name"].as_str().expect("case name");
     let op = case["op"].as_str().expect("case op");
     let attrs = &case["attrs"];
-    let diff: Vec<&str> = case["differentiable"].as_array().map_or(vec![], |a| a.iter().map(|s| s.as_str().unwrap()).collect());
+    let diff: Vec<&str> = case["differentiable"]
+        .as_array()
+        .map_or(vec![], |a| a.iter().map(|s| s.as_str().unwrap()).collect());
     let tape = Tape::<f64>::new();
     let mut vars = BTreeMap::new();
     let mut ints = BTreeMap::new();
@@ -394,7 +498,11 @@ fn run_case(case: &Value, stats: &mut Stats) {
         if r.int {
             ints.insert(k.clone(), r.indices());
         } else {
-            let v = if diff.contains(&k.as_str()) { tape.var(r.tensor()) } else { tape.constant(r.tensor()) };
+            let v = if diff.contains(&k.as_str()) {
+                tape.var(r.tensor())
+            } else {
+                tape.constant(r.tensor())
+            };
             floats.insert(k.clone(), r.tensor());
             vars.insert(k.clone(), v);
         }
@@ -408,10 +516,27 @@ fn run_case(case: &Value, stats: &mut Stats) {
     };
     let exact = EXACT_OPS.contains(&op);
     let tol = if exact { EXACT } else { FIRST };
-    stats.compare("output", name, "output", &out.value(), &RefTensor::parse(&case["output"]), tol);
+    stats.compare(
+        "output",
+        name,
+        "output",
+        &out.value(),
+        &RefTensor::parse(&case["output"]),
+        tol,
+    );
     if let Some(ix) = case.get("extra_outputs").and_then(|e| e.get("indices")) {
-        let x = floats.get("x").or_else(|| floats.get("input")).expect("arg-max input");
-        stats.compare("indices", name, "indices", &our_indices(op, attrs, x), &RefTensor::parse(ix), EXACT);
+        let x = floats
+            .get("x")
+            .or_else(|| floats.get("input"))
+            .expect("arg-max input");
+        stats.compare(
+            "indices",
+            name,
+            "indices",
+            &our_indices(op, attrs, x),
+            &RefTensor::parse(ix),
+            EXACT,
+        );
     }
     if diff.is_empty() {
         return;
@@ -437,23 +562,50 @@ fn run_second_order(case: &Value, stats: &mut Stats) {
     let tape = Tape::<f64>::new();
     match case["kind"].as_str() {
         Some("hessian") => {
-            assert_eq!(function, "f(x) = sum_i tanh(x_i)^2 * x_i", "{name}: unknown function");
+            assert_eq!(
+                function, "f(x) = sum_i tanh(x_i)^2 * x_i",
+                "{name}: unknown function"
+            );
             let x = tape.var(RefTensor::parse(&case["inputs"]["x"]).tensor());
             let f = x.tanh().square().mul(x).unwrap().sum();
-            stats.compare("output", name, "value", &f.value(), &RefTensor::parse(&case["value"]), FIRST);
+            stats.compare(
+                "output",
+                name,
+                "value",
+                &f.value(),
+                &RefTensor::parse(&case["value"]),
+                FIRST,
+            );
             let g = tape.grad(f, &[x]).unwrap()[0];
-            stats.compare("grad", name, "grad", &g.value(), &RefTensor::parse(&case["grad"]), FIRST);
+            stats.compare(
+                "grad",
+                name,
+                "grad",
+                &g.value(),
+                &RefTensor::parse(&case["grad"]),
+                FIRST,
+            );
             // Row i of the Hessian is the gradient of g_i: a VJP of g with a one-hot cotangent.
             let n = x.shape().numel();
             let mut rows = vec![];
             for i in 0..n {
-                let e = tape.constant(Tensor::from_fn(x.shape(), |j| if i == j { 1.0 } else { 0.0 }));
+                let e = tape.constant(Tensor::from_fn(
+                    x.shape(),
+                    |j| if i == j { 1.0 } else { 0.0 },
+                ));
                 rows.extend(tape.vjp(g, e, &[x]).unwrap()[0].value().to_vec());
             }
             let mut dims = x.dims();
             dims.extend(x.dims());
             let h = Tensor::from_vec(rows, dims).unwrap();
-            stats.compare("second order", name, "hessian", &h, &RefTensor::parse(&case["hessian"]), SECOND);
+            stats.compare(
+                "second order",
+                name,
+                "hessian",
+                &h,
+                &RefTensor::parse(&case["hessian"]),
+                SECOND,
+            );
         }
         Some("hvp") => {
             assert_eq!(
@@ -464,14 +616,37 @@ fn run_second_order(case: &Value, stats: &mut Stats) {
             let xs = tape.constant(RefTensor::parse(&case["inputs"]["X"]).tensor());
             let y = RefTensor::parse(&case["inputs"]["y"]).indices();
             let names = ["W1", "b1", "W2", "b2"];
-            let p: Vec<_> = names.iter().map(|k| tape.var(RefTensor::parse(&case["params"][*k]).tensor())).collect();
+            let p: Vec<_> = names
+                .iter()
+                .map(|k| tape.var(RefTensor::parse(&case["params"][*k]).tensor()))
+                .collect();
             let h = xs.matmul(p[0]).unwrap().add(p[1]).unwrap().tanh();
-            let loss = h.matmul(p[2]).unwrap().add(p[3]).unwrap().cross_entropy(&y).unwrap();
-            stats.compare("output", name, "value", &loss.value(), &RefTensor::parse(&case["value"]), FIRST);
+            let loss = h
+                .matmul(p[2])
+                .unwrap()
+                .add(p[3])
+                .unwrap()
+                .cross_entropy(&y)
+                .unwrap();
+            stats.compare(
+                "output",
+                name,
+                "value",
+                &loss.value(),
+                &RefTensor::parse(&case["value"]),
+                FIRST,
+            );
             let g = tape.grad(loss, &p).unwrap();
             let mut dot = None;
             for (k, gk) in names.iter().zip(&g) {
-                stats.compare("grad", name, &format!("grad of {k}"), &gk.value(), &RefTensor::parse(&case["grad"][*k]), FIRST);
+                stats.compare(
+                    "grad",
+                    name,
+                    &format!("grad of {k}"),
+                    &gk.value(),
+                    &RefTensor::parse(&case["grad"][*k]),
+                    FIRST,
+                );
                 let vk = tape.constant(RefTensor::parse(&case["vector"][*k]).tensor());
                 let term = gk.mul(vk).unwrap().sum();
                 dot = Some(match dot {
@@ -481,7 +656,14 @@ fn run_second_order(case: &Value, stats: &mut Stats) {
             }
             let hv = tape.grad(dot.unwrap(), &p).unwrap();
             for (k, hk) in names.iter().zip(hv) {
-                stats.compare("second order", name, &format!("hvp of {k}"), &hk.value(), &RefTensor::parse(&case["hvp"][*k]), SECOND);
+                stats.compare(
+                    "second order",
+                    name,
+                    &format!("hvp of {k}"),
+                    &hk.value(),
+                    &RefTensor::parse(&case["hvp"][*k]),
+                    SECOND,
+                );
             }
         }
         other => panic!("{name}: unknown second-order kind {other:?}"),
@@ -491,7 +673,8 @@ fn run_second_order(case: &Value, stats: &mut Stats) {
 #[test]
 fn every_reference_case_matches_pytorch() {
     let path = reference_file();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let file: Value = serde_json::from_str(&text).expect("valid JSON");
     assert_eq!(file["format"], "op_gradients/v1");
     let mut stats = Stats::default();
@@ -504,15 +687,30 @@ fn every_reference_case_matches_pytorch() {
     for case in second {
         run_second_order(case, &mut stats);
     }
-    println!("{} cases, {} second-order cases from {}", cases.len(), second.len(), path.display());
+    println!(
+        "{} cases, {} second-order cases from {}",
+        cases.len(),
+        second.len(),
+        path.display()
+    );
     for (cat, (abs, rel, at)) in &stats.worst {
         println!("  max error, {cat:<13}: abs {abs:.3e}, rel {rel:.3e} (|ref| > 1e-3; at {at})");
     }
-    assert!(stats.failures.is_empty(), "{} mismatches:\n{}", stats.failures.len(), stats.failures.join("\n"));
+    assert!(
+        stats.failures.is_empty(),
+        "{} mismatches:\n{}",
+        stats.failures.len(),
+        stats.failures.join("\n")
+    );
 }
 
 #[test]
 #[should_panic(expected = "unknown op \"frobnicate\"")]
 fn an_unknown_op_fails_loudly() {
-    let _ = apply("frobnicate", &Value::Null, &BTreeMap::new(), &BTreeMap::new());
+    let _ = apply(
+        "frobnicate",
+        &Value::Null,
+        &BTreeMap::new(),
+        &BTreeMap::new(),
+    );
 }

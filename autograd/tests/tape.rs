@@ -1,6 +1,10 @@
 //! Tape behaviour: accumulation into params, higher-order gradients, cutting the graph,
 //! the node count and dump, missing backward rules and anomaly mode.
 
+// autograd::Error is large by design (shapes and locations as fields, STYLE §4), and
+// these closures return it directly.
+#![allow(clippy::result_large_err)]
+
 use autograd::{assert_close, BackwardCx, Error, Op, Param, Phase, Result, Tape, Tensor, Var};
 
 fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {
@@ -56,8 +60,14 @@ fn second_derivatives_come_from_grad_of_grad() {
     let d2 = tape.grad(d1, &[x]).unwrap()[0];
     let d3 = tape.grad(d2, &[x]).unwrap()[0];
     let v = 0.7f64;
-    assert_close!(d1.item().unwrap(), 3.0 * v * v * v.sin() + v.powi(3) * v.cos());
-    assert_close!(d2.item().unwrap(), 6.0 * v * v.sin() + 6.0 * v * v * v.cos() - v.powi(3) * v.sin());
+    assert_close!(
+        d1.item().unwrap(),
+        3.0 * v * v * v.sin() + v.powi(3) * v.cos()
+    );
+    assert_close!(
+        d2.item().unwrap(),
+        6.0 * v * v.sin() + 6.0 * v * v * v.cos() - v.powi(3) * v.sin()
+    );
     // y''' = 6 sin x + 18x cos x - 9x² sin x - x³ cos x
     assert_close!(
         d3.item().unwrap(),
@@ -71,8 +81,18 @@ fn hessian_vector_product_by_double_backward() {
     let x = tape.var(t(&[0.3, -0.5, 1.2], &[3]));
     let a = tape.constant(t(&[1.0, 2.0, 0.5, 2.0, -1.0, 0.0, 0.5, 0.0, 3.0], &[3, 3]));
     // f(x) = ½ xᵀAx + Σ x⁴/4 (A symmetric): ∇f = Ax + x³, H = A + diag(3x²)
-    let ax = a.matmul(x.reshape([3, 1]).unwrap()).unwrap().reshape([3]).unwrap();
-    let f = x.mul(ax).unwrap().sum().mul_scalar(0.5).add(x.powf(4.0).sum().mul_scalar(0.25)).unwrap();
+    let ax = a
+        .matmul(x.reshape([3, 1]).unwrap())
+        .unwrap()
+        .reshape([3])
+        .unwrap();
+    let f = x
+        .mul(ax)
+        .unwrap()
+        .sum()
+        .mul_scalar(0.5)
+        .add(x.powf(4.0).sum().mul_scalar(0.25))
+        .unwrap();
     let g = tape.grad(f, &[x]).unwrap()[0];
     let v = tape.constant(t(&[1.0, -1.0, 2.0], &[3]));
     let hv = tape.grad(g.mul(v).unwrap().sum(), &[x]).unwrap()[0];
@@ -132,7 +152,9 @@ fn detach_no_grad_and_constants_record_no_gradient_path() {
 #[test]
 fn no_grad_restores_recording_after_a_panic() {
     let tape = Tape::<f64>::new();
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tape.no_grad(|| panic!("boom"))));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tape.no_grad(|| panic!("boom"))
+    }));
     assert!(r.is_err());
     assert!(tape.is_grad_enabled());
 }
@@ -149,11 +171,26 @@ fn len_and_display_list_every_node_with_its_line() {
     let dump = tape.to_string();
     let lines: Vec<&str> = dump.lines().collect();
     assert_eq!(lines.len(), 5, "{dump}");
-    assert!(lines[0].starts_with("#0") && lines[0].contains("var"), "{dump}");
-    assert!(lines[1].contains("param") && lines[1].contains('w'), "{dump}");
-    assert!(lines[2].contains("mul") && lines[2].contains("<- #0, #1"), "{dump}");
-    assert!(lines[3].contains("exp") && lines[3].contains("<- #2"), "{dump}");
-    assert!(lines[4].contains("sum") && lines[4].contains("[]"), "{dump}");
+    assert!(
+        lines[0].starts_with("#0") && lines[0].contains("var"),
+        "{dump}"
+    );
+    assert!(
+        lines[1].contains("param") && lines[1].contains('w'),
+        "{dump}"
+    );
+    assert!(
+        lines[2].contains("mul") && lines[2].contains("<- #0, #1"),
+        "{dump}"
+    );
+    assert!(
+        lines[3].contains("exp") && lines[3].contains("<- #2"),
+        "{dump}"
+    );
+    assert!(
+        lines[4].contains("sum") && lines[4].contains("[]"),
+        "{dump}"
+    );
     let here = format!("{}:{line}:", file!());
     assert!(lines[2].contains(&here), "expected {here} in {dump}");
     assert!(format!("{tape:?}").starts_with("Tape(5 nodes)"));
@@ -164,7 +201,14 @@ fn len_and_display_list_every_node_with_its_line() {
 fn backward_drops_its_scratch_nodes() {
     let w = Param::new(t(&[0.5, -0.25, 2.0], &[3]));
     let tape = Tape::new();
-    let y = tape.param(&w).tanh().mul_scalar(3.0).softmax(0).unwrap().square().sum();
+    let y = tape
+        .param(&w)
+        .tanh()
+        .mul_scalar(3.0)
+        .softmax(0)
+        .unwrap()
+        .square()
+        .sum();
     let before = tape.len();
     y.backward().unwrap();
     assert_eq!(tape.len(), before);
@@ -218,10 +262,20 @@ fn an_op_without_a_backward_rule_fails_backward_naming_it() {
         }
         e => panic!("expected NoBackward, got {e}"),
     }
-    assert!(err.to_string().starts_with("opaque: has no backward rule"), "{err}");
+    assert!(
+        err.to_string().starts_with("opaque: has no backward rule"),
+        "{err}"
+    );
     assert!(w.grad().is_none());
-    assert_eq!(tape.len(), len + 1, "the failed backward leaves no scratch nodes");
-    assert!(matches!(tape.grad(loss, &[tape.param(&w)]), Err(Error::NoBackward { op: "opaque", .. })));
+    assert_eq!(
+        tape.len(),
+        len + 1,
+        "the failed backward leaves no scratch nodes"
+    );
+    assert!(matches!(
+        tape.grad(loss, &[tape.param(&w)]),
+        Err(Error::NoBackward { op: "opaque", .. })
+    ));
     // without a path through it, the op does not matter
     let z = tape.param(&w).add(y.detach()).unwrap().sum();
     z.backward().unwrap();
@@ -237,7 +291,13 @@ fn anomaly_mode_names_the_forward_op_and_its_line() {
     let y = x.ln(); // ln(-1) = NaN
     let err = tape.check_anomaly().unwrap_err();
     let check = |err: &Error| match err {
-        Error::Anomaly { op, phase, index, shape, location } => {
+        Error::Anomaly {
+            op,
+            phase,
+            index,
+            shape,
+            location,
+        } => {
             assert_eq!(*op, "ln");
             assert_eq!(*phase, Phase::Forward);
             assert_eq!(*index, 1);
@@ -247,7 +307,10 @@ fn anomaly_mode_names_the_forward_op_and_its_line() {
         e => panic!("expected Anomaly, got {e}"),
     };
     check(&err);
-    assert!(err.to_string().contains(&format!("{}:{line}", file!())), "{err}");
+    assert!(
+        err.to_string().contains(&format!("{}:{line}", file!())),
+        "{err}"
+    );
     // later ops still compute; backward and grad report the same anomaly
     let _ = y.add(x).unwrap();
     check(&y.sum().backward().unwrap_err());
@@ -264,7 +327,13 @@ fn anomaly_mode_names_the_backward_rule_that_made_an_infinity() {
     tape.check_anomaly().unwrap();
     let err = y.backward().unwrap_err();
     match &err {
-        Error::Anomaly { op, phase, index, location, .. } => {
+        Error::Anomaly {
+            op,
+            phase,
+            index,
+            location,
+            ..
+        } => {
             assert_eq!(*op, "sqrt");
             assert_eq!(*phase, Phase::Backward);
             assert_eq!(*index, 1);
@@ -272,7 +341,11 @@ fn anomaly_mode_names_the_backward_rule_that_made_an_infinity() {
         }
         e => panic!("expected Anomaly, got {e}"),
     }
-    assert!(err.to_string().contains("backward produced a non-finite value"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("backward produced a non-finite value"),
+        "{err}"
+    );
     assert!(w.grad().is_none());
 }
 

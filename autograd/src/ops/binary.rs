@@ -25,7 +25,11 @@ pub fn reduce_to_shape<'t, T: Float>(g: Var<'t, T>, shape: &Shape) -> Result<Var
         .filter(|&i| i < lead || (shape[i - lead] == 1 && gs[i] != 1))
         .map(|i| i as isize)
         .collect();
-    let summed = if axes.is_empty() { g } else { g.sum_axes(&axes, true)? };
+    let summed = if axes.is_empty() {
+        g
+    } else {
+        g.sum_axes(&axes, true)?
+    };
     summed.reshape(shape.clone())
 }
 
@@ -236,6 +240,9 @@ impl<T: Float> Op<T> for Where<T> {
     }
 }
 
+// `add`, `neg`... are the fallible (or plain) methods behind the `std::ops` sugar in
+// var.rs, which calls them; the names are deliberate.
+#[allow(clippy::should_implement_trait)]
 impl<'t, T: Float> Var<'t, T> {
     /// `self + rhs` with broadcasting.
     ///

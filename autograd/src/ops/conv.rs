@@ -52,7 +52,10 @@ fn windows(
     let (Some(oh), Some(ow)) = (oh, ow) else {
         return Err(Error::invalid(
             op,
-            format!("a {kh}x{kw} window (stride {:?}, padding {:?}, dilation {:?}) does not fit", a.stride, a.padding, a.dilation),
+            format!(
+                "a {kh}x{kw} window (stride {:?}, padding {:?}, dilation {:?}) does not fit",
+                a.stride, a.padding, a.dilation
+            ),
             x,
         ));
     };
@@ -65,8 +68,8 @@ fn windows(
                     for i in 0..kh {
                         let r = (y * a.stride.0 + i * a.dilation.0) as isize - a.padding.0 as isize;
                         for j in 0..kw {
-                            let q = (z * a.stride.1 + j * a.dilation.1) as isize
-                                - a.padding.1 as isize;
+                            let q =
+                                (z * a.stride.1 + j * a.dilation.1) as isize - a.padding.1 as isize;
                             let inside = r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < w;
                             idx.push(if inside {
                                 plane + r as usize * w + q as usize
@@ -106,7 +109,10 @@ impl<'t, T: Float> Var<'t, T> {
         if g == 0 || xs[1] % g != 0 || ws[0] % g != 0 || ws[1] * g != xs[1] {
             return Err(Error::invalid(
                 "conv2d",
-                format!("input channels {} do not match weight {ws} with {g} groups", xs[1]),
+                format!(
+                    "input channels {} do not match weight {ws} with {g} groups",
+                    xs[1]
+                ),
                 &xs,
             ));
         }
@@ -154,14 +160,25 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     #[track_caller]
-    fn pool_windows(self, op: &'static str, kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize), fill: T) -> Result<Self> {
+    fn pool_windows(
+        self,
+        op: &'static str,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        fill: T,
+    ) -> Result<Self> {
         let xs = self.shape();
         check_rank4(op, &xs)?;
         if kernel.0 == 0 || kernel.1 == 0 {
             return Err(Error::invalid(op, "kernel size must be positive", &xs));
         }
         if padding.0 * 2 > kernel.0 || padding.1 * 2 > kernel.1 {
-            return Err(Error::invalid(op, "padding must be at most half the kernel size", &xs));
+            return Err(Error::invalid(
+                op,
+                "padding must be at most half the kernel size",
+                &xs,
+            ));
         }
         let args = Conv2dArgs {
             stride,
@@ -182,9 +199,20 @@ impl<'t, T: Float> Var<'t, T> {
     /// # Errors
     /// [`Error::InvalidArgument`] for a non-NCHW input or a window that does not fit.
     #[track_caller]
-    pub fn max_pool2d(self, kernel: (usize, usize), stride: Option<(usize, usize)>, padding: (usize, usize)) -> Result<Self> {
-        self.pool_windows("max_pool2d", kernel, stride.unwrap_or(kernel), padding, T::min_value())?
-            .max_axes(&[-1], false)
+    pub fn max_pool2d(
+        self,
+        kernel: (usize, usize),
+        stride: Option<(usize, usize)>,
+        padding: (usize, usize),
+    ) -> Result<Self> {
+        self.pool_windows(
+            "max_pool2d",
+            kernel,
+            stride.unwrap_or(kernel),
+            padding,
+            T::min_value(),
+        )?
+        .max_axes(&[-1], false)
     }
 
     /// Mean over `kernel` windows (stride = kernel when `None`; padded zeros count, as
@@ -193,9 +221,20 @@ impl<'t, T: Float> Var<'t, T> {
     /// # Errors
     /// [`Error::InvalidArgument`] for a non-NCHW input or a window that does not fit.
     #[track_caller]
-    pub fn avg_pool2d(self, kernel: (usize, usize), stride: Option<(usize, usize)>, padding: (usize, usize)) -> Result<Self> {
-        self.pool_windows("avg_pool2d", kernel, stride.unwrap_or(kernel), padding, T::zero())?
-            .mean_axes(&[-1], false)
+    pub fn avg_pool2d(
+        self,
+        kernel: (usize, usize),
+        stride: Option<(usize, usize)>,
+        padding: (usize, usize),
+    ) -> Result<Self> {
+        self.pool_windows(
+            "avg_pool2d",
+            kernel,
+            stride.unwrap_or(kernel),
+            padding,
+            T::zero(),
+        )?
+        .mean_axes(&[-1], false)
     }
 }
 
@@ -209,9 +248,19 @@ mod tests {
         let tape = Tape::<f64>::new();
         let x = tape.constant(Tensor::arange(9).reshape([1, 1, 3, 3]).unwrap());
         let w = tape.constant(Tensor::ones([1, 1, 2, 2]));
-        let args = Conv2dArgs { padding: (1, 1), stride: (2, 2), ..Conv2dArgs::default() };
+        let args = Conv2dArgs {
+            padding: (1, 1),
+            stride: (2, 2),
+            ..Conv2dArgs::default()
+        };
         // windows at (-1,-1), (-1,1), (1,-1), (1,1): sums 0, 1+2, 3+6, 4+5+7+8
-        let y = x.conv2d(w, Some(tape.constant(Tensor::scalar(0.5).reshape([1]).unwrap())), args).unwrap();
+        let y = x
+            .conv2d(
+                w,
+                Some(tape.constant(Tensor::scalar(0.5).reshape([1]).unwrap())),
+                args,
+            )
+            .unwrap();
         assert_eq!(y.dims(), vec![1, 1, 2, 2]);
         assert_eq!(y.value().to_vec(), vec![0.5, 3.5, 9.5, 24.5]);
     }

@@ -105,7 +105,10 @@ impl<'t, T: Float> Var<'t, T> {
         if idx.len() != shape.numel() || idx.iter().any(|&i| i != PAD && i >= n) {
             return Err(Error::invalid(
                 "gather_flat",
-                format!("{} indices (each below {n}) for an output of shape {shape}", idx.len()),
+                format!(
+                    "{} indices (each below {n}) for an output of shape {shape}",
+                    idx.len()
+                ),
                 &self.shape(),
             ));
         }
@@ -123,7 +126,11 @@ impl<'t, T: Float> Var<'t, T> {
         if start + length > shape[ax] {
             return Err(Error::invalid(
                 "narrow",
-                format!("range {start}..{} exceeds axis {ax} of size {}", start + length, shape[ax]),
+                format!(
+                    "range {start}..{} exceeds axis {ax} of size {}",
+                    start + length,
+                    shape[ax]
+                ),
                 &shape,
             ));
         }
@@ -163,7 +170,10 @@ impl<'t, T: Float> Var<'t, T> {
         if let Some(&bad) = indices.iter().find(|&&i| i >= shape[ax]) {
             return Err(Error::invalid(
                 "index_select",
-                format!("index {bad} out of range for axis {ax} of size {}", shape[ax]),
+                format!(
+                    "index {bad} out of range for axis {ax} of size {}",
+                    shape[ax]
+                ),
                 &shape,
             ));
         }
@@ -178,7 +188,12 @@ impl<'t, T: Float> Var<'t, T> {
     /// [`Error::Axis`]; [`Error::InvalidArgument`] when the index shape or a value is out
     /// of range.
     #[track_caller]
-    pub fn gather(self, axis: isize, index: &[usize], index_shape: impl Into<Shape>) -> Result<Self> {
+    pub fn gather(
+        self,
+        axis: isize,
+        index: &[usize],
+        index_shape: impl Into<Shape>,
+    ) -> Result<Self> {
         let shape = self.shape();
         let ishape: Shape = index_shape.into();
         let ax = shape.axis("gather", axis)?;
@@ -188,14 +203,20 @@ impl<'t, T: Float> Var<'t, T> {
         if !ok {
             return Err(Error::invalid(
                 "gather",
-                format!("index of shape {ishape} ({} values) does not fit", index.len()),
+                format!(
+                    "index of shape {ishape} ({} values) does not fit",
+                    index.len()
+                ),
                 &shape,
             ));
         }
         if let Some(&bad) = index.iter().find(|&&i| i >= shape[ax]) {
             return Err(Error::invalid(
                 "gather",
-                format!("index {bad} out of range for axis {ax} of size {}", shape[ax]),
+                format!(
+                    "index {bad} out of range for axis {ax} of size {}",
+                    shape[ax]
+                ),
                 &shape,
             ));
         }

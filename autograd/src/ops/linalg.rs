@@ -72,7 +72,13 @@ impl<'t, T: Float> Var<'t, T> {
     /// [`crate::Error::Broadcast`] when batch dimensions do not broadcast.
     #[track_caller]
     pub fn matmul(self, rhs: Self) -> Result<Self> {
-        self.binary(MatMul { ta: false, tb: false }, rhs)
+        self.binary(
+            MatMul {
+                ta: false,
+                tb: false,
+            },
+            rhs,
+        )
     }
 
     /// `op(self)·op(rhs)` with optional transposes of the last two axes (no copy).
@@ -92,7 +98,8 @@ mod tests {
     #[test]
     fn batched_matmul_broadcasts_the_batch() {
         let tape = Tape::<f64>::new();
-        let a = tape.var(Tensor::from_vec(vec![1., 2., 3., 4., 5., 6., 7., 8.], [2, 2, 2]).unwrap());
+        let a =
+            tape.var(Tensor::from_vec(vec![1., 2., 3., 4., 5., 6., 7., 8.], [2, 2, 2]).unwrap());
         let b = tape.var(Tensor::from_vec(vec![1., 0., 1., 1.], [2, 2]).unwrap());
         let y = a.matmul(b).unwrap();
         // [[1,2],[3,4]]·[[1,0],[1,1]] = [[3,2],[7,4]]; second batch [[11,6],[15,8]]
@@ -108,12 +115,28 @@ mod tests {
         let a = Tensor::from_vec(vec![0.1, -0.4, 0.9, 1.3, -0.2, 0.5], [2, 3]).unwrap();
         let b = Tensor::from_vec(vec![0.3, 0.8, -1.1, 0.6, 0.2, -0.7], [3, 2]).unwrap();
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            let sa = if ta { a.transpose(0, 1).unwrap() } else { a.clone() };
-            let sb = if tb { b.transpose(0, 1).unwrap() } else { b.clone() };
+            let sa = if ta {
+                a.transpose(0, 1).unwrap()
+            } else {
+                a.clone()
+            };
+            let sb = if tb {
+                b.transpose(0, 1).unwrap()
+            } else {
+                b.clone()
+            };
             let tape = Tape::new();
-            let y = tape.constant(sa.clone()).matmul_t(tape.constant(sb.clone()), ta, tb).unwrap();
+            let y = tape
+                .constant(sa.clone())
+                .matmul_t(tape.constant(sb.clone()), ta, tb)
+                .unwrap();
             assert_eq!(y.value(), a.matmul(&b).unwrap());
-            gradcheck(|v| v[0].matmul_t(v[1], ta, tb), &[sa, sb], &GradcheckOptions::default()).unwrap();
+            gradcheck(
+                |v| v[0].matmul_t(v[1], ta, tb),
+                &[sa, sb],
+                &GradcheckOptions::default(),
+            )
+            .unwrap();
         }
     }
 }

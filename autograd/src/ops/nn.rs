@@ -46,7 +46,10 @@ impl<'t, T: Float> Var<'t, T> {
         if s.rank() != 2 || targets.len() != s[0] {
             return Err(Error::invalid(
                 "nll",
-                format!("expected [N, C] scores and N targets, got {} targets", targets.len()),
+                format!(
+                    "expected [N, C] scores and N targets, got {} targets",
+                    targets.len()
+                ),
                 &s,
             ));
         }
@@ -58,7 +61,11 @@ impl<'t, T: Float> Var<'t, T> {
                 &s,
             ));
         }
-        let idx = targets.iter().enumerate().map(|(n, &t)| n * c + t).collect();
+        let idx = targets
+            .iter()
+            .enumerate()
+            .map(|(n, &t)| n * c + t)
+            .collect();
         let picked = self.gather_named("pick_target", idx, Shape::from([targets.len()]), T::zero());
         Ok(picked.mean().neg())
     }
@@ -71,7 +78,11 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn cross_entropy(self, targets: &[usize]) -> Result<Self> {
         if self.rank() != 2 {
-            return Err(Error::invalid("cross_entropy", "expected [N, C] logits", &self.shape()));
+            return Err(Error::invalid(
+                "cross_entropy",
+                "expected [N, C] logits",
+                &self.shape(),
+            ));
         }
         self.log_softmax(-1)?.nll(targets)
     }
@@ -166,7 +177,9 @@ mod tests {
         let ce = x.cross_entropy(&[1, 0]).unwrap().value().item().unwrap();
         assert!((ce - 0.5 * (1.5f64.ln() + 2f64.ln())).abs() < 1e-15, "{ce}");
         // its gradient: (softmax - onehot)/N
-        let g = tape.grad(x.cross_entropy(&[1, 0]).unwrap(), &[x]).unwrap()[0].value().to_vec();
+        let g = tape.grad(x.cross_entropy(&[1, 0]).unwrap(), &[x]).unwrap()[0]
+            .value()
+            .to_vec();
         assert!((g[0] - 1.0 / 6.0).abs() < 1e-15 && (g[1] + 1.0 / 6.0).abs() < 1e-15);
         assert!((g[2] + 0.25).abs() < 1e-15 && (g[3] - 0.25).abs() < 1e-15);
     }

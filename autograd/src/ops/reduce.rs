@@ -166,7 +166,9 @@ impl<'t, T: Float> Var<'t, T> {
     pub(crate) fn stable_shift(self, axes: &[isize]) -> Result<Self> {
         let m = self.max_axes(axes, true)?.detach();
         if m.value().as_slice().iter().any(|v| v.is_infinite()) {
-            let safe = m.value().map(|v| if v.is_infinite() { T::zero() } else { v });
+            let safe = m
+                .value()
+                .map(|v| if v.is_infinite() { T::zero() } else { v });
             return Ok(self.tape().constant(safe));
         }
         Ok(m)
@@ -200,12 +202,27 @@ mod tests {
         let tape = Tape::new();
         let v = tape.constant(x());
         assert_eq!(v.sum().value().item().unwrap(), 21.0);
-        assert_eq!(v.sum_axes(&[0], false).unwrap().value().to_vec(), vec![5., 7., 9.]);
-        assert_eq!(v.mean_axes(&[-1], true).unwrap().value().to_vec(), vec![3., 4.]);
-        assert_eq!(v.max_axes(&[1], false).unwrap().value().to_vec(), vec![5., 6.]);
-        assert_eq!(v.min_axes(&[0], false).unwrap().value().to_vec(), vec![1., 2., 3.]);
+        assert_eq!(
+            v.sum_axes(&[0], false).unwrap().value().to_vec(),
+            vec![5., 7., 9.]
+        );
+        assert_eq!(
+            v.mean_axes(&[-1], true).unwrap().value().to_vec(),
+            vec![3., 4.]
+        );
+        assert_eq!(
+            v.max_axes(&[1], false).unwrap().value().to_vec(),
+            vec![5., 6.]
+        );
+        assert_eq!(
+            v.min_axes(&[0], false).unwrap().value().to_vec(),
+            vec![1., 2., 3.]
+        );
         // unbiased variance of [1, 5, 3] is 4, of [4, 2, 6] is 4
-        assert_eq!(v.var(&[1], 1, false).unwrap().value().to_vec(), vec![4., 4.]);
+        assert_eq!(
+            v.var(&[1], 1, false).unwrap().value().to_vec(),
+            vec![4., 4.]
+        );
         let lse = v.logsumexp(&[1], false).unwrap().value().to_vec();
         assert!((lse[0] - (1f64.exp() + 5f64.exp() + 3f64.exp()).ln()).abs() < 1e-14);
     }
@@ -214,7 +231,9 @@ mod tests {
     fn max_routes_the_gradient_to_the_arg_max() {
         let tape = Tape::new();
         let v = tape.var(x());
-        let g = tape.grad(v.max_axes(&[1], false).unwrap().sum(), &[v]).unwrap()[0];
+        let g = tape
+            .grad(v.max_axes(&[1], false).unwrap().sum(), &[v])
+            .unwrap()[0];
         assert_eq!(g.value().to_vec(), vec![0., 1., 0., 0., 0., 1.]);
     }
 }

@@ -216,7 +216,11 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn concat(vars: &[Self], axis: isize) -> Result<Self> {
         let Some(first) = vars.first() else {
-            return Err(Error::invalid("concat", "needs at least one input", &Shape::scalar()));
+            return Err(Error::invalid(
+                "concat",
+                "needs at least one input",
+                &Shape::scalar(),
+            ));
         };
         let ax = first.shape().axis("concat", axis)?;
         first.tape().record(Concat(ax), vars, Location::caller())
@@ -244,7 +248,10 @@ mod tests {
     fn shape_ops_on_literals() {
         let tape = Tape::<f64>::new();
         let x = tape.var(Tensor::arange(6).reshape([2, 3]).unwrap());
-        assert_eq!(x.t().unwrap().value().to_vec(), vec![0., 3., 1., 4., 2., 5.]);
+        assert_eq!(
+            x.t().unwrap().value().to_vec(),
+            vec![0., 3., 1., 4., 2., 5.]
+        );
         assert_eq!(x.flatten(0, 1).unwrap().dims(), vec![6]);
         assert_eq!(x.unsqueeze(-1).unwrap().dims(), vec![2, 3, 1]);
         let s = Var::stack(&[x, x], 1).unwrap();

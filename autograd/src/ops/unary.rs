@@ -14,7 +14,9 @@ use crate::var::Var;
 /// maps, which is locally constant.
 #[track_caller]
 pub(crate) fn mask<'t, T: Float>(x: Var<'t, T>, pred: impl Fn(T) -> bool) -> Var<'t, T> {
-    let m = x.value().map(|v| if pred(v) { T::one() } else { T::zero() });
+    let m = x
+        .value()
+        .map(|v| if pred(v) { T::one() } else { T::zero() });
     x.tape().constant(m)
 }
 
@@ -298,6 +300,9 @@ pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
 /// SELU's scale, as in PyTorch.
 pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 
+// `add`, `neg`... are the fallible (or plain) methods behind the `std::ops` sugar in
+// var.rs, which calls them; the names are deliberate.
+#[allow(clippy::should_implement_trait)]
 impl<'t, T: Float> Var<'t, T> {
     /// `-x`.
     #[track_caller]
@@ -475,9 +480,15 @@ mod tests {
         let v = tape.constant(x());
         // relu, leaky_relu(0.1), elu(1): piecewise, exact on these inputs
         assert_eq!(v.relu().value().to_vec(), vec![0.0, 0.0, 0.5, 2.0]);
-        assert_eq!(v.leaky_relu(0.1).value().to_vec(), vec![-0.15000000000000002, -0.025, 0.5, 2.0]);
+        assert_eq!(
+            v.leaky_relu(0.1).value().to_vec(),
+            vec![-0.15000000000000002, -0.025, 0.5, 2.0]
+        );
         assert_eq!(v.abs().value().to_vec(), vec![1.5, 0.25, 0.5, 2.0]);
-        assert_eq!(v.clamp(-1.0, 1.0).value().to_vec(), vec![-1.0, -0.25, 0.5, 1.0]);
+        assert_eq!(
+            v.clamp(-1.0, 1.0).value().to_vec(),
+            vec![-1.0, -0.25, 0.5, 1.0]
+        );
         // selu(2) = scale·2, selu(-1.5) = scale·α·(e^-1.5 - 1)
         let s = v.selu().value().to_vec();
         assert!((s[3] - 2.101_401_974_710_961).abs() < 1e-15);
@@ -494,7 +505,9 @@ mod tests {
     fn kinks_take_zero_subgradient() {
         let tape = Tape::new();
         let z = tape.var(Tensor::from_vec(vec![0.0f64, 0.0], [2]).unwrap());
-        let g = tape.grad(z.relu().add(z.abs()).unwrap().sum(), &[z]).unwrap()[0];
+        let g = tape
+            .grad(z.relu().add(z.abs()).unwrap().sum(), &[z])
+            .unwrap()[0];
         assert_eq!(g.value().to_vec(), vec![0.0, 0.0]);
     }
 
@@ -502,7 +515,12 @@ mod tests {
     fn unary_backward_matches_finite_differences() {
         let o = GradcheckOptions::default();
         gradcheck(|v| Ok(v[0].tanh().mul(v[0].sigmoid())?.sum()), &[x()], &o).unwrap();
-        gradcheck(|v| Ok(v[0].elu(0.7).add(v[0].gelu_tanh())?.sum()), &[x()], &o).unwrap();
+        gradcheck(
+            |v| Ok(v[0].elu(0.7).add(v[0].gelu_tanh())?.sum()),
+            &[x()],
+            &o,
+        )
+        .unwrap();
         gradcheck(|v| Ok(v[0].abs().sqrt().ln().sum()), &[x()], &o).unwrap();
     }
 }

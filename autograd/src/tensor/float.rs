@@ -17,15 +17,7 @@ pub enum DType {
 /// Beyond `num_traits::Float` this carries the few things the kernels need per type: a
 /// `erf`, and lossless-as-possible conversion from `f64` constants.
 pub trait Float:
-    num_traits::Float
-    + num_traits::NumAssign
-    + Default
-    + Debug
-    + Display
-    + Sum
-    + Send
-    + Sync
-    + 'static
+    num_traits::Float + num_traits::NumAssign + Default + Debug + Display + Sum + Send + Sync + 'static
 {
     /// The dtype tag of this type.
     const DTYPE: DType;

@@ -159,9 +159,7 @@ impl<T: Float> Tensor<T> {
         let (lo, hi) = (low.as_f64(), high.as_f64());
         let data = if hi > lo {
             let d = Uniform::new(lo, hi).expect("internal: checked low < high");
-            (0..shape.numel())
-                .map(|_| T::of(d.sample(rng)))
-                .collect()
+            (0..shape.numel()).map(|_| T::of(d.sample(rng))).collect()
         } else {
             vec![low; shape.numel()]
         };

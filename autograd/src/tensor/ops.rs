@@ -120,7 +120,11 @@ impl<T: Float> Tensor<T> {
 
     /// Sum of all elements.
     pub fn sum_all(&self) -> T {
-        reduce::sum_axes(self.as_slice(), &self.shape, &(0..self.rank()).collect::<Vec<_>>())[0]
+        reduce::sum_axes(
+            self.as_slice(),
+            &self.shape,
+            &(0..self.rank()).collect::<Vec<_>>(),
+        )[0]
     }
 
     /// Sum over `axes` (all axes when empty; negative axes count from the end).
@@ -149,12 +153,19 @@ impl<T: Float> Tensor<T> {
         let op = if max { "max" } else { "min" };
         let ax = self.shape.axes(op, axes)?;
         if ax.iter().any(|&a| self.shape[a] == 0) || self.numel() == 0 {
-            return Err(Error::invalid(op, "cannot reduce over an empty axis", &self.shape));
+            return Err(Error::invalid(
+                op,
+                "cannot reduce over an empty axis",
+                &self.shape,
+            ));
         }
         let idx = reduce::arg_extreme(self.as_slice(), &self.shape, &ax, max);
         let x = self.as_slice();
         let data = idx.iter().map(|&i| x[i]).collect();
-        Ok((Self::from_parts(data, self.shape.reduced(&ax, keepdim)), idx))
+        Ok((
+            Self::from_parts(data, self.shape.reduced(&ax, keepdim)),
+            idx,
+        ))
     }
 
     /// This tensor stretched to `shape` by NumPy broadcasting (copies).
@@ -192,7 +203,10 @@ impl<T: Float> Tensor<T> {
     pub fn permute(&self, perm: &[usize]) -> Result<Self> {
         let r = self.rank();
         let mut seen = vec![false; r];
-        if perm.len() != r || perm.iter().any(|&p| p >= r || std::mem::replace(&mut seen[p], true))
+        if perm.len() != r
+            || perm
+                .iter()
+                .any(|&p| p >= r || std::mem::replace(&mut seen[p], true))
         {
             return Err(Error::invalid(
                 "permute",
@@ -280,8 +294,16 @@ impl<T: Float> Tensor<T> {
         let mut out = vec![T::zero(); batch.numel() * m * n];
         let (mat_a, mat_b, mat_c) = (m * k, k * n, m * n);
         let mut c_off = 0;
-        let sta: Vec<usize> = ba.broadcast_strides(&batch).iter().map(|s| s * mat_a).collect();
-        let stb: Vec<usize> = bb.broadcast_strides(&batch).iter().map(|s| s * mat_b).collect();
+        let sta: Vec<usize> = ba
+            .broadcast_strides(&batch)
+            .iter()
+            .map(|s| s * mat_a)
+            .collect();
+        let stb: Vec<usize> = bb
+            .broadcast_strides(&batch)
+            .iter()
+            .map(|s| s * mat_b)
+            .collect();
         elementwise::walk2(&batch, &sta, &stb, |oa, ob| {
             kernels::gemm::gemm(
                 m,
@@ -347,7 +369,11 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn concat(tensors: &[&Self], axis: isize) -> Result<Self> {
         let Some(first) = tensors.first() else {
-            return Err(Error::invalid("concat", "needs at least one tensor", &Shape::scalar()));
+            return Err(Error::invalid(
+                "concat",
+                "needs at least one tensor",
+                &Shape::scalar(),
+            ));
         };
         let ax = first.shape.axis("concat", axis)?;
         let mut total = 0;
@@ -390,10 +416,7 @@ fn check_flat_indices<T: Float>(
     if idx.len() != shape.numel() {
         return Err(Error::invalid(
             op,
-            format!(
-                "{} indices for an output of shape {shape}",
-                idx.len()
-            ),
+            format!("{} indices for an output of shape {shape}", idx.len()),
             src.shape(),
         ));
     }
@@ -419,7 +442,10 @@ mod tests {
     fn broadcasting_add_matches_numpy() {
         let a = t(&[1., 2., 3., 4., 5., 6.], &[2, 3]);
         let b = t(&[10., 20.], &[2, 1]);
-        assert_eq!(a.add(&b).unwrap().to_vec(), vec![11., 12., 13., 24., 25., 26.]);
+        assert_eq!(
+            a.add(&b).unwrap().to_vec(),
+            vec![11., 12., 13., 24., 25., 26.]
+        );
         let r = t(&[1., 2., 3.], &[3]);
         assert_eq!(a.mul(&r).unwrap().to_vec(), vec![1., 4., 9., 4., 10., 18.]);
     }

@@ -246,7 +246,9 @@ mod tests {
     fn strides_are_row_major() {
         assert_eq!(Shape::from([2, 3, 4]).strides().as_slice(), &[12, 4, 1]);
         assert_eq!(
-            Shape::from([3, 1]).broadcast_strides(&Shape::from([2, 3, 4])).as_slice(),
+            Shape::from([3, 1])
+                .broadcast_strides(&Shape::from([2, 3, 4]))
+                .as_slice(),
             &[0, 1, 0]
         );
     }

@@ -280,7 +280,11 @@ pub fn close_failure(
         }
     }
     let (_, i) = worst?;
-    let bad = a.iter().zip(&e).filter(|(x, y)| !tol.close(**x, **y)).count();
+    let bad = a
+        .iter()
+        .zip(&e)
+        .filter(|(x, y)| !tol.close(**x, **y))
+        .count();
     Some(format!(
         "{bad} of {} elements differ; worst at flat index {i}: actual {:e}, expected {:e}, \
          |diff| {:e} > atol {:e} + rtol {:e}·|expected|",
@@ -311,7 +315,10 @@ pub fn assert_close_impl(
         rtol: rtol.unwrap_or(d.rtol),
     };
     if let Some(msg) = close_failure(actual, expected, tol) {
-        panic!("assert_close!({what}) failed at {}: {msg}", Location::caller());
+        panic!(
+            "assert_close!({what}) failed at {}: {msg}",
+            Location::caller()
+        );
     }
 }
 
@@ -335,25 +342,37 @@ pub fn assert_close_impl(
 macro_rules! assert_close {
     ($actual:expr, $expected:expr $(,)?) => {
         $crate::testing::assert::assert_close_impl(
-            &$actual, &$expected, None, None,
+            &$actual,
+            &$expected,
+            None,
+            None,
             concat!(stringify!($actual), ", ", stringify!($expected)),
         )
     };
     ($actual:expr, $expected:expr, atol = $atol:expr, rtol = $rtol:expr $(,)?) => {
         $crate::testing::assert::assert_close_impl(
-            &$actual, &$expected, Some($atol), Some($rtol),
+            &$actual,
+            &$expected,
+            Some($atol),
+            Some($rtol),
             concat!(stringify!($actual), ", ", stringify!($expected)),
         )
     };
     ($actual:expr, $expected:expr, atol = $atol:expr $(,)?) => {
         $crate::testing::assert::assert_close_impl(
-            &$actual, &$expected, Some($atol), None,
+            &$actual,
+            &$expected,
+            Some($atol),
+            None,
             concat!(stringify!($actual), ", ", stringify!($expected)),
         )
     };
     ($actual:expr, $expected:expr, rtol = $rtol:expr $(,)?) => {
         $crate::testing::assert::assert_close_impl(
-            &$actual, &$expected, None, Some($rtol),
+            &$actual,
+            &$expected,
+            None,
+            Some($rtol),
             concat!(stringify!($actual), ", ", stringify!($expected)),
         )
     };

@@ -58,7 +58,11 @@ pub fn away_from(kinks: &[f64], margin: f64) -> BoxedStrategy<f64> {
                     break;
                 };
                 // A hair past the margin, so rounding cannot leave it just inside.
-                x = if x >= k { k + margin * 1.001 } else { k - margin * 1.001 };
+                x = if x >= k {
+                    k + margin * 1.001
+                } else {
+                    k - margin * 1.001
+                };
             }
             x
         })
@@ -76,7 +80,10 @@ pub fn away_from(kinks: &[f64], margin: f64) -> BoxedStrategy<f64> {
 /// proptest!(|(x in positive(0.2, 3.0))| prop_assert!(x >= 0.2));
 /// ```
 pub fn positive(lo: f64, hi: f64) -> BoxedStrategy<f64> {
-    assert!(lo > 0.0 && lo <= hi, "positive({lo}, {hi}): need 0 < lo <= hi");
+    assert!(
+        lo > 0.0 && lo <= hi,
+        "positive({lo}, {hi}): need 0 < lo <= hi"
+    );
     (lo..=hi).boxed()
 }
 
@@ -142,7 +149,10 @@ pub fn tensor_of(shape: impl Into<Shape>, elems: BoxedStrategy<f64>) -> BoxedStr
 ///     prop_assert!(v.windows(2).all(|w| w[1] - w[0] >= 1e-3 * 0.999));
 /// });
 /// ```
-pub fn distinct(shape: impl Strategy<Value = Shape> + 'static, gap: f64) -> BoxedStrategy<Tensor<f64>> {
+pub fn distinct(
+    shape: impl Strategy<Value = Shape> + 'static,
+    gap: f64,
+) -> BoxedStrategy<Tensor<f64>> {
     tensor(shape)
         .prop_map(move |t| {
             let x = t.as_slice();
@@ -216,7 +226,11 @@ pub struct MatmulPair {
 ///     prop_assert!(p.a.matmul_t(&p.b, p.ta, p.tb).is_ok());
 /// });
 /// ```
-pub fn matmul_pair(max_batch_rank: usize, max_dim: usize, transposed: bool) -> BoxedStrategy<MatmulPair> {
+pub fn matmul_pair(
+    max_batch_rank: usize,
+    max_dim: usize,
+    transposed: bool,
+) -> BoxedStrategy<MatmulPair> {
     (
         broadcast_pair(max_batch_rank, 3),
         1..=max_dim,

@@ -53,7 +53,9 @@ pub(crate) fn strided_copy<T: Copy>(src: &[T], strides: &[usize], shape: &Shape)
     let mut out = Vec::with_capacity(shape.numel());
     let zeros = [0usize; 16];
     if shape.rank() <= 16 {
-        walk2(shape, strides, &zeros[..shape.rank()], |a, _| out.push(src[a]));
+        walk2(shape, strides, &zeros[..shape.rank()], |a, _| {
+            out.push(src[a])
+        });
     } else {
         let z = vec![0; shape.rank()];
         walk2(shape, strides, &z, |a, _| out.push(src[a]));
@@ -81,7 +83,10 @@ pub(crate) fn zip_broadcast<T: Copy, U>(
         let x = a[0];
         return b.iter().map(|&y| f(x, y)).collect();
     }
-    let (ta, tb) = (sa.broadcast_strides(out_shape), sb.broadcast_strides(out_shape));
+    let (ta, tb) = (
+        sa.broadcast_strides(out_shape),
+        sb.broadcast_strides(out_shape),
+    );
     let mut out = Vec::with_capacity(out_shape.numel());
     walk2(out_shape, &ta, &tb, |i, j| out.push(f(a[i], b[j])));
     out
