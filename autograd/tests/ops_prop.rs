@@ -16,13 +16,18 @@ use autograd::testing::{
 };
 use autograd::{assert_close, Conv2dArgs, Result, Shape, Tensor, Var};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
+use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, RngSeed};
 
 fn config(cases: u32) -> Config {
     Config {
         cases,
         rng_algorithm: RngAlgorithm::ChaCha,
         rng_seed: RngSeed::Fixed(0x6772_6164_6c61_6221),
+        // Integration tests have no lib.rs for SourceParallel to find; cargo runs tests from
+        // the crate directory, so this lands in autograd/proptest-regressions/.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/ops_prop.txt",
+        ))),
         ..Config::default()
     }
 }
