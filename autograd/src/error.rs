@@ -198,6 +198,7 @@ impl Error {
         self
     }
 
+    #[track_caller]
     pub(crate) fn invalid(op: &'static str, reason: impl Into<String>, shape: &Shape) -> Self {
         Error::InvalidArgument {
             op,

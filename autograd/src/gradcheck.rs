@@ -154,14 +154,17 @@ fn unravel(mut i: usize, shape: &Shape) -> Vec<usize> {
     out
 }
 
-/// Evaluates `f` on plain values, recording nothing.
+/// Evaluates `f` at `xs`. The inputs are recorded as differentiable leaves, exactly as
+/// in the analytical pass: a function that takes gradients itself (the vector-Jacobian
+/// product [`gradgradcheck`] differentiates) would see constants as inputs with zero
+/// gradient and evaluate to zero at every point.
 fn eval<F>(f: &F, xs: &[Tensor<f64>]) -> Result<Tensor<f64>>
 where
     F: for<'t> Fn(&[Var<'t, f64>]) -> Result<Var<'t, f64>>,
 {
     let tape = Tape::new();
-    let vars: Vec<_> = xs.iter().map(|x| tape.constant(x.clone())).collect();
-    tape.no_grad(|| f(&vars)).map(|v| v.value())
+    let vars: Vec<_> = xs.iter().map(|x| tape.var(x.clone())).collect();
+    f(&vars).map(|v| v.value())
 }
 
 /// `(f(x + ε·dir) - f(x - ε·dir)) / 2ε` with `dir` applied to input `i`.

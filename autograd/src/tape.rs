@@ -30,6 +30,9 @@ enum Kind<T: Float> {
     },
 }
 
+/// (parent node, gradient for it) pairs returned by one backward rule.
+type ParentGrads<'t, T> = SmallVec<[(usize, Var<'t, T>); 2]>;
+
 struct Node<T: Float> {
     value: Tensor<T>,
     kind: Kind<T>,
@@ -125,6 +128,10 @@ struct Inner<T: Float> {
     grad_enabled: bool,
     anomaly: bool,
     anomaly_err: Option<Error>,
+    /// Depth of backward rules running. Their scratch ops' forward values are not checked
+    /// for anomalies: a non-finite gradient is the rule's fault, and is reported against
+    /// the op whose rule it is (phase backward) once the rule returns.
+    in_rule: u32,
 }
 
 /// A recording of differentiable computation.
@@ -161,6 +168,7 @@ impl<T: Float> Tape<T> {
                 grad_enabled: true,
                 anomaly: false,
                 anomaly_err: None,
+                in_rule: 0,
             }),
         }
     }
@@ -184,8 +192,12 @@ impl<T: Float> Tape<T> {
     }
 
     /// Turns anomaly mode on or off. When on, the first op whose forward value or backward
-    /// gradient holds a NaN or infinity is reported as [`Error::Anomaly`] by the next
-    /// fallible op, `backward` or `grad`, naming the op and the line that recorded it.
+    /// gradient holds a NaN or infinity is reported as [`Error::Anomaly`], naming the op and
+    /// the line that recorded it: by [`Tape::apply`] when it is that op, and otherwise by the
+    /// next [`Var::backward`], [`Tape::grad`], [`Tape::vjp`] or [`Tape::check_anomaly`].
+    /// (Built-in ops return their `Var` as usual, so expressions need no extra `?`.) A
+    /// non-finite gradient is blamed on the op whose backward rule produced it, not on the
+    /// scratch ops inside that rule.
     pub fn set_anomaly_mode(&self, on: bool) {
         self.inner.borrow_mut().anomaly = on;
     }
@@ -342,7 +354,7 @@ impl<T: Float> Tape<T> {
         };
         let requires =
             inner.grad_enabled && inputs.iter().any(|v| inner.nodes[v.id()].requires_grad());
-        if inner.anomaly && inner.anomaly_err.is_none() {
+        if inner.anomaly && inner.anomaly_err.is_none() && inner.in_rule == 0 {
             if let Some(index) = value.first_non_finite() {
                 inner.anomaly_err = Some(Error::Anomaly {
                     op: op.name(),
@@ -409,7 +421,9 @@ impl<T: Float> Tape<T> {
             grad,
             location,
         };
+        self.inner.borrow_mut().in_rule += 1;
         let res = op.backward(&cx);
+        self.inner.borrow_mut().in_rule -= 1;
         let name = op.name();
         if let Kind::Op { op: slot, .. } = &mut self.inner.borrow_mut().nodes[i].kind {
             *slot = Some(op);
@@ -666,6 +680,8 @@ impl<T: Float> Tape<T> {
         inputs: &[Var<'t, T>],
     ) -> Result<Vec<Var<'t, T>>> {
         let loc = Location::caller();
+        // Before anything indexes this tape with the ids of possibly foreign vars.
+        self.check_own(&output, inputs, "grad", loc)?;
         let seed = self.seed(output.id(), "grad", loc)?;
         let seed = self.push(seed, Kind::Constant, loc);
         self.grad_impl(output, Var::new(self, seed), inputs, loc)
@@ -685,6 +701,8 @@ impl<T: Float> Tape<T> {
         inputs: &[Var<'t, T>],
     ) -> Result<Vec<Var<'t, T>>> {
         let loc = Location::caller();
+        self.check_own(&output, inputs, "vjp", loc)?;
+        self.check_own(&cotangent, &[], "vjp", loc)?;
         let (os, cs) = (output.shape(), cotangent.shape());
         if os != cs {
             return Err(Error::ShapeMismatch {
@@ -695,6 +713,23 @@ impl<T: Float> Tape<T> {
             });
         }
         self.grad_impl(output, cotangent, inputs, loc)
+    }
+
+    fn check_own(
+        &self,
+        output: &Var<'_, T>,
+        inputs: &[Var<'_, T>],
+        op: &'static str,
+        loc: Loc,
+    ) -> Result<()> {
+        if inputs
+            .iter()
+            .chain([output])
+            .any(|v| !std::ptr::eq(v.tape(), self))
+        {
+            return Err(Error::ForeignVar { op, location: loc });
+        }
+        Ok(())
     }
 
     fn grad_impl<'t>(
@@ -741,9 +776,6 @@ impl<T: Float> Tape<T> {
             .collect())
     }
 }
-
-/// (parent id, gradient) pairs produced by one backward rule.
-type ParentGrads<'t, T> = SmallVec<[(usize, Var<'t, T>); 2]>;
 
 /// Adds a gradient contribution into a node's slot (in place when the buffer is unshared).
 fn accumulate<T: Float>(slot: &mut Option<Tensor<T>>, g: Tensor<T>) {

@@ -289,6 +289,9 @@ impl<T: Float> Op<T> for Where<T> {
     }
 }
 
+// `add`, `neg`... are the fallible (or plain) methods behind the `std::ops` sugar in
+// var.rs, which calls them; the names are deliberate.
+#[allow(clippy::should_implement_trait)]
 impl<'t, T: Float> Var<'t, T> {
     /// `self + rhs` with broadcasting.
     ///
@@ -358,5 +361,53 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn where_cond(self, cond: &Tensor<T>, other: Self) -> Result<Self> {
         self.binary(Where { cond: cond.clone() }, other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{gradcheck, GradcheckOptions, Tape, Tensor};
+
+    #[test]
+    fn broadcast_gradients_sum_over_stretched_axes() {
+        let tape = Tape::<f64>::new();
+        let a = tape.var(Tensor::from_vec(vec![1., 2., 3., 4., 5., 6.], [2, 3]).unwrap());
+        let b = tape.var(Tensor::from_vec(vec![10., 20.], [2, 1]).unwrap());
+        let y = a.mul(b).unwrap();
+        assert_eq!(y.value().to_vec(), vec![10., 20., 30., 80., 100., 120.]);
+        let g = tape.grad(y.sum(), &[a, b]).unwrap();
+        // d/da = b broadcast, d/db = row sums of a
+        assert_eq!(g[0].value().to_vec(), vec![10., 10., 10., 20., 20., 20.]);
+        assert_eq!(g[1].value().to_vec(), vec![6., 15.]);
+        assert_eq!(g[1].dims(), vec![2, 1]);
+    }
+
+    #[test]
+    fn maximum_splits_the_gradient_on_ties() {
+        let tape = Tape::<f64>::new();
+        let a = tape.var(Tensor::from_vec(vec![1., 2., 3.], [3]).unwrap());
+        let b = tape.var(Tensor::from_vec(vec![3., 2., 1.], [3]).unwrap());
+        let y = a.maximum(b).unwrap();
+        assert_eq!(y.value().to_vec(), vec![3., 2., 3.]);
+        let g = tape.grad(y.sum(), &[a, b]).unwrap();
+        assert_eq!(g[0].value().to_vec(), vec![0., 0.5, 1.]);
+        assert_eq!(g[1].value().to_vec(), vec![1., 0.5, 0.]);
+    }
+
+    #[test]
+    fn pow_gradient_is_finite_at_a_zero_base() {
+        let tape = Tape::<f64>::new();
+        let a = tape.var(Tensor::from_vec(vec![0.0, 2.0], [2]).unwrap());
+        let b = tape.var(Tensor::from_vec(vec![2.0, 3.0], [2]).unwrap());
+        let g = tape.grad(a.pow(b).unwrap().sum(), &[a, b]).unwrap();
+        assert_eq!(g[0].value().to_vec(), vec![0.0, 12.0]);
+        assert_eq!(g[1].value().to_vec(), vec![0.0, 8.0 * 2f64.ln()]);
+    }
+
+    #[test]
+    fn div_backward_matches_finite_differences() {
+        let a = Tensor::from_vec(vec![0.3, -1.1, 2.0], [3, 1]).unwrap();
+        let b = Tensor::from_vec(vec![0.7, -1.3], [2]).unwrap();
+        gradcheck(|v| v[0].div(v[1]), &[a, b], &GradcheckOptions::default()).unwrap();
     }
 }

@@ -39,6 +39,7 @@ fn out_len(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
 
 /// Flat im2col indices for `x: [N, C, H, W]` and a `kh × kw` window: the result is laid out
 /// `[N, OH, OW, C, kh, kw]`, with [`PAD`] for taps in the padding.
+#[track_caller]
 fn windows(
     x: &Shape,
     (kh, kw): (usize, usize),
@@ -158,6 +159,7 @@ impl<'t, T: Float> Var<'t, T> {
             .reshape([n, co, oh, ow])
     }
 
+    #[track_caller]
     fn pool_windows(
         self,
         op: &'static str,
@@ -233,5 +235,46 @@ impl<'t, T: Float> Var<'t, T> {
             T::zero(),
         )?
         .mean_axes(&[-1], false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Conv2dArgs;
+    use crate::{Tape, Tensor};
+
+    #[test]
+    fn conv2d_of_a_ramp_with_padding() {
+        let tape = Tape::<f64>::new();
+        let x = tape.constant(Tensor::arange(9).reshape([1, 1, 3, 3]).unwrap());
+        let w = tape.constant(Tensor::ones([1, 1, 2, 2]));
+        let args = Conv2dArgs {
+            padding: (1, 1),
+            stride: (2, 2),
+            ..Conv2dArgs::default()
+        };
+        // windows at (-1,-1), (-1,1), (1,-1), (1,1): sums 0, 1+2, 3+6, 4+5+7+8
+        let y = x
+            .conv2d(
+                w,
+                Some(tape.constant(Tensor::scalar(0.5).reshape([1]).unwrap())),
+                args,
+            )
+            .unwrap();
+        assert_eq!(y.dims(), vec![1, 1, 2, 2]);
+        assert_eq!(y.value().to_vec(), vec![0.5, 3.5, 9.5, 24.5]);
+    }
+
+    #[test]
+    fn pooling_drops_the_uncovered_edge() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::arange(25).reshape([1, 1, 5, 5]).unwrap());
+        let y = x.max_pool2d((2, 2), None, (0, 0)).unwrap();
+        assert_eq!(y.value().to_vec(), vec![6., 8., 16., 18.]);
+        let a = x.avg_pool2d((2, 2), None, (0, 0)).unwrap();
+        assert_eq!(a.value().to_vec(), vec![3., 5., 13., 15.]);
+        let g = tape.grad(y.sum(), &[x]).unwrap()[0].value().to_vec();
+        assert_eq!(g.iter().sum::<f64>(), 4.0);
+        assert_eq!((g[6], g[8], g[16], g[18], g[24]), (1., 1., 1., 1., 0.));
     }
 }

@@ -115,3 +115,53 @@ impl<'t, T: Float> Var<'t, T> {
         self.binary(MatMul { ta, tb }, rhs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{gradcheck, GradcheckOptions, Tape, Tensor};
+
+    #[test]
+    fn batched_matmul_broadcasts_the_batch() {
+        let tape = Tape::<f64>::new();
+        let a =
+            tape.var(Tensor::from_vec(vec![1., 2., 3., 4., 5., 6., 7., 8.], [2, 2, 2]).unwrap());
+        let b = tape.var(Tensor::from_vec(vec![1., 0., 1., 1.], [2, 2]).unwrap());
+        let y = a.matmul(b).unwrap();
+        // [[1,2],[3,4]]·[[1,0],[1,1]] = [[3,2],[7,4]]; second batch [[11,6],[15,8]]
+        assert_eq!(y.value().to_vec(), vec![3., 2., 7., 4., 11., 6., 15., 8.]);
+        // the shared b collects the gradient of both batches: Σ_batch aᵀ·1
+        let g = tape.grad(y.sum(), &[b]).unwrap()[0];
+        assert_eq!(g.value().to_vec(), vec![16., 16., 20., 20.]);
+    }
+
+    #[test]
+    fn transposed_flags_backward_matches_finite_differences() {
+        // op(a) is 2×3 and op(b) is 3×2 under every combination of flags
+        let a = Tensor::from_vec(vec![0.1, -0.4, 0.9, 1.3, -0.2, 0.5], [2, 3]).unwrap();
+        let b = Tensor::from_vec(vec![0.3, 0.8, -1.1, 0.6, 0.2, -0.7], [3, 2]).unwrap();
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let sa = if ta {
+                a.transpose(0, 1).unwrap()
+            } else {
+                a.clone()
+            };
+            let sb = if tb {
+                b.transpose(0, 1).unwrap()
+            } else {
+                b.clone()
+            };
+            let tape = Tape::new();
+            let y = tape
+                .constant(sa.clone())
+                .matmul_t(tape.constant(sb.clone()), ta, tb)
+                .unwrap();
+            assert_eq!(y.value(), a.matmul(&b).unwrap());
+            gradcheck(
+                |v| v[0].matmul_t(v[1], ta, tb),
+                &[sa, sb],
+                &GradcheckOptions::default(),
+            )
+            .unwrap();
+        }
+    }
+}

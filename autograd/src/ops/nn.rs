@@ -17,18 +17,21 @@ impl<'t, T: Float> Var<'t, T> {
     /// [`Error::Axis`] for an axis out of range.
     #[track_caller]
     pub fn softmax(self, axis: isize) -> Result<Self> {
-        let m = self.max_axes(&[axis], true)?.detach();
-        let e = self.sub(m)?.exp();
+        let e = self.sub(self.stable_shift(&[axis])?)?.exp();
         e.div(e.sum_axes(&[axis], true)?)
     }
 
-    /// `log_softmax(x) = x - logsumexp(x)` along `axis`.
+    /// `log_softmax(x) = x - logsumexp(x)` along `axis`, computed as
+    /// `(x - m) - ln Σ e^{x - m}` with `m` the detached max.
     ///
     /// # Errors
     /// [`Error::Axis`] for an axis out of range.
     #[track_caller]
     pub fn log_softmax(self, axis: isize) -> Result<Self> {
-        self.sub(self.logsumexp(&[axis], true)?)
+        // Not x - (m + ln Σ e^{x-m}): adding m back and subtracting it again rounds at the
+        // scale of m, so logits near 1000 lost ~1e-13 absolute (PyTorch keeps x - m).
+        let shifted = self.sub(self.stable_shift(&[axis])?)?;
+        shifted.sub(shifted.exp().sum_axes(&[axis], true)?.ln())
     }
 
     /// Mean negative log-likelihood: `-mean_n self[n, target[n]]` for log-probabilities
@@ -156,4 +159,42 @@ fn same_shape<T: Float>(op: &'static str, a: Var<'_, T>, b: Var<'_, T>) -> Resul
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Tape, Tensor};
+
+    #[test]
+    fn softmax_and_cross_entropy_on_literals() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::from_vec(vec![0.0, 2f64.ln(), 1000.0, 1000.0], [2, 2]).unwrap());
+        // softmax([0, ln 2]) = [1/3, 2/3]; huge equal logits stay finite: [1/2, 1/2]
+        let s = x.softmax(-1).unwrap().value().to_vec();
+        assert!((s[0] - 1.0 / 3.0).abs() < 1e-15 && (s[1] - 2.0 / 3.0).abs() < 1e-15);
+        assert_eq!((s[2], s[3]), (0.5, 0.5));
+        // cross-entropy with targets [1, 0]: mean(-ln(2/3), -ln(1/2))
+        let ce = x.cross_entropy(&[1, 0]).unwrap().value().item().unwrap();
+        assert!((ce - 0.5 * (1.5f64.ln() + 2f64.ln())).abs() < 1e-15, "{ce}");
+        // its gradient: (softmax - onehot)/N
+        let g = tape.grad(x.cross_entropy(&[1, 0]).unwrap(), &[x]).unwrap()[0]
+            .value()
+            .to_vec();
+        assert!((g[0] - 1.0 / 6.0).abs() < 1e-15 && (g[1] + 1.0 / 6.0).abs() < 1e-15);
+        assert!((g[2] + 0.25).abs() < 1e-15 && (g[3] - 0.25).abs() < 1e-15);
+    }
+
+    #[test]
+    fn layer_norm_and_losses_on_literals() {
+        let tape = Tape::<f64>::new();
+        let x = tape.constant(Tensor::from_vec(vec![1.0, 3.0], [1, 2]).unwrap());
+        // mean 2, biased variance 1: (x - 2)/√(1 + eps)
+        let y = x.layer_norm(1, None, None, 0.0).unwrap().value().to_vec();
+        assert_eq!(y, vec![-1.0, 1.0]);
+        let t = tape.constant(Tensor::from_vec(vec![0.0, 1.0], [1, 2]).unwrap());
+        assert_eq!(x.mse(t).unwrap().value().item().unwrap(), 2.5);
+        // bce_with_logits(0, y) = ln 2 for any y
+        let z = tape.constant(Tensor::zeros([1, 2]));
+        assert!((z.bce_with_logits(t).unwrap().value().item().unwrap() - 2f64.ln()).abs() < 1e-15);
+    }
 }

@@ -162,16 +162,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// [`crate::Error::Axis`] for an axis out of range.
     #[track_caller]
     pub fn logsumexp(self, axes: &[isize], keepdim: bool) -> Result<Self> {
-        let m = self.max_axes(axes, true)?.detach();
-        // An all -inf group would give -inf - -inf = NaN; shift by 0 there instead.
-        let m = if m.value().as_slice().iter().any(|v| v.is_infinite()) {
-            let safe = m
-                .value()
-                .map(|v| if v.is_infinite() { T::zero() } else { v });
-            self.tape().constant(safe)
-        } else {
-            m
-        };
+        let m = self.stable_shift(axes)?;
         let lse = self.sub(m)?.exp().sum_axes(axes, true)?.ln().add(m)?;
         if keepdim {
             Ok(lse)
@@ -180,6 +171,21 @@ impl<'t, T: Float> Var<'t, T> {
             let ax = s.axes("logsumexp", axes)?;
             lse.reshape(s.reduced(&ax, false))
         }
+    }
+
+    /// The detached maximum over `axes` (kept dims) that softmax-like ops subtract before
+    /// `exp`. An infinite maximum (an all -inf group) would give -inf - -inf = NaN, so
+    /// those groups are shifted by 0 instead.
+    #[track_caller]
+    pub(crate) fn stable_shift(self, axes: &[isize]) -> Result<Self> {
+        let m = self.max_axes(axes, true)?.detach();
+        if m.value().as_slice().iter().any(|v| v.is_infinite()) {
+            let safe = m
+                .value()
+                .map(|v| if v.is_infinite() { T::zero() } else { v });
+            return Ok(self.tape().constant(safe));
+        }
+        Ok(m)
     }
 
     /// Variance over `axes` with `correction` (1 = unbiased, PyTorch's default; 0 = biased).
@@ -194,5 +200,54 @@ impl<'t, T: Float> Var<'t, T> {
         let centred = self.sub(self.mean_axes(axes, true)?)?;
         let ss = centred.square().sum_axes(axes, keepdim)?;
         Ok(ss.div_scalar(T::of(n.saturating_sub(correction) as f64)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Tape, Tensor};
+
+    fn x() -> Tensor<f64> {
+        Tensor::from_vec(vec![1., 5., 3., 4., 2., 6.], [2, 3]).unwrap()
+    }
+
+    #[test]
+    fn reductions_over_axes() {
+        let tape = Tape::new();
+        let v = tape.constant(x());
+        assert_eq!(v.sum().value().item().unwrap(), 21.0);
+        assert_eq!(
+            v.sum_axes(&[0], false).unwrap().value().to_vec(),
+            vec![5., 7., 9.]
+        );
+        assert_eq!(
+            v.mean_axes(&[-1], true).unwrap().value().to_vec(),
+            vec![3., 4.]
+        );
+        assert_eq!(
+            v.max_axes(&[1], false).unwrap().value().to_vec(),
+            vec![5., 6.]
+        );
+        assert_eq!(
+            v.min_axes(&[0], false).unwrap().value().to_vec(),
+            vec![1., 2., 3.]
+        );
+        // unbiased variance of [1, 5, 3] is 4, of [4, 2, 6] is 4
+        assert_eq!(
+            v.var(&[1], 1, false).unwrap().value().to_vec(),
+            vec![4., 4.]
+        );
+        let lse = v.logsumexp(&[1], false).unwrap().value().to_vec();
+        assert!((lse[0] - (1f64.exp() + 5f64.exp() + 3f64.exp()).ln()).abs() < 1e-14);
+    }
+
+    #[test]
+    fn max_routes_the_gradient_to_the_arg_max() {
+        let tape = Tape::new();
+        let v = tape.var(x());
+        let g = tape
+            .grad(v.max_axes(&[1], false).unwrap().sum(), &[v])
+            .unwrap()[0];
+        assert_eq!(g.value().to_vec(), vec![0., 1., 0., 0., 0., 1.]);
     }
 }

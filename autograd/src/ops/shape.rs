@@ -239,3 +239,30 @@ impl<'t, T: Float> Var<'t, T> {
         Self::concat(&expanded, axis)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Tape, Tensor, Var};
+
+    #[test]
+    fn shape_ops_on_literals() {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::arange(6).reshape([2, 3]).unwrap());
+        assert_eq!(
+            x.t().unwrap().value().to_vec(),
+            vec![0., 3., 1., 4., 2., 5.]
+        );
+        assert_eq!(x.flatten(0, 1).unwrap().dims(), vec![6]);
+        assert_eq!(x.unsqueeze(-1).unwrap().dims(), vec![2, 3, 1]);
+        let s = Var::stack(&[x, x], 1).unwrap();
+        assert_eq!(s.dims(), vec![2, 2, 3]);
+        let c = Var::concat(&[x, x.narrow(1, 0, 1).unwrap()], 1).unwrap();
+        assert_eq!(c.value().to_vec(), vec![0., 1., 2., 0., 3., 4., 5., 3.]);
+        // the narrowed copy sends its gradient back to column 0
+        let g = tape.grad(c.sum(), &[x]).unwrap()[0];
+        assert_eq!(g.value().to_vec(), vec![2., 1., 1., 2., 1., 1.]);
+        let b = x.narrow(0, 0, 1).unwrap().broadcast_to([4, 3]).unwrap();
+        let g = tape.grad(b.sum(), &[x]).unwrap()[0];
+        assert_eq!(g.value().to_vec(), vec![4., 4., 4., 0., 0., 0.]);
+    }
+}

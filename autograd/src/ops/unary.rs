@@ -372,6 +372,9 @@ pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
 /// SELU's scale, as in PyTorch.
 pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 
+// `add`, `neg`... are the fallible (or plain) methods behind the `std::ops` sugar in
+// var.rs, which calls them; the names are deliberate.
+#[allow(clippy::should_implement_trait)]
 impl<'t, T: Float> Var<'t, T> {
     /// `-x`.
     #[track_caller]
@@ -529,5 +532,64 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn div_scalar(self, c: T) -> Self {
         self.infallible(DivScalar(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{gradcheck, GradcheckOptions, Tape, Tensor};
+
+    fn x() -> Tensor<f64> {
+        Tensor::from_vec(vec![-1.5, -0.25, 0.5, 2.0], [4]).unwrap()
+    }
+
+    #[test]
+    fn activations_match_closed_forms() {
+        let tape = Tape::new();
+        let v = tape.constant(x());
+        // relu, leaky_relu(0.1), elu(1): piecewise, exact on these inputs
+        assert_eq!(v.relu().value().to_vec(), vec![0.0, 0.0, 0.5, 2.0]);
+        assert_eq!(
+            v.leaky_relu(0.1).value().to_vec(),
+            vec![-0.15000000000000002, -0.025, 0.5, 2.0]
+        );
+        assert_eq!(v.abs().value().to_vec(), vec![1.5, 0.25, 0.5, 2.0]);
+        assert_eq!(
+            v.clamp(-1.0, 1.0).value().to_vec(),
+            vec![-1.0, -0.25, 0.5, 1.0]
+        );
+        // selu(2) = scale·2, selu(-1.5) = scale·α·(e^-1.5 - 1)
+        let s = v.selu().value().to_vec();
+        assert!((s[3] - 2.101_401_974_710_961).abs() < 1e-15);
+        let want = super::SELU_SCALE * super::SELU_ALPHA * (-1.5f64).exp_m1();
+        assert!((s[0] - want).abs() < 1e-15, "{} vs {want}", s[0]);
+        // gelu(0.5) = 0.5·Φ(0.5) = 0.5 · 0.691462461274013 (torch 2.x: 0.3457312306370065)
+        assert!((v.gelu().value().to_vec()[2] - 0.345_731_230_637_006_5).abs() < 1e-15);
+        // softplus past the threshold is the identity
+        let big = tape.constant(Tensor::scalar(30.0));
+        assert_eq!(big.softplus(1.0, 20.0).value().item().unwrap(), 30.0);
+    }
+
+    #[test]
+    fn kinks_take_zero_subgradient() {
+        let tape = Tape::new();
+        let z = tape.var(Tensor::from_vec(vec![0.0f64, 0.0], [2]).unwrap());
+        let g = tape
+            .grad(z.relu().add(z.abs()).unwrap().sum(), &[z])
+            .unwrap()[0];
+        assert_eq!(g.value().to_vec(), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn unary_backward_matches_finite_differences() {
+        let o = GradcheckOptions::default();
+        gradcheck(|v| Ok(v[0].tanh().mul(v[0].sigmoid())?.sum()), &[x()], &o).unwrap();
+        gradcheck(
+            |v| Ok(v[0].elu(0.7).add(v[0].gelu_tanh())?.sum()),
+            &[x()],
+            &o,
+        )
+        .unwrap();
+        gradcheck(|v| Ok(v[0].abs().sqrt().ln().sum()), &[x()], &o).unwrap();
     }
 }

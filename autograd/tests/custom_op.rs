@@ -1,0 +1,181 @@
+//! A differentiable op defined outside the crate through the public `Op` trait, checked to
+//! first and second order, and a deliberately wrong rule that gradcheck must catch and
+//! blame on the right op and line.
+
+// autograd::Error is large by design (shapes and locations as fields, STYLE §4), and
+// these closures return it directly.
+#![allow(clippy::result_large_err)]
+
+use autograd::gradcheck::func;
+use autograd::{
+    gradcheck, gradgradcheck, BackwardCx, Error, GradcheckOptions, Op, Result, Tape, Tensor, Var,
+};
+
+/// `y = x·sin x`, fused: `dy/dx = sin x + x cos x`, written with `Var` ops so it can be
+/// differentiated again (`d²y/dx² = 2 cos x - x sin x`).
+#[derive(Debug)]
+struct XSinX;
+
+impl Op<f64> for XSinX {
+    fn name(&self) -> &'static str {
+        "x_sin_x"
+    }
+    fn forward(&self, x: &[&Tensor<f64>]) -> Result<Tensor<f64>> {
+        Ok(x[0].map(|v| v * v.sin()))
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, f64>) -> Result<Vec<Option<Var<'t, f64>>>> {
+        let x = cx.input(0);
+        let d = x.sin().add(x.mul(x.cos())?)?;
+        Ok(vec![Some(cx.grad().mul(d)?)])
+    }
+}
+
+/// `y = x³` with a wrong rule: `2x²` instead of `3x²`.
+#[derive(Debug)]
+struct BadCube;
+
+impl Op<f64> for BadCube {
+    fn name(&self) -> &'static str {
+        "bad_cube"
+    }
+    fn forward(&self, x: &[&Tensor<f64>]) -> Result<Tensor<f64>> {
+        Ok(x[0].map(|v| v * v * v))
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, f64>) -> Result<Vec<Option<Var<'t, f64>>>> {
+        Ok(vec![Some(
+            cx.grad().mul(cx.input(0).square().mul_scalar(2.0))?,
+        )])
+    }
+}
+
+fn inputs() -> Vec<Tensor<f64>> {
+    vec![Tensor::from_vec(vec![0.3, -1.2, 2.0, 0.7, -0.4, 1.5], [2, 3]).unwrap()]
+}
+
+#[test]
+fn custom_op_forward_matches_its_formula() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(inputs()[0].clone());
+    let y = tape.apply(XSinX, &[x]).unwrap();
+    autograd::assert_close!(y, inputs()[0].map(|v| v * v.sin()));
+    let dy = tape.grad(y.sum(), &[x]).unwrap()[0];
+    autograd::assert_close!(dy, inputs()[0].map(|v| v.sin() + v * v.cos()));
+}
+
+#[test]
+fn custom_op_passes_gradcheck_and_gradgradcheck() {
+    let f = func(|v| Ok(v[0].tape().apply(XSinX, &[v[0]])?.mul_scalar(2.0)));
+    gradcheck(f, &inputs(), &GradcheckOptions::default()).unwrap();
+    gradgradcheck(f, &inputs(), &GradcheckOptions::default()).unwrap();
+    // composed with built-ins, and in fast mode
+    let g = func(|v| v[0].tape().apply(XSinX, &[v[0].tanh()])?.mul(v[0]));
+    let fast = GradcheckOptions {
+        fast: true,
+        ..GradcheckOptions::default()
+    };
+    gradcheck(g, &inputs(), &fast).unwrap();
+    gradgradcheck(g, &inputs(), &fast).unwrap();
+}
+
+#[test]
+fn a_wrong_backward_rule_fails_gradcheck_and_is_blamed() {
+    let line = line!() + 1;
+    let f = func(|v| Ok(v[0].tape().apply(BadCube, &[v[0].mul_scalar(0.5)])?.sum()));
+    let err = gradcheck(f, &inputs(), &GradcheckOptions::default()).unwrap_err();
+    let Error::Gradcheck(report) = &err else {
+        panic!("expected Error::Gradcheck, got {err}")
+    };
+    println!("{report}");
+    assert_eq!(report.order, 1);
+    assert_eq!(report.input, 0);
+    assert_eq!(report.input_shape.dims(), &[2, 3]);
+    // y = Σ (x/2)³: true dy/dx = 3x²/8, the rule gives 2x²/8; the worst is the largest |x| = 2
+    assert_eq!(report.element, vec![0, 2]);
+    assert_eq!(report.output_index, Some(0));
+    assert!(
+        (report.numerical - 1.5).abs() < 1e-6,
+        "{}",
+        report.numerical
+    );
+    assert!(
+        (report.analytical - 1.0).abs() < 1e-12,
+        "{}",
+        report.analytical
+    );
+    let (out_op, _) = report.output_op.expect("output op");
+    assert_eq!(out_op, "sum");
+    let blame = report.blame.as_ref().expect("the wrong rule is blamed");
+    assert_eq!(blame.op, "bad_cube");
+    assert_eq!(
+        (blame.location.file(), blame.location.line()),
+        (file!(), line)
+    );
+    assert_eq!(blame.input, 0);
+    // the report's text names all of it
+    let text = err.to_string();
+    assert!(text.contains("input 0 (shape [2, 3])"), "{text}");
+    assert!(text.contains("worst entry: input element [0, 2]"), "{text}");
+    assert!(text.contains("numerical 1.5000000"), "{text}");
+    assert!(text.contains("analytical 1.0000000"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "culprit: `bad_cube` recorded at {}:{line}:",
+            file!()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_wrong_rule_is_caught_in_fast_mode_and_confirmed_elementwise() {
+    let line = line!() + 1;
+    let f = func(|v| v[0].tape().apply(BadCube, &[v[0]])?.mul(v[0].exp()));
+    let fast = GradcheckOptions {
+        fast: true,
+        ..GradcheckOptions::default()
+    };
+    let err = gradcheck(f, &inputs(), &fast).unwrap_err();
+    let Error::Gradcheck(report) = &err else {
+        panic!("expected Error::Gradcheck, got {err}")
+    };
+    assert!(
+        !report.projection_only,
+        "the slow re-check names an element: {report}"
+    );
+    assert_eq!(report.element.len(), 2);
+    let blame = report.blame.as_ref().expect("blamed");
+    assert_eq!((blame.op, blame.location.line()), ("bad_cube", line));
+}
+
+/// `y = x³` with a rule that is right to first order but cuts the graph: `3·detach(x)²`
+/// has the right value and no derivative with respect to `x`.
+#[derive(Debug)]
+struct DetachedCube;
+
+impl Op<f64> for DetachedCube {
+    fn name(&self) -> &'static str {
+        "detached_cube"
+    }
+    fn forward(&self, x: &[&Tensor<f64>]) -> Result<Tensor<f64>> {
+        Ok(x[0].map(|v| v * v * v))
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, f64>) -> Result<Vec<Option<Var<'t, f64>>>> {
+        let d = cx.input(0).detach().square().mul_scalar(3.0);
+        Ok(vec![Some(cx.grad().mul(d)?)])
+    }
+}
+
+#[test]
+fn a_rule_that_is_not_differentiable_fails_only_gradgradcheck() {
+    let f = func(|v| Ok(v[0].tape().apply(DetachedCube, &[v[0]])?.sum()));
+    gradcheck(f, &inputs(), &GradcheckOptions::default()).unwrap();
+    let err = gradgradcheck(f, &inputs(), &GradcheckOptions::default()).unwrap_err();
+    let Error::Gradcheck(report) = &err else {
+        panic!("expected Error::Gradcheck, got {err}")
+    };
+    assert_eq!(report.order, 2);
+    // d²y/dx² = 6x, the detached rule gives 0: the worst is x = 2 (analytical 0, numerical 12·u)
+    assert_eq!(report.element, vec![0, 2]);
+    assert_eq!(report.analytical, 0.0);
+    assert!(err.to_string().starts_with("gradgradcheck:"), "{err}");
+}

@@ -1,0 +1,444 @@
+//! Every `Error` variant, produced on purpose: its fields, its message, and the location
+//! pointing at the line of this file that made the failing call.
+
+// autograd::Error is large by design (shapes and locations as fields, STYLE §4), and
+// these closures return it directly.
+#![allow(clippy::result_large_err)]
+
+use autograd::gradcheck::func;
+use autograd::{gradcheck, BackwardCx, Error, GradcheckOptions, Op, Result, Tape, Tensor, Var};
+
+fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {
+    Tensor::from_vec(data.to_vec(), dims).unwrap()
+}
+
+/// Asserts the error points at `line` of this file, and its message ends with that location.
+fn points_here(e: &Error, line: u32) {
+    let loc = e.location().unwrap_or_else(|| panic!("no location in {e}"));
+    assert_eq!((loc.file(), loc.line()), (file!(), line), "{e}");
+    assert!(
+        e.to_string().contains(&format!("{}:{line}:", file!())),
+        "{e}"
+    );
+    // Debug forwards to Display
+    assert_eq!(format!("{e:?}"), e.to_string());
+}
+
+#[test]
+fn broadcast() {
+    let tape = Tape::<f64>::new();
+    let (a, b) = (
+        tape.var(Tensor::zeros([2, 3])),
+        tape.var(Tensor::zeros([4])),
+    );
+    let line = line!() + 1;
+    let e = a.add(b).unwrap_err();
+    assert!(
+        matches!(&e, Error::Broadcast { op: "add", lhs, rhs, .. } if lhs.dims() == [2, 3] && rhs.dims() == [4]),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("add: shapes [2, 3] and [4] do not broadcast (at "),
+        "{e}"
+    );
+    points_here(&e, line);
+}
+
+#[test]
+#[should_panic(expected = "mul: shapes [2] and [3] do not broadcast")]
+fn operator_sugar_panics_with_the_same_message() {
+    let tape = Tape::<f64>::new();
+    let _ = tape.var(Tensor::zeros([2])) * tape.var(Tensor::zeros([3]));
+}
+
+#[test]
+fn shape_mismatch() {
+    let tape = Tape::<f64>::new();
+    let a = tape.var(Tensor::zeros([2, 3]));
+    let line = line!() + 1;
+    let e = a.reshape([7]).unwrap_err();
+    assert!(
+        matches!(&e, Error::ShapeMismatch { op: "reshape", .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("reshape: expected shape [7], got [2, 3]"),
+        "{e}"
+    );
+    points_here(&e, line);
+
+    let line = line!() + 1;
+    let e = a.mse(tape.var(Tensor::zeros([3, 2]))).unwrap_err();
+    assert!(matches!(&e, Error::ShapeMismatch { op: "mse", .. }), "{e}");
+    points_here(&e, line);
+
+    let line = line!() + 1;
+    let e = Tensor::from_vec(vec![1.0f64, 2.0], [3]).unwrap_err();
+    points_here(&e, line);
+
+    let y = a.sum();
+    let line = line!() + 1;
+    let e = y.backward_with(Tensor::zeros([2])).unwrap_err();
+    assert!(
+        matches!(&e, Error::ShapeMismatch { op: "backward", .. }),
+        "{e}"
+    );
+    points_here(&e, line);
+
+    let c = tape.constant(Tensor::zeros([3]));
+    let line = line!() + 1;
+    let e = tape.vjp(a, c, &[a]).unwrap_err();
+    assert!(matches!(&e, Error::ShapeMismatch { op: "vjp", .. }), "{e}");
+    points_here(&e, line);
+}
+
+#[test]
+fn matmul() {
+    let tape = Tape::<f64>::new();
+    let (a, b) = (
+        tape.var(Tensor::zeros([2, 3])),
+        tape.var(Tensor::zeros([2, 3])),
+    );
+    let line = line!() + 1;
+    let e = a.matmul(b).unwrap_err();
+    assert!(matches!(&e, Error::Matmul { op: "matmul", .. }), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("matmul: cannot multiply shapes [2, 3] and [2, 3]"),
+        "{e}"
+    );
+    points_here(&e, line);
+    let line = line!() + 1;
+    let e = a.matmul(tape.var(Tensor::zeros([3]))).unwrap_err();
+    assert!(matches!(&e, Error::Matmul { .. }), "{e}");
+    points_here(&e, line);
+    // batch dimensions that do not broadcast
+    let (c, d) = (
+        tape.var(Tensor::zeros([2, 2, 3])),
+        tape.var(Tensor::zeros([3, 3, 2])),
+    );
+    let line = line!() + 1;
+    let e = c.matmul(d).unwrap_err();
+    assert!(matches!(&e, Error::Broadcast { op: "matmul", .. }), "{e}");
+    points_here(&e, line);
+}
+
+#[test]
+fn axis() {
+    let tape = Tape::<f64>::new();
+    let a = tape.var(Tensor::zeros([2, 3]));
+    let line = line!() + 1;
+    let e = a.sum_axes(&[2], false).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::Axis {
+                op: "sum",
+                axis: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("sum: axis 2 is out of range for a tensor of shape [2, 3]"),
+        "{e}"
+    );
+    points_here(&e, line);
+    let line = line!() + 1;
+    let e = a.softmax(-3).unwrap_err();
+    assert!(matches!(&e, Error::Axis { axis: -3, .. }), "{e}");
+    points_here(&e, line);
+    let line = line!() + 1;
+    let e = a.mean_axes(&[0, -2], true).unwrap_err();
+    assert!(matches!(&e, Error::Axis { .. }), "{e}");
+    points_here(&e, line);
+    let line = line!() + 1;
+    let e = a.unsqueeze(3).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::Axis {
+                op: "unsqueeze",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    points_here(&e, line);
+}
+
+#[test]
+fn invalid_argument() {
+    let tape = Tape::<f64>::new();
+    let a = tape.var(Tensor::zeros([2, 3]));
+    let line = line!() + 1;
+    let e = a.narrow(1, 2, 2).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument { op: "narrow", .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("narrow: range 2..4 exceeds axis 1 of size 3 (shape [2, 3], at "),
+        "{e}"
+    );
+    points_here(&e, line);
+
+    let line = line!() + 1;
+    let e = a.slice(0, 0, None, 0).unwrap_err();
+    points_here(&e, line);
+    let line = line!() + 1;
+    let e = a.index_select(0, &[2]).unwrap_err();
+    points_here(&e, line);
+    let line = line!() + 1;
+    let e = a.cross_entropy(&[0, 3]).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument { op: "nll", .. }),
+        "{e}"
+    );
+    points_here(&e, line);
+    let line = line!() + 1;
+    let e = a.permute(&[0, 0]).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument { op: "permute", .. }),
+        "{e}"
+    );
+    points_here(&e, line);
+
+    let img = tape.var(Tensor::zeros([1, 1, 2, 2]));
+    let line = line!() + 1;
+    let e = img.max_pool2d((3, 3), None, (0, 0)).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::InvalidArgument {
+                op: "max_pool2d",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    points_here(&e, line);
+    let line = line!() + 1;
+    let e = a.avg_pool2d((1, 1), None, (0, 0)).unwrap_err();
+    points_here(&e, line);
+    let w = tape.var(Tensor::zeros([1, 1, 3, 3]));
+    let args = autograd::Conv2dArgs::default();
+    let line = line!() + 1;
+    let e = img.conv2d(w, None, args).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument { op: "conv2d", .. }),
+        "{e}"
+    );
+    points_here(&e, line);
+    let line = line!() + 1;
+    let e = a.item().unwrap_err();
+    points_here(&e, line);
+}
+
+#[derive(Debug)]
+struct NoRule;
+impl Op<f64> for NoRule {
+    fn name(&self) -> &'static str {
+        "no_rule"
+    }
+    fn forward(&self, x: &[&Tensor<f64>]) -> Result<Tensor<f64>> {
+        Ok(x[0].clone())
+    }
+}
+
+#[test]
+fn no_backward() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(t(&[1.0], &[1]));
+    let line = line!() + 1;
+    let y = tape.apply(NoRule, &[x]).unwrap();
+    let e = tape.grad(y.sum(), &[x]).unwrap_err();
+    assert!(matches!(&e, Error::NoBackward { op: "no_rule", .. }), "{e}");
+    assert!(
+        e.to_string().starts_with(
+            "no_rule: has no backward rule, so no gradient can flow through it (recorded at "
+        ),
+        "{e}"
+    );
+    points_here(&e, line);
+}
+
+/// Returns a gradient of the wrong shape (`shape = true`) or the wrong number of them.
+#[derive(Debug)]
+struct Broken {
+    shape: bool,
+}
+impl Op<f64> for Broken {
+    fn name(&self) -> &'static str {
+        "broken"
+    }
+    fn forward(&self, x: &[&Tensor<f64>]) -> Result<Tensor<f64>> {
+        Ok(x[0].clone())
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, f64>) -> Result<Vec<Option<Var<'t, f64>>>> {
+        if self.shape {
+            Ok(vec![Some(cx.grad().sum())])
+        } else {
+            Ok(vec![Some(cx.grad()), None])
+        }
+    }
+}
+
+#[test]
+fn bad_backward() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(t(&[1.0, 2.0], &[2]));
+    let line = line!() + 1;
+    let y = tape.apply(Broken { shape: true }, &[x]).unwrap();
+    let e = tape.grad(y.sum(), &[x]).unwrap_err();
+    assert!(matches!(&e, Error::BadBackward { op: "broken", .. }), "{e}");
+    assert!(e.to_string().starts_with("broken: backward rule returned a gradient of shape [] for an input of shape [2] (recorded at "), "{e}");
+    points_here(&e, line);
+
+    let line = line!() + 1;
+    let y = tape.apply(Broken { shape: false }, &[x]).unwrap();
+    let e = y.sum().backward().unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("broken: backward rule returned 2 gradients for 1 inputs"),
+        "{e}"
+    );
+    points_here(&e, line);
+}
+
+#[test]
+fn not_scalar() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::zeros([2]));
+    let y = x.exp();
+    let line = line!() + 1;
+    let e = y.backward().unwrap_err();
+    assert!(matches!(&e, Error::NotScalar { op: "backward", .. }), "{e}");
+    assert!(e.to_string().starts_with("backward: the output has shape [2]; gradients can be implicitly seeded only for a one-element output"), "{e}");
+    points_here(&e, line);
+    let line = line!() + 1;
+    let e = tape.grad(y, &[x]).unwrap_err();
+    assert!(matches!(&e, Error::NotScalar { op: "grad", .. }), "{e}");
+    points_here(&e, line);
+}
+
+#[test]
+fn foreign_var() {
+    let (ta, tb) = (Tape::<f64>::new(), Tape::<f64>::new());
+    let a = ta.var(Tensor::zeros([2]));
+    let b = tb.var(Tensor::zeros([2]));
+    let line = line!() + 1;
+    let e = a.add(b).unwrap_err();
+    assert!(matches!(&e, Error::ForeignVar { op: "add", .. }), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("add: an operand belongs to another tape (at "),
+        "{e}"
+    );
+    points_here(&e, line);
+    let line = line!() + 1;
+    let e = Var::concat(&[a, b], 0).unwrap_err();
+    points_here(&e, line);
+    // grad on tape B of a var of tape A, with tape B holding fewer nodes than A's id
+    let _ = (ta.var(Tensor::zeros([1])), ta.var(Tensor::zeros([1])));
+    let big = ta.var(Tensor::zeros([1])).sum();
+    let line = line!() + 1;
+    let e = tb.grad(big, &[b]).unwrap_err();
+    assert!(matches!(&e, Error::ForeignVar { op: "grad", .. }), "{e}");
+    points_here(&e, line);
+    let line = line!() + 1;
+    let e = tb.grad(b.sum(), &[a]).unwrap_err();
+    points_here(&e, line);
+    let line = line!() + 1;
+    let e = tb.apply(NoRule, &[a]).unwrap_err();
+    points_here(&e, line);
+}
+
+#[test]
+fn anomaly() {
+    let tape = Tape::<f64>::new();
+    tape.set_anomaly_mode(true);
+    let x = tape.var(t(&[1.0, 0.0], &[2]));
+    let line = line!() + 1;
+    let y = x.recip(); // 1/0 = inf
+    let e = y.sum().backward().unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::Anomaly {
+                op: "recip",
+                index: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().starts_with("recip: forward produced a non-finite value (NaN or inf) at element 1 of a tensor of shape [2] (op recorded at "), "{e}");
+    points_here(&e, line);
+    // apply reports its own op's anomaly right away
+    let tape = Tape::<f64>::new();
+    tape.set_anomaly_mode(true);
+    #[derive(Debug)]
+    struct Nan;
+    impl Op<f64> for Nan {
+        fn name(&self) -> &'static str {
+            "nan"
+        }
+        fn forward(&self, x: &[&Tensor<f64>]) -> Result<Tensor<f64>> {
+            Ok(x[0].map(|_| f64::NAN))
+        }
+    }
+    let x = tape.var(t(&[1.0], &[1]));
+    let line = line!() + 1;
+    let e = tape.apply(Nan, &[x]).unwrap_err();
+    assert!(matches!(&e, Error::Anomaly { op: "nan", .. }), "{e}");
+    points_here(&e, line);
+}
+
+#[test]
+fn gradcheck_failure() {
+    #[derive(Debug)]
+    struct Wrong;
+    impl Op<f64> for Wrong {
+        fn name(&self) -> &'static str {
+            "wrong"
+        }
+        fn forward(&self, x: &[&Tensor<f64>]) -> Result<Tensor<f64>> {
+            Ok(x[0].map(f64::exp))
+        }
+        fn backward<'t>(&self, cx: &BackwardCx<'t, '_, f64>) -> Result<Vec<Option<Var<'t, f64>>>> {
+            Ok(vec![Some(cx.grad())]) // should be g·eˣ
+        }
+    }
+    let line = line!() + 1;
+    let f = func(|v| v[0].tape().apply(Wrong, &[v[0]]));
+    let e = gradcheck(f, &[t(&[1.0, 0.5], &[2])], &GradcheckOptions::default()).unwrap_err();
+    let Error::Gradcheck(r) = &e else {
+        panic!("expected Gradcheck, got {e}")
+    };
+    assert!(e.location().is_none());
+    assert!(
+        e.to_string().starts_with(
+            "gradcheck: the Jacobian of the output with respect to input 0 (shape [2]) is wrong"
+        ),
+        "{e}"
+    );
+    assert_eq!(r.element, vec![0]);
+    let b = r.blame.as_ref().unwrap();
+    assert_eq!(
+        (b.op, b.location.file(), b.location.line()),
+        ("wrong", file!(), line)
+    );
+    assert!(
+        e.to_string().contains(&format!(
+            "output produced by `wrong` at {}:{line}:",
+            file!()
+        )),
+        "{e}"
+    );
+}
