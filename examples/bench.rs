@@ -17,8 +17,10 @@ use std::time::Instant;
 use anyhow::Result;
 use autograd::{Param, Tape, Tensor, Var};
 use clap::Parser;
+use nn::{Ctx, Linear, Module, Relu, Sequential, Tanh};
+use optim::{Adam, Optim, Optimizer, Sgd};
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -92,6 +94,83 @@ fn summary(mut t: Vec<f64>) -> serde_json::Map<String, Value> {
     m.insert("p75_ms".into(), json!(quantile(&t, 0.75) * 1e3));
     m.insert("iters".into(), json!(t.len()));
     m
+}
+
+/// Times one training step (zero grads, forward, loss, backward, optimiser step) of
+/// `model` on `x`, returning the summary with GFLOP/s for `flops` per iteration.
+fn train_step_bench(
+    a: &Args,
+    model: &Sequential<f32>,
+    opt: &mut dyn Optimizer,
+    x: &Tensor<f32>,
+    loss: impl for<'t> Fn(Var<'t, f32>) -> autograd::Result<Var<'t, f32>>,
+    flops: f64,
+) -> Result<serde_json::Map<String, Value>> {
+    let t = timeit(
+        || {
+            opt.zero_grad();
+            let tape = Tape::new();
+            let y = model.forward(&Ctx::new(&tape), tape.constant(x.clone()))?;
+            loss(y)?.backward()?;
+            opt.step()?;
+            Ok(())
+        },
+        a.warmup,
+        a.iters,
+        a.min_time,
+    )?;
+    let mut out = summary(t);
+    let med = out["median_ms"].as_f64().unwrap_or(f64::NAN);
+    out.insert("gflops".into(), json!(flops / (med * 1e-3) / 1e9));
+    out.insert("flops_per_iter".into(), json!(flops));
+    Ok(out)
+}
+
+/// W1: MLP 784-512-512-10, ReLU, softmax cross-entropy, batch 128, Adam(lr=1e-3).
+fn w1(a: &Args) -> Result<Value> {
+    let mut rng = StdRng::seed_from_u64(0);
+    let model = Sequential::new()
+        .append(Linear::<f32>::new(784, 512, &mut rng)?)
+        .append(Relu)
+        .append(Linear::new(512, 512, &mut rng)?)
+        .append(Relu)
+        .append(Linear::new(512, 10, &mut rng)?);
+    let mut opt = Optim::new(model.parameters(), 1e-3, Adam::default())?;
+    let x = Tensor::<f32>::randn([128, 784], &mut rng);
+    let labels: Vec<usize> = (0..128).map(|_| rng.random_range(0..10)).collect();
+    let flops = 3.0 * 2.0 * 128.0 * (784.0 * 512.0 + 512.0 * 512.0 + 512.0 * 10.0);
+    let out = train_step_bench(a, &model, &mut opt, &x, |y| y.cross_entropy(&labels), flops)?;
+    let mut v = json!({"workload": "W1", "name": "mlp-train-step"});
+    v.as_object_mut().unwrap().extend(out);
+    Ok(v)
+}
+
+/// W2: input 256, 20 hidden layers of width 256 with tanh, output 10, batch 64, MSE
+/// against zero, SGD(lr=0.01) — 21 Linear layers, as torch_bench.py reads it.
+fn w2(a: &Args) -> Result<Value> {
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut model = Sequential::new();
+    for _ in 0..20 {
+        model = model
+            .append(Linear::<f32>::new(256, 256, &mut rng)?)
+            .append(Tanh);
+    }
+    let model = model.append(Linear::new(256, 10, &mut rng)?);
+    let mut opt = Optim::new(model.parameters(), 0.01, Sgd::default())?;
+    let x = Tensor::<f32>::randn([64, 256], &mut rng);
+    let flops = 3.0 * 2.0 * 64.0 * (256.0 * 256.0 * 20.0 + 256.0 * 10.0);
+    let zero = Tensor::<f32>::zeros([64, 10]);
+    let out = train_step_bench(
+        a,
+        &model,
+        &mut opt,
+        &x,
+        |y| y.mse(y.tape().constant(zero.clone())),
+        flops,
+    )?;
+    let mut v = json!({"workload": "W2", "name": "deep-mlp", "layers": "256 -> 20 x (256, tanh) -> 10"});
+    v.as_object_mut().unwrap().extend(out);
+    Ok(v)
 }
 
 /// W3: a chain of 10,000 scalar ops (mul 1.0001, add 0.001, tanh), sum, backward.
@@ -375,8 +454,9 @@ fn main() -> Result<()> {
         let lines = match w.as_str() {
             "W3" => vec![w3(&a)?],
             "W4" => w4(&a)?,
+            "W1" => vec![w1(&a)?],
+            "W2" => vec![w2(&a)?],
             "W5" => w5()?,
-            "W1" | "W2" => vec![json!({"workload": w, "skipped": "needs nn and optim"})],
             other => anyhow::bail!("unknown workload {other}"),
         };
         for mut l in lines {

@@ -120,28 +120,31 @@ pub(crate) fn adam_update<T: Float>(
         exp_avg_sq,
         max_exp_avg_sq,
     } = state;
-    let mut vmax = max_exp_avg_sq.as_mut().map(|t| t.as_mut_slice().iter_mut());
     let moments = exp_avg
         .as_mut_slice()
         .iter_mut()
         .zip(exp_avg_sq.as_mut_slice());
-    for ((p, &g), (m, v)) in param
-        .as_mut_slice()
-        .iter_mut()
-        .zip(g.as_slice())
-        .zip(moments)
-    {
-        *m = lerp(*m, g, w1);
-        *v = ema_square(*v, g, b2, w2);
-        let second = match vmax.as_mut().and_then(Iterator::next) {
-            Some(vm) => {
-                *vm = vm.max(*v);
-                *vm
+    let params = param.as_mut_slice().iter_mut().zip(g.as_slice());
+    // Two loops, so the common (non-AMSGrad) one has no per-element branch and vectorises:
+    // the branchy single loop cost a quarter of an MLP training step (W1).
+    match max_exp_avg_sq {
+        None => {
+            for ((p, &g), (m, v)) in params.zip(moments) {
+                *m = lerp(*m, g, w1);
+                *v = ema_square(*v, g, b2, w2);
+                let denom = v.sqrt() / bc2_sqrt + eps;
+                *p -= step_size * (*m / denom);
             }
-            None => *v,
-        };
-        let denom = second.sqrt() / bc2_sqrt + eps;
-        *p -= step_size * (*m / denom);
+        }
+        Some(vmax) => {
+            for (((p, &g), (m, v)), vm) in params.zip(moments).zip(vmax.as_mut_slice()) {
+                *m = lerp(*m, g, w1);
+                *v = ema_square(*v, g, b2, w2);
+                *vm = vm.max(*v);
+                let denom = vm.sqrt() / bc2_sqrt + eps;
+                *p -= step_size * (*m / denom);
+            }
+        }
     }
 }
 
