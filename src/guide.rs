@@ -38,4 +38,30 @@
 ///
 /// Errors are values: every shape, axis or misuse error names the op, the shapes and the
 /// line of *your* code that recorded the op.
+///
+/// ## Modules
+///
+/// | PyTorch | gradlab |
+/// | --- | --- |
+/// | `class Net(nn.Module)` with `forward(self, x)` | `impl Module<T> for Net` with `forward(&self, cx: &Ctx, x: Var)`; name children in `children` and own params in `own_params` |
+/// | `self.w = nn.Parameter(..)`; `self.w` in forward | a `Param<T>` field; `cx.param(&self.w)` in forward |
+/// | `self.fc(x)` | `cx.call("fc", &self.fc, x)?` (recorded under its path for diagnostics) |
+/// | `nn.Linear(i, o)`, `nn.Conv2d`, `nn.BatchNorm1d`, `nn.LayerNorm`, `nn.Dropout`, `nn.Embedding`, `nn.Sequential` | [`nn::Linear::new(i, o, &mut rng)`](nn::Linear), `Conv2d`, `BatchNorm1d`, `LayerNorm`, `Dropout`, `Embedding`, `Sequential::new().append(..)` |
+/// | `model.parameters()`, `model.named_parameters()`, `model.train()`, `model.eval()` | the same names |
+/// | `torch.nn.init.kaiming_uniform_(w, a=..)` | `nn::init::kaiming_uniform(..)`, or `Init::KaimingUniform { .. }` in a layer config |
+/// | `F.cross_entropy(logits, y, label_smoothing=..)` | `nn::loss::cross_entropy(logits, &y, smoothing, Reduction::Mean)?`, or `logits.cross_entropy(&y)?` |
+/// | `torch.save(model.state_dict(), f)` / `load_state_dict` | `nn::state::save(&model, f)?` / `nn::state::load(&model, f)?` (safetensors; files interchange with `safetensors.torch`) |
+/// | hooks to inspect activations | `nn::diagnose(&model, &x, loss)?`: per-layer mean, std, saturation, dead units, gradient norms |
+///
+/// ## Optimisers
+///
+/// | PyTorch | gradlab |
+/// | --- | --- |
+/// | `torch.optim.Adam(model.parameters(), lr=1e-3, amsgrad=True)` | `Optim::new(model.parameters(), 1e-3, Adam { amsgrad: true, ..Adam::default() })?` |
+/// | `opt.zero_grad(); loss.backward(); opt.step()` | `opt.zero_grad(); loss.backward()?; opt.step()?;` |
+/// | `param_groups[i]["lr"] = ..` | `opt.set_group_lr(i, ..)?` / `opt.set_lr(..)` |
+/// | `torch.optim.lr_scheduler.CosineAnnealingLR` etc. | `optim::CosineAnnealingLr` etc. (`LrScheduler::step(&mut opt)`) |
+/// | `torch.nn.utils.clip_grad_norm_` | `optim::clip_grad_norm(&params, max_norm, 2.0)?` |
+/// | `opt.state_dict()` | `opt.state_dict()` / `opt.save(path)?` (safetensors) |
+/// | subclassing `torch.optim.Optimizer` | implement `UpdateRule` (hyper-parameters, state, one per-tensor `update`): the driver does the rest |
 pub mod for_pytorch_users {}

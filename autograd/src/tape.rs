@@ -348,8 +348,10 @@ impl<T: Float> Tape<T> {
         }
         let mut inner = self.inner.borrow_mut();
         let value = {
-            let vals: SmallVec<[&Tensor<T>; 4]> =
-                inputs.iter().map(|v| &inner.nodes[v.id()].value).collect();
+            let mut vals: SmallVec<[&Tensor<T>; 4]> = SmallVec::new();
+            for v in inputs {
+                vals.push(&inner.nodes[v.id()].value);
+            }
             op.forward(&vals).map_err(|e| e.at(loc))?
         };
         let requires =
@@ -368,7 +370,13 @@ impl<T: Float> Tape<T> {
         let kind = if requires {
             Kind::Op {
                 op: Some(Box::new(op)),
-                parents: inputs.iter().map(|v| v.id()).collect(),
+                parents: {
+                    let mut ids = SmallVec::new();
+                    for v in inputs {
+                        ids.push(v.id());
+                    }
+                    ids
+                },
             }
         } else {
             Kind::Constant
@@ -406,14 +414,16 @@ impl<T: Float> Tape<T> {
             match &mut node.kind {
                 Kind::Op { op, parents } => (
                     op.take().expect("internal: backward rule re-entered"),
-                    parents.clone(),
+                    SmallVec::from_slice(parents),
                     location,
                 ),
                 _ => return Ok(None),
             }
         };
-        let inputs: SmallVec<[Var<'t, T>; 2]> =
-            parents.iter().map(|&p| Var::new(self, p)).collect();
+        let mut inputs: SmallVec<[Var<'t, T>; 2]> = SmallVec::new();
+        for &p in &parents {
+            inputs.push(Var::new(self, p));
+        }
         let cx = BackwardCx {
             tape: self,
             inputs: &inputs,
@@ -615,14 +625,17 @@ impl<T: Float> Tape<T> {
             else {
                 return None;
             };
-            let vals: SmallVec<[&Tensor<T>; 2]> =
-                parents.iter().map(|&p| &inner.nodes[p].value).collect();
-            let needs: SmallVec<[bool; 2]> = parents
-                .iter()
-                .map(|&p| inner.nodes[p].requires_grad())
-                .collect();
+            // Pushes, not collects: SmallVec's generic `extend` was a quarter of the
+            // instructions of a scalar-graph backward.
+            let mut vals: SmallVec<[&Tensor<T>; 2]> = SmallVec::new();
+            let mut needs: SmallVec<[bool; 2]> = SmallVec::new();
+            for &p in parents {
+                vals.push(&inner.nodes[p].value);
+                needs.push(inner.nodes[p].requires_grad());
+            }
             let out = op.backward_values(&vals, &node.value, g, &needs)?;
-            (out, parents.clone(), needs, op.name(), node.location)
+            let parents: SmallVec<[usize; 2]> = SmallVec::from_slice(parents);
+            (out, parents, needs, op.name(), node.location)
         };
         if out.len() != parents.len() {
             return Some(Err(Error::BadBackward {

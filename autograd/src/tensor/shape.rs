@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 use crate::error::{Error, Result};
 
 /// The dimensions of a tensor, outermost first. Up to four dimensions are stored inline.
-#[derive(Clone, Eq, Default)]
+#[derive(Eq, Default)]
 pub struct Shape(SmallVec<[usize; 4]>);
 
 impl Shape {
@@ -165,6 +165,14 @@ impl PartialEq for Shape {
     fn eq(&self, other: &Self) -> bool {
         let (a, b) = (self.dims(), other.dims());
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+    }
+}
+
+impl Clone for Shape {
+    // Every op clones its output's shape; a slice copy beats SmallVec's generic extend.
+    #[inline]
+    fn clone(&self) -> Self {
+        Shape(SmallVec::from_slice(&self.0))
     }
 }
 
