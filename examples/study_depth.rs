@@ -365,8 +365,8 @@ fn main() -> Result<()> {
             "initial loss",
             "final train loss",
             "held-out acc",
-            "|dL/dW_first| step 0",
-            "|dL/dW_last| step 0",
+            "‖dL/dW_first‖ step 0",
+            "‖dL/dW_last‖ step 0",
             "first W moved",
             "last W moved",
             "time s",
@@ -396,7 +396,7 @@ fn main() -> Result<()> {
         };
         line_chart(
             &dir.join(format!("depth_{part}_loss.svg")),
-            "training loss (moving average of 20 steps)",
+            "training loss (moving average of 20 steps, clipped at 3)",
             ("step", "cross-entropy"),
             &pick(&|r| moving_average(&r.losses, 20)),
             Some((0.0, 3.0)),
@@ -404,7 +404,7 @@ fn main() -> Result<()> {
         line_chart(
             &dir.join(format!("depth_{part}_grad_first.svg")),
             "first layer's gradient norm per step",
-            ("step", "log10 |dL/dW_first|"),
+            ("step", "log10 ‖dL/dW_first‖"),
             &pick(&|r| {
                 r.first_grads
                     .iter()

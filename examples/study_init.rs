@@ -224,7 +224,7 @@ fn main() -> Result<()> {
         } else {
             "dead units"
         };
-        print_table(&["layer", "mean", "std", kind, "|dL/da|", "|dL/dW|"], &rows);
+        print_table(&["layer", "mean", "std", kind, "‖dL/da‖", "‖dL/dW‖"], &rows);
         println!();
 
         let panels: Vec<HistPanel> = acts
@@ -307,9 +307,9 @@ fn main() -> Result<()> {
     };
     println!("## activation std, layer x configuration");
     print_table(&header, &combined(&|r, k| act_layers(r)[k].std));
-    println!("\n## |dL/da| (gradient w.r.t. each activation output), layer x configuration");
+    println!("\n## ‖dL/da‖ (gradient w.r.t. each activation output), layer x configuration");
     print_table(&header, &combined(&|r, k| act_layers(r)[k].grad_norm));
-    println!("\n## |dL/dW| (weight gradient), layer x configuration");
+    println!("\n## ‖dL/dW‖ (weight gradient), layer x configuration");
     print_table(
         &header,
         &combined(&|r, k| {
@@ -348,7 +348,7 @@ fn main() -> Result<()> {
             "std layer 1",
             &format!("std layer {DEPTH}"),
             "max sat/dead",
-            &format!("|dL/da1| / |dL/da{DEPTH}|"),
+            &format!("‖dL/da1‖ / ‖dL/da{DEPTH}‖"),
         ],
         &rows,
     );
@@ -412,8 +412,8 @@ fn main() -> Result<()> {
     )?;
     line_chart(
         &dir.join("init_grad_vs_depth.svg"),
-        "gradient norm |dL/da| vs depth (same dL/da at layer 10)",
-        ("layer", "log10 |dL/da|"),
+        "gradient norm ‖dL/da‖ vs depth (same dL/da at layer 10)",
+        ("layer", "log10 ‖dL/da‖"),
         &series(&|r, k| act_layers(r)[k].grad_norm, false),
         None,
     )?;
