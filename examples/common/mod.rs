@@ -125,3 +125,61 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
         line(r.clone());
     }
 }
+
+/// One small histogram of a grid figure.
+pub struct HistPanel {
+    /// Panel caption.
+    pub title: String,
+    /// The samples to bin.
+    pub values: Vec<f64>,
+}
+
+/// Draws one histogram per panel in a `rows × cols` grid, all binned over the same
+/// `x_range` into `bins` bins (samples outside it are dropped), so that panels compare
+/// by eye; each panel's y axis is the fraction of its own samples, scaled to its
+/// tallest bin.
+pub fn histogram_grid(
+    path: &Path,
+    title: &str,
+    panels: &[HistPanel],
+    (rows, cols): (usize, usize),
+    x_range: (f64, f64),
+    bins: usize,
+) -> Result<()> {
+    let root =
+        SVGBackend::new(path, (260 * cols as u32, 200 * rows as u32 + 40)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 22))?;
+    let (x0, x1) = x_range;
+    let width = (x1 - x0) / bins as f64;
+    for (area, panel) in root.split_evenly((rows, cols)).iter().zip(panels) {
+        let mut counts = vec![0usize; bins];
+        for &v in &panel.values {
+            if v.is_finite() && v >= x0 && v <= x1 {
+                counts[(((v - x0) / width) as usize).min(bins - 1)] += 1;
+            }
+        }
+        let n = panel.values.len().max(1) as f64;
+        let frac: Vec<f64> = counts.iter().map(|&c| c as f64 / n).collect();
+        let top = frac.iter().cloned().fold(0.0, f64::max).max(1e-12) * 1.05;
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.title, ("sans-serif", 13))
+            .margin(6)
+            .x_label_area_size(22)
+            .y_label_area_size(40)
+            .build_cartesian_2d(x0..x1, 0.0..top)?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE.mix(0.0))
+            .x_labels(5)
+            .y_labels(4)
+            .label_style(("sans-serif", 10))
+            .draw()?;
+        chart.draw_series(frac.iter().enumerate().map(|(i, &f)| {
+            let a = x0 + i as f64 * width;
+            Rectangle::new([(a, 0.0), (a + width, f)], BLUE.mix(0.6).filled())
+        }))?;
+    }
+    root.present()?;
+    Ok(())
+}
