@@ -168,7 +168,8 @@ fn w2(a: &Args) -> Result<Value> {
         |y| y.mse(y.tape().constant(zero.clone())),
         flops,
     )?;
-    let mut v = json!({"workload": "W2", "name": "deep-mlp", "layers": "256 -> 20 x (256, tanh) -> 10"});
+    let mut v =
+        json!({"workload": "W2", "name": "deep-mlp", "layers": "256 -> 20 x (256, tanh) -> 10"});
     v.as_object_mut().unwrap().extend(out);
     Ok(v)
 }
