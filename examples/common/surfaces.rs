@@ -213,9 +213,16 @@ pub fn contour_chart(
         // Split the path where it leaves the box, so a diverging run is not drawn as a
         // line along the border.
         let mut pieces: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        // Points closer than about a pixel to the last one drawn add nothing but file size
+        // (a converged run repeats its last point thousands of times).
+        let (px, py) = ((x1 - x0) / 1500.0, (y1 - y0) / 1500.0);
         for q in &p.points {
             if inside(q) {
-                pieces.last_mut().expect("starts non-empty").push(*q);
+                let piece = pieces.last_mut().expect("starts non-empty");
+                let near = |r: &(f64, f64)| (q.0 - r.0).abs() < px && (q.1 - r.1).abs() < py;
+                if !piece.last().is_some_and(near) {
+                    piece.push(*q);
+                }
             } else if !pieces.last().expect("starts non-empty").is_empty() {
                 pieces.push(Vec::new());
             }
