@@ -83,6 +83,22 @@ pub(crate) fn zip_broadcast<T: Copy, U>(
         let x = a[0];
         return b.iter().map(|&y| f(x, y)).collect();
     }
+    // A bias row added to every row of a matrix (b's shape a suffix of a's, or the
+    // reverse): whole rows at a time, which vectorise, instead of the odometer.
+    if sa == out_shape && !b.is_empty() && is_suffix(sb, out_shape) {
+        let mut out = Vec::with_capacity(a.len());
+        for row in a.chunks_exact(b.len()) {
+            out.extend(row.iter().zip(b).map(|(&x, &y)| f(x, y)));
+        }
+        return out;
+    }
+    if sb == out_shape && !a.is_empty() && is_suffix(sa, out_shape) {
+        let mut out = Vec::with_capacity(b.len());
+        for row in b.chunks_exact(a.len()) {
+            out.extend(a.iter().zip(row).map(|(&x, &y)| f(x, y)));
+        }
+        return out;
+    }
     let (ta, tb) = (
         sa.broadcast_strides(out_shape),
         sb.broadcast_strides(out_shape),
@@ -90,4 +106,13 @@ pub(crate) fn zip_broadcast<T: Copy, U>(
     let mut out = Vec::with_capacity(out_shape.numel());
     walk2(out_shape, &ta, &tb, |i, j| out.push(f(a[i], b[j])));
     out
+}
+
+/// Whether `s` equals the trailing dimensions of `of` (leading 1s in `s` ignored), so a
+/// tensor of shape `s` repeats whole along `of`'s leading dimensions.
+fn is_suffix(s: &Shape, of: &Shape) -> bool {
+    let dims: &[usize] = s;
+    let first = dims.iter().position(|&d| d != 1).unwrap_or(dims.len());
+    let tail = &dims[first..];
+    tail.len() <= of.rank() && of[of.rank() - tail.len()..] == *tail
 }

@@ -31,6 +31,16 @@ pub(crate) fn sum_axes<T: Float>(x: &[T], shape: &Shape, axes: &[usize]) -> Vec<
             return out;
         }
     }
+    // Reducing leading axes (a bias gradient: sum over the batch): add whole rows.
+    if axes.iter().enumerate().all(|(k, &a)| a == k) {
+        let inner = out_n;
+        for row in x.chunks_exact(inner.max(1)) {
+            for (o, &v) in out.iter_mut().zip(row) {
+                *o += v;
+            }
+        }
+        return out;
+    }
     let own = shape.strides();
     let os = reduced_strides(shape, axes);
     walk2(shape, &own, &os, |i, o| out[o] += x[i]);
