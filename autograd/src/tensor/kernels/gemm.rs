@@ -15,9 +15,10 @@ const SMALL: usize = 16 * 16 * 16;
 /// workload's 64×256×256 products made its step slower (10.5 ms) than one thread (8.0);
 /// 512³ and the 128×784×512 layer of W1 gain ~2× and ~1.3×.
 const PARALLEL_MIN: usize = 200 * 200 * 200;
-/// Between this and `PARALLEL_MIN`, threads split the rows of the output and each runs a
-/// serial GEMM: a neural-net layer's 64×256×256 product gains from two threads that way
-/// where `gemm`'s own parallel schedule loses.
+/// From this size, threads split the rows of the output and each runs a serial GEMM (with
+/// two threads at every size, with more up to `PARALLEL_MIN`): a layer's 64×256×256
+/// product gains from two threads that way where `gemm`'s own schedule on the rayon pool
+/// loses to the pool's wake-up latency.
 const SPLIT_MIN: usize = 48 * 48 * 48;
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
@@ -67,12 +68,60 @@ pub(crate) fn gemm<T: crate::Float>(
     }
     let threads = num_threads();
     let work = m * n * k;
-    if threads > 1 && (SPLIT_MIN..PARALLEL_MIN).contains(&work) && m >= 2 * 16 {
+    let split = if threads == 2 {
+        work >= SPLIT_MIN
+    } else {
+        (SPLIT_MIN..PARALLEL_MIN).contains(&work)
+    };
+    if threads > 1 && split && m >= 2 * 16 {
         // Contiguous blocks of output rows; each block reads the matching rows of `a`.
         let rows = m.div_ceil(threads.min(m / 16));
+        let (c_top, c_bottom) = c[..m * n].split_at_mut(rows * n);
+        if threads == 2 {
+            // Products this size take tens of microseconds: waking a sleeping pool thread
+            // costs as much, so the second half goes to a spinning helper (as OpenMP's
+            // active wait does) while this thread computes the first.
+            let a_off = (rows as isize * rsa) as usize;
+            let (top, bottom) = (
+                std::sync::Mutex::new(c_top),
+                std::sync::Mutex::new(c_bottom),
+            );
+            spin::run_pair(
+                &|| {
+                    serial(
+                        rows,
+                        k,
+                        n,
+                        a,
+                        rsa,
+                        csa,
+                        b,
+                        rsb,
+                        csb,
+                        &mut top.lock().expect("internal: gemm half"),
+                    )
+                },
+                &|| {
+                    serial(
+                        m - rows,
+                        k,
+                        n,
+                        &a[a_off..],
+                        rsa,
+                        csa,
+                        b,
+                        rsb,
+                        csb,
+                        &mut bottom.lock().expect("internal: gemm half"),
+                    )
+                },
+            );
+            return;
+        }
         rayon::scope(|s| {
-            for (blk, c_rows) in c[..m * n].chunks_mut(rows * n).enumerate() {
-                let i0 = blk * rows;
+            s.spawn(move |_| serial(rows, k, n, a, rsa, csa, b, rsb, csb, c_top));
+            for (blk, c_rows) in c_bottom.chunks_mut(rows * n).enumerate() {
+                let i0 = (blk + 1) * rows;
                 let mi = c_rows.len() / n;
                 let a_off = (i0 as isize * rsa) as usize;
                 s.spawn(move |_| {
@@ -88,6 +137,104 @@ pub(crate) fn gemm<T: crate::Float>(
         gemm::Parallelism::None
     };
     call(m, k, n, a, rsa, csa, b, rsb, csb, c, par);
+}
+
+/// A second thread that spins briefly between jobs, for two-way splits of work too small
+/// to pay for a sleeping thread's wake-up.
+mod spin {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+    use std::sync::{Mutex, OnceLock};
+    use std::thread::Thread;
+
+    type Job<'a> = &'a (dyn Fn() + Sync);
+
+    struct Helper {
+        /// Points at the caller's `Job` while one is pending; null otherwise.
+        job: AtomicPtr<Job<'static>>,
+        done: AtomicBool,
+        thread: Thread,
+        /// Held by the caller that owns the helper for one job; others run serially.
+        busy: Mutex<()>,
+    }
+
+    /// About 50 µs of spinning before the helper parks: longer than the gaps between the
+    /// products of one training step, shorter than anything a user would notice as load.
+    const SPINS: u32 = 20_000;
+
+    fn helper() -> &'static Helper {
+        static HELPER: OnceLock<&'static Helper> = OnceLock::new();
+        HELPER.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<&'static Helper>();
+            let handle = std::thread::Builder::new()
+                .name("gradlab-gemm".into())
+                .spawn(move || {
+                    let h = rx.recv().expect("internal: helper handshake");
+                    loop {
+                        let mut spins = 0;
+                        let job = loop {
+                            let p = h.job.load(Ordering::Acquire);
+                            if !p.is_null() {
+                                break p;
+                            }
+                            spins += 1;
+                            if spins < SPINS {
+                                std::hint::spin_loop();
+                            } else {
+                                std::thread::park();
+                            }
+                        };
+                        // SAFETY: `run_pair` stored a pointer to a live `Job` and does not
+                        // return (so the job's borrows stay valid) until `done` is set.
+                        let f: Job<'_> = unsafe { *job };
+                        // A panic must still release the caller; it is reported as the
+                        // caller's own result being incomplete, which cannot happen for a
+                        // GEMM kernel whose bounds were checked before the split.
+                        let _ = catch_unwind(AssertUnwindSafe(f));
+                        h.job.store(std::ptr::null_mut(), Ordering::Relaxed);
+                        h.done.store(true, Ordering::Release);
+                    }
+                })
+                .expect("internal: spawning the gemm helper thread");
+            let h: &'static Helper = Box::leak(Box::new(Helper {
+                job: AtomicPtr::new(std::ptr::null_mut()),
+                done: AtomicBool::new(true),
+                thread: handle.thread().clone(),
+                busy: Mutex::new(()),
+            }));
+            tx.send(h).expect("internal: helper handshake");
+            h
+        })
+    }
+
+    /// Runs `first` on this thread and `second` on the helper, returning when both are
+    /// done; runs both here when another caller is using the helper.
+    pub(super) fn run_pair(first: Job<'_>, second: Job<'_>) {
+        let h = helper();
+        let Ok(_guard) = h.busy.try_lock() else {
+            first();
+            second();
+            return;
+        };
+        let job: Job<'_> = second;
+        h.done.store(false, Ordering::Relaxed);
+        // The pointer is only dereferenced while this function waits below.
+        h.job.store(
+            &job as *const Job<'_> as *mut Job<'static>,
+            Ordering::Release,
+        );
+        h.thread.unpark();
+        first();
+        let mut spins = 0u32;
+        while !h.done.load(Ordering::Acquire) {
+            spins = spins.saturating_add(1);
+            if spins < SPINS {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
 }
 
 /// One GEMM on this thread.
