@@ -152,6 +152,43 @@ pub struct Tape<T: Float = f32> {
     inner: RefCell<Inner<T>>,
 }
 
+impl<T: Float> Inner<T> {
+    /// Checks a gradient a backward rule of `op` produced for node `p`: its shape must be
+    /// the node's ([`Error::BadBackward`] otherwise), and in anomaly mode the first
+    /// non-finite gradient is recorded against `op`.
+    fn check_gradient(
+        &mut self,
+        op: &'static str,
+        location: Loc,
+        p: usize,
+        g: &Tensor<T>,
+    ) -> Result<()> {
+        let ps = self.nodes[p].value.shape();
+        if g.shape() != ps {
+            return Err(Error::BadBackward {
+                op,
+                reason: format!(
+                    "a gradient of shape {} for an input of shape {ps}",
+                    g.shape()
+                ),
+                location,
+            });
+        }
+        if self.anomaly && self.anomaly_err.is_none() {
+            if let Some(index) = g.first_non_finite() {
+                self.anomaly_err = Some(Error::Anomaly {
+                    op,
+                    phase: Phase::Backward,
+                    index,
+                    shape: g.shape().clone(),
+                    location,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl<T: Float> Default for Tape<T> {
     fn default() -> Self {
         Self::new()
@@ -462,28 +499,8 @@ impl<T: Float> Tape<T> {
             if !inner.nodes[p].requires_grad() {
                 continue;
             }
-            let (gs, ps) = (
-                inner.nodes[g.id()].value.shape(),
-                inner.nodes[p].value.shape(),
-            );
-            if gs != ps {
-                return Err(Error::BadBackward {
-                    op: name,
-                    reason: format!("a gradient of shape {gs} for an input of shape {ps}"),
-                    location,
-                });
-            }
-            if inner.anomaly && inner.anomaly_err.is_none() {
-                if let Some(index) = inner.nodes[g.id()].value.first_non_finite() {
-                    inner.anomaly_err = Some(Error::Anomaly {
-                        op: name,
-                        phase: Phase::Backward,
-                        index,
-                        shape: gs.clone(),
-                        location,
-                    });
-                }
-            }
+            let value = inner.nodes[g.id()].value.clone();
+            inner.check_gradient(name, location, p, &value)?;
             out.push((p, g));
         }
         drop(inner);
@@ -649,29 +666,12 @@ impl<T: Float> Tape<T> {
             let Some(gp) = gp.filter(|_| need) else {
                 continue;
             };
-            let ps = inner.nodes[p].value.shape();
-            if gp.shape() != ps {
-                return Some(Err(Error::BadBackward {
-                    op: name,
-                    reason: format!(
-                        "a gradient of shape {} for an input of shape {ps}",
-                        gp.shape()
-                    ),
-                    location,
-                }));
+            if let Err(e) = inner.check_gradient(name, location, p, &gp) {
+                return Some(Err(e));
             }
-            if inner.anomaly && inner.anomaly_err.is_none() {
-                if let Some(index) = gp.first_non_finite() {
-                    inner.anomaly_err = Some(Error::Anomaly {
-                        op: name,
-                        phase: Phase::Backward,
-                        index,
-                        shape: gp.shape().clone(),
-                        location,
-                    });
-                    drop(inner);
-                    return Some(self.check_anomaly());
-                }
+            if inner.anomaly_err.is_some() {
+                drop(inner);
+                return Some(self.check_anomaly());
             }
             accumulate(&mut grads[p], gp);
         }

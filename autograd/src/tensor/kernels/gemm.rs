@@ -66,6 +66,16 @@ pub(crate) fn gemm<T: crate::Float>(
         }
         return;
     }
+    let ops = Operands {
+        k,
+        n,
+        a,
+        rsa,
+        csa,
+        b,
+        rsb,
+        csb,
+    };
     let threads = num_threads();
     let work = m * n * k;
     let split = if threads == 2 {
@@ -76,57 +86,29 @@ pub(crate) fn gemm<T: crate::Float>(
     if threads > 1 && split && m >= 2 * 16 {
         // Contiguous blocks of output rows; each block reads the matching rows of `a`.
         let rows = m.div_ceil(threads.min(m / 16));
-        let (c_top, c_bottom) = c[..m * n].split_at_mut(rows * n);
+        let (top, bottom) = c[..m * n].split_at_mut(rows * n);
         if threads == 2 {
             // Products this size take tens of microseconds: waking a sleeping pool thread
             // costs as much, so the second half goes to a spinning helper (as OpenMP's
             // active wait does) while this thread computes the first.
-            let a_off = (rows as isize * rsa) as usize;
-            let (top, bottom) = (
-                std::sync::Mutex::new(c_top),
-                std::sync::Mutex::new(c_bottom),
-            );
+            let (top, bottom) = (std::sync::Mutex::new(top), std::sync::Mutex::new(bottom));
             spin::run_pair(
+                &|| ops.rows(0, &mut top.lock().expect("internal: gemm half"), SERIAL),
                 &|| {
-                    serial(
+                    ops.rows(
                         rows,
-                        k,
-                        n,
-                        a,
-                        rsa,
-                        csa,
-                        b,
-                        rsb,
-                        csb,
-                        &mut top.lock().expect("internal: gemm half"),
-                    )
-                },
-                &|| {
-                    serial(
-                        m - rows,
-                        k,
-                        n,
-                        &a[a_off..],
-                        rsa,
-                        csa,
-                        b,
-                        rsb,
-                        csb,
                         &mut bottom.lock().expect("internal: gemm half"),
+                        SERIAL,
                     )
                 },
             );
             return;
         }
         rayon::scope(|s| {
-            s.spawn(move |_| serial(rows, k, n, a, rsa, csa, b, rsb, csb, c_top));
-            for (blk, c_rows) in c_bottom.chunks_mut(rows * n).enumerate() {
-                let i0 = (blk + 1) * rows;
-                let mi = c_rows.len() / n;
-                let a_off = (i0 as isize * rsa) as usize;
-                s.spawn(move |_| {
-                    serial(mi, k, n, &a[a_off..], rsa, csa, b, rsb, csb, c_rows);
-                });
+            let ops = &ops;
+            s.spawn(move |_| ops.rows(0, top, SERIAL));
+            for (blk, c_rows) in bottom.chunks_mut(rows * n).enumerate() {
+                s.spawn(move |_| ops.rows((blk + 1) * rows, c_rows, SERIAL));
             }
         });
         return;
@@ -134,9 +116,66 @@ pub(crate) fn gemm<T: crate::Float>(
     let par = if threads > 1 && work >= PARALLEL_MIN {
         gemm::Parallelism::Rayon(threads)
     } else {
-        gemm::Parallelism::None
+        SERIAL
     };
-    call(m, k, n, a, rsa, csa, b, rsb, csb, c, par);
+    ops.rows(0, &mut c[..m * n], par);
+}
+
+const SERIAL: gemm::Parallelism = gemm::Parallelism::None;
+
+/// The operands of one product, so blocks of output rows can be computed separately.
+struct Operands<'a, T> {
+    k: usize,
+    n: usize,
+    a: &'a [T],
+    rsa: isize,
+    csa: isize,
+    b: &'a [T],
+    rsb: isize,
+    csb: isize,
+}
+
+impl<T: crate::Float> Operands<'_, T> {
+    /// Output rows `i0 .. i0 + c.len()/n` into `c`.
+    fn rows(&self, i0: usize, c: &mut [T], par: gemm::Parallelism) {
+        let (k, n) = (self.k, self.n);
+        let m = c.len() / n;
+        let a = &self.a[(i0 as isize * self.rsa) as usize..];
+        let (rsa, csa, rsb, csb) = (self.rsa, self.csa, self.rsb, self.csb);
+        // The strides must keep every read inside the slices: the furthest elements are
+        // (m-1, k-1) of `a` and (k-1, n-1) of `b`.
+        assert!(
+            ((m - 1) as isize * rsa + (k - 1) as isize * csa) < a.len() as isize
+                && ((k - 1) as isize * rsb + (n - 1) as isize * csb) < self.b.len() as isize,
+            "internal: gemm strides exceed the operands"
+        );
+        // SAFETY: the assert above bounds every operand read, `c` holds m·n elements
+        // written with row stride n and column stride 1, and `read_dst = false` means `c`
+        // is only written. T is f32 or f64, both supported by `gemm`.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                csa,
+                rsa,
+                self.b.as_ptr(),
+                csb,
+                rsb,
+                T::zero(),
+                T::one(),
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+    }
 }
 
 /// A second thread that spins briefly between jobs, for two-way splits of work too small
@@ -234,84 +273,6 @@ mod spin {
                 std::thread::yield_now();
             }
         }
-    }
-}
-
-/// One GEMM on this thread.
-#[allow(clippy::too_many_arguments)]
-fn serial<T: crate::Float>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    rsa: isize,
-    csa: isize,
-    b: &[T],
-    rsb: isize,
-    csb: isize,
-    c: &mut [T],
-) {
-    call(
-        m,
-        k,
-        n,
-        a,
-        rsa,
-        csa,
-        b,
-        rsb,
-        csb,
-        c,
-        gemm::Parallelism::None,
-    );
-}
-
-#[allow(clippy::too_many_arguments)]
-fn call<T: crate::Float>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    rsa: isize,
-    csa: isize,
-    b: &[T],
-    rsb: isize,
-    csb: isize,
-    c: &mut [T],
-    par: gemm::Parallelism,
-) {
-    // The strides must keep every read inside the slices: the furthest element is (m-1, k-1).
-    assert!(
-        ((m - 1) as isize * rsa + (k - 1) as isize * csa) < a.len() as isize
-            && ((k - 1) as isize * rsb + (n - 1) as isize * csb) < b.len() as isize
-            && c.len() >= m * n,
-        "internal: gemm strides exceed the operands"
-    );
-    // SAFETY: the assert above bounds every operand read, `c` holds m·n elements written
-    // with row stride n and column stride 1, and `read_dst = false` means `c` is only
-    // written. T is f32 or f64, both supported by `gemm`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            csa,
-            rsa,
-            b.as_ptr(),
-            csb,
-            rsb,
-            T::zero(),
-            T::one(),
-            false,
-            false,
-            false,
-            par,
-        );
     }
 }
 
