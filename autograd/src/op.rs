@@ -181,6 +181,14 @@ impl<T: Float, U: UnaryDerivative<T>> Op<T> for Unary<U> {
             return None;
         }
         let (xs, ys, gs) = (x[0].as_slice(), y.as_slice(), g.as_slice());
+        if let ([x], [y1], [g]) = (xs, ys, gs) {
+            // One element: stays inline, no buffer to allocate.
+            let d = *g * self.0.df_value(*x, *y1);
+            return Some(smallvec::smallvec![Some(Tensor::full(
+                y.shape().clone(),
+                d
+            ))]);
+        }
         let d = xs
             .iter()
             .zip(ys)

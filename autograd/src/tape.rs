@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::panic::Location;
 
+use smallbox::{smallbox, space::S4, SmallBox};
 use smallvec::SmallVec;
 
 use crate::error::{Error, Loc, Phase, Result};
@@ -15,6 +16,10 @@ use crate::op::{BackwardCx, Op};
 use crate::param::{Param, ParamId};
 use crate::tensor::{Float, Shape, Tensor};
 use crate::var::Var;
+
+/// A recorded op, stored inline when it fits in four words (every scalar-parameter op
+/// does), so recording allocates nothing beyond the output tensor.
+type OpBox<T> = SmallBox<dyn Op<T>, S4>;
 
 enum Kind<T: Float> {
     /// No gradient: data, detached values, results of ops on constants or under no_grad.
@@ -25,7 +30,7 @@ enum Kind<T: Float> {
     Param(Param<T>),
     /// A recorded op. The box is taken out while its backward rule runs.
     Op {
-        op: Option<Box<dyn Op<T>>>,
+        op: Option<OpBox<T>>,
         parents: SmallVec<[usize; 2]>,
     },
 }
@@ -406,7 +411,7 @@ impl<T: Float> Tape<T> {
         }
         let kind = if requires {
             Kind::Op {
-                op: Some(Box::new(op)),
+                op: Some(smallbox!(op)),
                 parents: {
                     let mut ids = SmallVec::new();
                     for v in inputs {
