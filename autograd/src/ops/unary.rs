@@ -68,7 +68,7 @@ macro_rules! unary_op {
 
 unary_op!(
     /// `y = eˣ`; `dy/dx = y`.
-    Exp, "exp", |v| v.exp(), |x, y| Ok(y), value |x, y| y
+    Exp, "exp", |v| v.exp_v(), |x, y| Ok(y), value |x, y| y
 );
 unary_op!(
     /// `y = ln x`; `dy/dx = 1/x`.
@@ -129,11 +129,14 @@ unary_op!(
 /// The logistic function, split by sign so `exp` never overflows.
 #[inline]
 pub(crate) fn sigmoid<T: Float>(v: T) -> T {
+    // e^{-|v|} ≤ 1 never overflows; both branches are computed and one selected, so a loop
+    // over this vectorises.
+    let e = (-v.abs()).exp_v();
+    let r = T::one() / (T::one() + e);
     if v >= T::zero() {
-        T::one() / (T::one() + (-v).exp())
+        r
     } else {
-        let e = v.exp();
-        e / (T::one() + e)
+        e * r
     }
 }
 
