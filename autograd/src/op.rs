@@ -180,24 +180,7 @@ impl<T: Float, U: UnaryDerivative<T>> Op<T> for Unary<U> {
         if !U::HAS_DF_VALUE {
             return None;
         }
-        let (xs, ys, gs) = (x[0].as_slice(), y.as_slice(), g.as_slice());
-        if let ([x], [y1], [g]) = (xs, ys, gs) {
-            // One element: stays inline, no buffer to allocate.
-            let d = *g * self.0.df_value(*x, *y1);
-            return Some(smallvec::smallvec![Some(Tensor::full(
-                y.shape().clone(),
-                d
-            ))]);
-        }
-        let d = xs
-            .iter()
-            .zip(ys)
-            .zip(gs)
-            .map(|((&x, &y), &g)| g * self.0.df_value(x, y))
-            .collect();
-        Some(smallvec::smallvec![Some(Tensor::from_parts(
-            d,
-            y.shape().clone()
-        ))])
+        let d = x[0].zip3_map(y, g, |x, y, g| g * self.0.df_value(x, y));
+        Some(smallvec::smallvec![Some(d)])
     }
 }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::op::{BackwardCx, Op};
-use crate::tensor::{Float, Shape, Tensor, PAD};
+use crate::tensor::{Float, Shape, Tensor};
 use crate::var::Var;
 
-/// `out[k] = flat(x)[idx[k]]`, `fill` at [`PAD`]; output shaped `shape`.
+/// `out[k] = flat(x)[idx[k]]`, `fill` at [`PAD`](crate::tensor::PAD); output shaped `shape`.
 #[derive(Debug, Clone)]
 pub struct GatherFlat<T> {
     pub(crate) idx: Arc<[usize]>,
@@ -92,7 +92,7 @@ impl<'t, T: Float> Var<'t, T> {
         })
     }
 
-    /// `out[k] = flat(self)[idx[k]]` (or `fill` where `idx[k]` is [`PAD`]), shaped `shape`:
+    /// `out[k] = flat(self)[idx[k]]` (or `fill` where `idx[k]` is [`PAD`](crate::tensor::PAD)), shaped `shape`:
     /// the general differentiable gather; its gradient scatters back.
     ///
     /// # Errors
@@ -101,17 +101,8 @@ impl<'t, T: Float> Var<'t, T> {
     #[track_caller]
     pub fn gather_flat(self, idx: Vec<usize>, shape: impl Into<Shape>, fill: T) -> Result<Self> {
         let shape = shape.into();
-        let n = self.shape().numel();
-        if idx.len() != shape.numel() || idx.iter().any(|&i| i != PAD && i >= n) {
-            return Err(Error::invalid(
-                "gather_flat",
-                format!(
-                    "{} indices (each below {n}) for an output of shape {shape}",
-                    idx.len()
-                ),
-                &self.shape(),
-            ));
-        }
+        let own = self.shape();
+        crate::tensor::check_flat_indices("gather_flat", &idx, shape.numel(), own.numel(), &own)?;
         Ok(self.gather_named("gather_flat", idx, shape, fill))
     }
 

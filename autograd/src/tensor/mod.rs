@@ -14,6 +14,7 @@
 mod float;
 pub(crate) mod kernels;
 mod ops;
+pub(crate) use ops::check_flat_indices;
 mod shape;
 
 use std::fmt;

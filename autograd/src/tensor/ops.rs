@@ -22,6 +22,27 @@ impl<T: Float> Tensor<T> {
         )
     }
 
+    /// `f(a, b, c)` over three tensors of `self`'s shape (the caller guarantees the
+    /// shapes), with the same inline one-element path as [`Tensor::map`].
+    pub(crate) fn zip3_map(&self, b: &Self, c: &Self, f: impl Fn(T, T, T) -> T) -> Self {
+        if let (Storage::One(x), Storage::One(y), Storage::One(z)) =
+            (&self.storage, &b.storage, &c.storage)
+        {
+            return Tensor {
+                storage: Storage::One(f(*x, *y, *z)),
+                shape: self.shape.clone(),
+            };
+        }
+        let data = self
+            .as_slice()
+            .iter()
+            .zip(b.as_slice())
+            .zip(c.as_slice())
+            .map(|((&x, &y), &z)| f(x, y, z))
+            .collect();
+        Self::from_parts(data, self.shape.clone())
+    }
+
     /// `f` applied to every element in place (copying first if the buffer is shared).
     pub fn mapv_inplace(&mut self, f: impl Fn(T) -> T) {
         self.as_mut_slice().iter_mut().for_each(|x| *x = f(*x));
@@ -333,7 +354,7 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn gather_flat(&self, idx: &[usize], shape: impl Into<Shape>, fill: T) -> Result<Self> {
         let shape = shape.into();
-        check_flat_indices("gather_flat", idx, &shape, self)?;
+        check_flat_indices("gather_flat", idx, shape.numel(), self.numel(), &self.shape)?;
         Ok(self.gather_flat_unchecked(idx, shape, fill))
     }
 
@@ -351,8 +372,7 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn scatter_add_flat(&self, idx: &[usize], shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();
-        let target = Tensor::<T>::zeros(shape.clone());
-        check_flat_indices("scatter_add_flat", idx, &self.shape, &target)?;
+        check_flat_indices("scatter_add_flat", idx, self.numel(), shape.numel(), &shape)?;
         Ok(self.scatter_add_flat_unchecked(idx, shape))
     }
 
@@ -406,25 +426,29 @@ impl<T: Float> Tensor<T> {
     }
 }
 
+/// Checks a flat index list: `count` entries, each below `bound` or [`PAD`](super::PAD).
+/// `shape` is the indexed tensor's, for the message. Shared by the tensor and `Var` forms
+/// of gather and scatter.
 #[track_caller]
-fn check_flat_indices<T: Float>(
+pub(crate) fn check_flat_indices(
     op: &'static str,
     idx: &[usize],
+    count: usize,
+    bound: usize,
     shape: &Shape,
-    src: &Tensor<T>,
 ) -> Result<()> {
-    if idx.len() != shape.numel() {
+    if idx.len() != count {
         return Err(Error::invalid(
             op,
-            format!("{} indices for an output of shape {shape}", idx.len()),
-            src.shape(),
+            format!("{} indices where {count} are needed", idx.len()),
+            shape,
         ));
     }
-    if let Some(&bad) = idx.iter().find(|&&i| i != super::PAD && i >= src.numel()) {
+    if let Some(&bad) = idx.iter().find(|&&i| i != super::PAD && i >= bound) {
         return Err(Error::invalid(
             op,
-            format!("flat index {bad} is out of range"),
-            src.shape(),
+            format!("flat index {bad} is out of range (below {bound} needed)"),
+            shape,
         ));
     }
     Ok(())
