@@ -83,21 +83,13 @@ pub(crate) fn zip_broadcast<T: Copy, U>(
         let x = a[0];
         return b.iter().map(|&y| f(x, y)).collect();
     }
-    // A bias row added to every row of a matrix (b's shape a suffix of a's, or the
-    // reverse): whole rows at a time, which vectorise, instead of the odometer.
-    if sa == out_shape && !b.is_empty() && is_suffix(sb, out_shape) {
-        let mut out = Vec::with_capacity(a.len());
-        for row in a.chunks_exact(b.len()) {
-            out.extend(row.iter().zip(b).map(|(&x, &y)| f(x, y)));
-        }
-        return out;
+    // A bias row added to every row of a matrix (one shape a suffix of the other): whole
+    // rows at a time, which vectorise, instead of the odometer.
+    if sa == out_shape && is_suffix(sb, out_shape) {
+        return by_rows(a, b, &f);
     }
-    if sb == out_shape && !a.is_empty() && is_suffix(sa, out_shape) {
-        let mut out = Vec::with_capacity(b.len());
-        for row in b.chunks_exact(a.len()) {
-            out.extend(a.iter().zip(row).map(|(&x, &y)| f(x, y)));
-        }
-        return out;
+    if sb == out_shape && is_suffix(sa, out_shape) {
+        return by_rows(b, a, |y, x| f(x, y));
     }
     let (ta, tb) = (
         sa.broadcast_strides(out_shape),
@@ -105,6 +97,18 @@ pub(crate) fn zip_broadcast<T: Copy, U>(
     );
     let mut out = Vec::with_capacity(out_shape.numel());
     walk2(out_shape, &ta, &tb, |i, j| out.push(f(a[i], b[j])));
+    out
+}
+
+/// `f(full[i], row[i mod row.len()])` over `full`, one row at a time.
+fn by_rows<T: Copy, U>(full: &[T], row: &[T], f: impl Fn(T, T) -> U) -> Vec<U> {
+    let mut out = Vec::with_capacity(full.len());
+    if row.is_empty() {
+        return out;
+    }
+    for chunk in full.chunks_exact(row.len()) {
+        out.extend(chunk.iter().zip(row).map(|(&x, &y)| f(x, y)));
+    }
     out
 }
 
