@@ -37,6 +37,7 @@ mod tape;
 pub mod tensor;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transforms;
 mod var;
 
 pub use error::{Error, Loc, Phase, Result};
