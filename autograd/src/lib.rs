@@ -30,6 +30,9 @@
 
 pub mod error;
 pub mod gradcheck;
+#[cfg(feature = "ndarray")]
+mod ndarray_interop;
+pub mod npy;
 pub mod op;
 pub mod ops;
 mod param;

@@ -18,9 +18,9 @@
 //! ```
 //! use autograd::{transforms, Tensor};
 //! // f(x, y) = Σ x² y
-//! let f = |v: &[autograd::Var<'_, f64>]| Ok(v[0].square().mul(v[1])?.sum());
+//! let f = transforms::func(|v| Ok(v[0].square().mul(v[1])?.sum()));
 //! let (x, y) = (Tensor::from_vec(vec![1.0, 2.0], [2])?, Tensor::from_vec(vec![3.0, 4.0], [2])?);
-//! let h = transforms::hessian(f, &[x.clone(), y.clone()])?;
+//! let h = transforms::hessian(&f, &[x.clone(), y])?;
 //! assert_eq!(h[0][0].to_vec(), vec![6.0, 0.0, 0.0, 8.0]);   // ∂²f/∂x² = diag(2y)
 //! assert_eq!(h[0][1].to_vec(), vec![2.0, 0.0, 0.0, 4.0]);   // ∂²f/∂x∂y = diag(2x)
 //! let (_, jv) = transforms::jvp(|v| Ok(v[0].square()), &[x], &[Tensor::from_vec(vec![1.0, 1.0], [2])?])?;
