@@ -2,8 +2,13 @@
 //! network building blocks ([`nn`]) and PyTorch-exact optimisers ([`optim`]).
 #![warn(missing_docs)]
 
-pub mod datasets;
+pub mod data;
 pub mod guide;
+
+/// The data sets, under their former path (the examples still import them from here).
+pub mod datasets {
+    pub use crate::data::{digits_path, DataError, Digits};
+}
 
 pub use autograd;
 pub use nn;
