@@ -15,8 +15,6 @@
 //! Both train with the same SGD + momentum, batch order and seeds; gradients by autograd,
 //! the step-0 diagnosis by [`nn::diagnose`].
 
-mod common;
-
 // glibc's allocator hands large freed buffers back to the OS and page-faults them in again
 // on the next step; on graphs of large tensors that cost 7x in backward (measured:
 // tanh forward+backward on 10^6 elements, 11.5 vs 1.3 ns/element). mimalloc keeps them.
@@ -28,8 +26,8 @@ use std::time::Instant;
 use anyhow::Result;
 use autograd::{Tape, Tensor};
 use clap::Parser;
-use common::{line_chart, out_dir, print_table, Series};
 use gradlab::datasets::{digits_path, Digits};
+use gradlab::plot::{line_chart, out_dir, print_table, Series};
 use nn::{loss, Ctx, Init, LinearConfig, Module, Relu, Sequential, Sigmoid};
 use optim::{Optim, Optimizer, Sgd};
 use rand::seq::SliceRandom;

@@ -15,8 +15,6 @@
 //! unit-Gaussian inputs and reports each layer's activation statistics and the loss's
 //! gradient with respect to each layer output and each weight (by autograd).
 
-mod common;
-
 // glibc's allocator hands large freed buffers back to the OS and page-faults them in again
 // on the next step; on graphs of large tensors that cost 7x in backward (measured:
 // tanh forward+backward on 10^6 elements, 11.5 vs 1.3 ns/element). mimalloc keeps them.
@@ -26,7 +24,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::Result;
 use autograd::{Tape, Tensor, Var};
 use clap::Parser;
-use common::{histogram_grid, line_chart, out_dir, print_table, HistPanel, Series};
+use gradlab::plot::{histogram_grid, line_chart, out_dir, print_table, HistPanel, Series};
 use nn::{Ctx, Init, LinearConfig, Module, Relu, Report, Sequential, Tanh};
 use rand::{rngs::StdRng, SeedableRng};
 

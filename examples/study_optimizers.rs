@@ -14,7 +14,6 @@
 //! `--sweep` prints steps-to-tolerance over a grid of learning rates: the table the fixed
 //! learning rates below were read from.
 
-mod common;
 #[path = "common/surfaces.rs"]
 mod surfaces;
 
@@ -29,7 +28,7 @@ use std::time::Instant;
 use anyhow::Result;
 use autograd::{Param, Tape, Tensor, Var};
 use clap::Parser;
-use common::{out_dir, print_table};
+use gradlab::plot::{out_dir, print_table};
 use optim::{Adagrad, Adam, NAdam, Optim, Optimizer, RmsProp, Sgd};
 use surfaces::{contour_chart, Grid, Path2};
 

@@ -19,8 +19,6 @@
 //! images is measured every `--eval-every` iterations, because on digits 25 % is reached
 //! within the first epoch; the table reports iterations (and epochs = iterations / 47).
 
-mod common;
-
 // glibc's allocator hands large freed buffers back to the OS and page-faults them in again
 // on the next step; on graphs of large tensors that cost 7x in backward (measured:
 // tanh forward+backward on 10^6 elements, 11.5 vs 1.3 ns/element). mimalloc keeps them.
@@ -32,8 +30,8 @@ use std::time::Instant;
 use anyhow::Result;
 use autograd::{Tape, Tensor};
 use clap::Parser;
-use common::{line_chart, out_dir, print_table, Series};
 use gradlab::datasets::{digits_path, Digits};
+use gradlab::plot::{line_chart, out_dir, print_table, Series};
 use nn::loss::{cross_entropy, Reduction};
 use nn::{Ctx, Init, LinearConfig, Module, Relu, Sequential, Tanh};
 use optim::{Optim, Optimizer, Sgd};

@@ -4,6 +4,7 @@
 
 pub mod data;
 pub mod guide;
+pub mod plot;
 
 /// The data sets, under their former path (the examples still import them from here).
 pub mod datasets {
