@@ -4,7 +4,9 @@
 
 pub mod data;
 pub mod guide;
+pub mod metrics;
 pub mod plot;
+pub mod report;
 
 /// The data sets, under their former path (the examples still import them from here).
 pub mod datasets {

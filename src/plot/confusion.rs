@@ -48,7 +48,9 @@ pub fn confusion_matrix_svg(
     }
     let cell = if k <= 12 { 40 } else { 24 };
     let (left, top) = (70, 60);
-    let (w, h) = (left + cell * k + 20, top + cell * k + 50);
+    // wide enough for the title too (about 9 px per character at 16 px)
+    let w = (left + cell * k + 20).max(9 * title.chars().count() + 40);
+    let h = top + cell * k + 50;
     let mut s = String::new();
     // `write!` into a String cannot fail.
     let _ = write!(
