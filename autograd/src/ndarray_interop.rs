@@ -44,6 +44,9 @@ impl<T: Float> Tensor<T> {
     }
 
     /// The tensor as an `ndarray` array of dynamic rank (a copy).
+    ///
+    /// # Panics
+    /// Never: a tensor's elements always fill its shape (an invariant of `Tensor`).
     pub fn to_ndarray(&self) -> ArrayD<T> {
         Array::from_shape_vec(IxDyn(self.dims()), self.to_vec())
             .expect("internal: a tensor's data fills its shape")

@@ -286,20 +286,16 @@ impl Npy {
         }
         let mut raw = vec![0u8; header_len];
         read_prefix(&mut r, &mut raw).map_err(io_err(Path::new("")))?;
-        let text = if major == 3 {
-            String::from_utf8(raw).map_err(|e| NpyError::BadHeader {
-                reason: "header is not UTF-8",
-                header: String::from_utf8_lossy(e.as_bytes()).into_owned(),
-            })?
-        } else {
-            if !raw.is_ascii() {
-                return Err(NpyError::BadHeader {
-                    reason: "a version 1 or 2 header must be ASCII",
-                    header: String::from_utf8_lossy(&raw).into_owned(),
-                });
-            }
-            String::from_utf8(raw).expect("internal: ASCII is UTF-8")
-        };
+        if major != 3 && !raw.is_ascii() {
+            return Err(NpyError::BadHeader {
+                reason: "a version 1 or 2 header must be ASCII",
+                header: String::from_utf8_lossy(&raw).into_owned(),
+            });
+        }
+        let text = String::from_utf8(raw).map_err(|e| NpyError::BadHeader {
+            reason: "header is not UTF-8",
+            header: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })?;
         let h = parse_header(&text)?;
         let n = numel(&h.shape)?;
         let bytes = n
@@ -326,7 +322,7 @@ impl Npy {
             shape: h.shape,
             data,
         };
-        Ok(if h.fortran { npy.from_fortran() } else { npy })
+        Ok(if h.fortran { npy.into_c_order() } else { npy })
     }
 
     /// Reads a `.npy` file, which must hold exactly one array and nothing after it.
@@ -435,7 +431,7 @@ impl Npy {
     }
 
     /// Reorders Fortran-order (column-major) elements into row-major.
-    fn from_fortran(self) -> Self {
+    fn into_c_order(self) -> Self {
         let shape = self.shape;
         let r = shape.len();
         // Element at row-major index i has multi-index m; its column-major offset is

@@ -429,10 +429,9 @@ mod tests {
         Ok((items, rng.next_u64()))
     }
 
-    fn loader(
-        n: usize,
-        opts: LoaderOptions,
-    ) -> DataLoader<Numbers, fn(Vec<usize>, &mut BatchRng) -> Result<Batch, DataError>> {
+    type CollateFn = fn(Vec<usize>, &mut BatchRng) -> Result<Batch, DataError>;
+
+    fn loader(n: usize, opts: LoaderOptions) -> DataLoader<Numbers, CollateFn> {
         DataLoader::new(numbers(n), opts, collate as _).unwrap()
     }
 

@@ -256,8 +256,9 @@ pub fn histogram_grid_svg(
     bins: usize,
 ) -> Result<String, PlotError> {
     let (x0, x1) = x_range;
-    // also rejects NaN bounds
-    if bins == 0 || !(x0 < x1) || rows == 0 || cols == 0 {
+    // `partial_cmp` also rejects NaN bounds
+    let ordered = x0.partial_cmp(&x1) == Some(std::cmp::Ordering::Less);
+    if bins == 0 || !ordered || rows == 0 || cols == 0 {
         return Err(PlotError::Invalid {
             figure: title.to_string(),
             reason: "needs bins > 0, a non-empty x range and a grid of at least 1×1",

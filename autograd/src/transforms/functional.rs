@@ -521,15 +521,25 @@ pub(super) mod tests {
     #[test]
     fn mismatched_or_non_scalar_arguments_are_typed_errors() {
         let x = rand(&[3], 18);
-        let e = jvp(|v| Ok(v[0].exp()), &[x.clone()], &[rand(&[2], 1)]).unwrap_err();
+        let e = jvp(
+            |v| Ok(v[0].exp()),
+            std::slice::from_ref(&x),
+            &[rand(&[2], 1)],
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::ShapeMismatch { op: "jvp", .. }), "{e}");
-        let e = jvp(|v| Ok(v[0].exp()), &[x.clone()], &[]).unwrap_err();
+        let e = jvp(|v| Ok(v[0].exp()), std::slice::from_ref(&x), &[]).unwrap_err();
         assert!(matches!(e, Error::InvalidArgument { op: "jvp", .. }), "{e}");
-        let e = hvp(|v| Ok(v[0].exp()), &[x.clone()], &[x.clone()]).unwrap_err();
+        let e = hvp(
+            |v| Ok(v[0].exp()),
+            std::slice::from_ref(&x),
+            std::slice::from_ref(&x),
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::NotScalar { op: "hvp", .. }), "{e}");
-        let e = hessian(|v| Ok(v[0].exp()), &[x.clone()]).unwrap_err();
+        let e = hessian(|v| Ok(v[0].exp()), std::slice::from_ref(&x)).unwrap_err();
         assert!(matches!(e, Error::NotScalar { op: "hessian", .. }), "{e}");
-        let e = value_and_grad(|v| Ok(v[0].exp()), &[x.clone()]).unwrap_err();
+        let e = value_and_grad(|v| Ok(v[0].exp()), std::slice::from_ref(&x)).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -559,7 +569,12 @@ pub(super) mod tests {
     #[test]
     fn transforms_run_in_f32() {
         let x = Tensor::from_vec(vec![0.5f32, -1.0], [2]).unwrap();
-        let (_, jv) = jvp(|v| Ok(v[0].square()), &[x.clone()], &[x.ones_like()]).unwrap();
+        let (_, jv) = jvp(
+            |v| Ok(v[0].square()),
+            std::slice::from_ref(&x),
+            &[x.ones_like()],
+        )
+        .unwrap();
         assert_eq!(jv.to_vec(), vec![1.0f32, -2.0]);
         let h = hessian(|v| Ok(v[0].powf(3.0).sum()), &[x]).unwrap();
         assert_eq!(h[0][0].to_vec(), vec![3.0f32, 0.0, 0.0, -6.0]);

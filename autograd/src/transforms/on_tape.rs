@@ -267,8 +267,8 @@ mod tests {
         let g = transforms::func(|v: &[Var<'_, f64>]| {
             v[0].tape().jvp(smooth(&v[..2])?, &v[..2], &v[2..])
         });
-        gradcheck(&g, &all, &GradcheckOptions::default()).unwrap();
-        gradgradcheck(&g, &all, &GradcheckOptions::default()).unwrap();
+        gradcheck(g, &all, &GradcheckOptions::default()).unwrap();
+        gradgradcheck(g, &all, &GradcheckOptions::default()).unwrap();
     }
 
     #[test]
