@@ -1,20 +1,5 @@
-//! Per-example gradients: `∂loss_i/∂θ` for every example `i` of a batch.
-//!
-//! Both functions take the same closure, `f(params, batch) -> losses`, where each param
-//! arrives with a leading batch axis (one copy per example, `[B', ..shape]`), each batch
-//! tensor holds `B'` examples along its first axis, and `f` returns the `B'` per-example
-//! losses. Written with broadcasting ops (`x.unsqueeze(1).matmul_t(w, false, true)` for a
-//! linear layer), the same code serves any `B'`.
-//!
-//! [`per_sample_grads`] calls `f` once with `B' = B`: since `loss_i` reads only copy `i`
-//! of the parameters, `∂(Σ_i loss_i)/∂θ_i = ∂loss_i/∂θ`, and one forward and one backward
-//! pass give all `B` gradients (the trick behind `torch.func.vmap(grad(..))` for such
-//! models). What it costs: `B` copies of every parameter (`B·|θ|` values, the size of the
-//! result anyway), and each product becomes `B` matrix-vector products instead of one
-//! matrix-matrix product. [`per_sample_grads_loop`] calls `f` once per example (`B' = 1`):
-//! `B` forward and backward passes, but it works for any model, including one that can
-//! only use a single set of parameters (squeeze the leading axis inside `f`) or one that
-//! mixes examples (batch norm), where the vectorised form would be wrong.
+//! Per-example gradients; the closure's contract and the costs are in the
+//! [`transforms`](super) docs.
 
 use std::panic::Location;
 
@@ -113,7 +98,7 @@ fn example<T: Float>(t: &Tensor<T>, i: usize) -> Result<Tensor<T>> {
 
 /// The gradient of each example's loss with respect to `params`, in one forward and one
 /// backward pass over per-example copies of the parameters (see the
-/// [module docs](self) for the closure's contract and the cost).
+/// [module docs](super) for the closure's contract and the cost).
 ///
 /// `f(params, batch)` receives each param as `[B, ..shape]` (copy `i` for example `i`) and
 /// each batch tensor as given, and returns the `[B]` per-example losses.
@@ -166,7 +151,7 @@ where
 
 /// [`per_sample_grads`] computed one example at a time: `f` is called `B` times, with each
 /// param as `[1, ..shape]` and each batch tensor's example `i` as `[1, ..]`, and must return
-/// a `[1]` loss. Slower, but right for any model (see the [module docs](self)).
+/// a `[1]` loss. Slower, but right for any model (see the [module docs](super)).
 ///
 /// # Errors
 /// As [`per_sample_grads`] (with `[1]` as the expected loss shape).
