@@ -13,8 +13,8 @@ use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{
-    parse_macro_input, parse_quote, Data, DeriveInput, Expr, Fields, GenericParam, Generics,
-    Ident, Lifetime, Path, Type, TypeParamBound, WherePredicate,
+    parse_macro_input, parse_quote, Data, DeriveInput, Expr, Fields, GenericParam, Generics, Ident,
+    Lifetime, Path, Type, TypeParamBound, WherePredicate,
 };
 
 /// `#[derive(Module)]`: see `nn::Module` (the derive) for the attributes.
@@ -127,11 +127,7 @@ fn fields(input: &DeriveInput, attr_name: &str) -> syn::Result<Vec<(TokenStream2
 /// is, is decided by traits.
 fn float_param(generics: &Generics) -> Option<Ident> {
     let is_float = |b: &TypeParamBound| match b {
-        TypeParamBound::Trait(t) => t
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "Float"),
+        TypeParamBound::Trait(t) => t.path.segments.last().is_some_and(|s| s.ident == "Float"),
         _ => false,
     };
     for p in generics.type_params() {
@@ -266,7 +262,9 @@ fn vars_impl(input: &DeriveInput) -> syn::Result<TokenStream2> {
         Some(l) => l.lifetime.clone(),
         None => {
             let l = Lifetime::new("'__nn_t", Span::call_site());
-            generics.params.insert(0, GenericParam::Lifetime(parse_quote!(#l)));
+            generics
+                .params
+                .insert(0, GenericParam::Lifetime(parse_quote!(#l)));
             l
         }
     };

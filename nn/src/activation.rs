@@ -103,6 +103,7 @@ macro_rules! elementwise {
         impl<T: Float> Forward<T> for $ty {
             type Input<'t> = Var<'t, T>;
             type Output<'t> = Var<'t, T>;
+            #[track_caller]
             fn forward<'t>(&self, _cx: &Ctx<'t, T>, $x: Var<'t, T>) -> Result<Var<'t, T>> {
                 let $s = self;
                 Ok($body)
@@ -380,6 +381,7 @@ pub struct Softmax {
 impl<T: Float> Forward<T> for Softmax {
     type Input<'t> = Var<'t, T>;
     type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         softmax(x, self.dim)
     }
@@ -394,6 +396,7 @@ pub struct LogSoftmax {
 impl<T: Float> Forward<T> for LogSoftmax {
     type Input<'t> = Var<'t, T>;
     type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         log_softmax(x, self.dim)
     }
@@ -430,6 +433,7 @@ impl<T: Float> PRelu<T> {
 impl<T: Float> Forward<T> for PRelu<T> {
     type Input<'t> = Var<'t, T>;
     type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         prelu(x, cx.param(&self.weight))
     }

@@ -409,7 +409,9 @@ mod tests {
         assert_eq!(relu.saturated, None);
         // no gradient reaches the dead units' incoming weights
         let tape = Tape::new();
-        let y = Ctx::new(&tape).call(&net, tape.constant(x.clone())).unwrap();
+        let y = Ctx::new(&tape)
+            .call(&net, tape.constant(x.clone()))
+            .unwrap();
         y.square().mean().backward().unwrap();
         let g = net.named_parameters()[0].1.grad().unwrap();
         assert!(g.as_slice()[..16 * 32].iter().all(|&v| v == 0.0));

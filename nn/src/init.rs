@@ -92,7 +92,11 @@ pub fn calculate_gain(nonlinearity: &dyn Activation) -> Result<f64> {
 pub fn fans(shape: &Shape) -> Result<(usize, usize)> {
     let d = shape.dims();
     if d.len() < 2 {
-        return Err(init_error("fans", "fan in and fan out need a tensor with at least 2 dimensions".into(), shape.clone()));
+        return Err(init_error(
+            "fans",
+            "fan in and fan out need a tensor with at least 2 dimensions".into(),
+            shape.clone(),
+        ));
     }
     let receptive: usize = d[2..].iter().product();
     Ok((d[1] * receptive, d[0] * receptive))
@@ -110,7 +114,11 @@ fn fan(shape: &Shape, mode: FanMode) -> Result<usize> {
 #[track_caller]
 fn nonzero_fan(init: &'static str, shape: &Shape, n: usize) -> Result<f64> {
     if n == 0 {
-        return Err(init_error(init, "the fan is zero, so the scale is undefined".into(), shape.clone()));
+        return Err(init_error(
+            init,
+            "the fan is zero, so the scale is undefined".into(),
+            shape.clone(),
+        ));
     }
     Ok(n as f64)
 }
@@ -118,7 +126,11 @@ fn nonzero_fan(init: &'static str, shape: &Shape, n: usize) -> Result<f64> {
 #[track_caller]
 fn check_finite(init: &'static str, shape: &Shape, vals: &[(&str, f64)]) -> Result<()> {
     if let Some((name, v)) = vals.iter().find(|(_, v)| !v.is_finite()) {
-        return Err(init_error(init, format!("{name} must be finite, got {v}"), shape.clone()));
+        return Err(init_error(
+            init,
+            format!("{name} must be finite, got {v}"),
+            shape.clone(),
+        ));
     }
     Ok(())
 }
@@ -152,7 +164,11 @@ pub fn normal<T: Float>(
     let shape = shape.into();
     check_finite("normal", &shape, &[("mean", mean), ("std", std)])?;
     if std < 0.0 {
-        return Err(init_error("normal", format!("std must be non-negative, got {std}"), shape));
+        return Err(init_error(
+            "normal",
+            format!("std must be non-negative, got {std}"),
+            shape,
+        ));
     }
     let z = Tensor::<f64>::randn(shape, rng);
     Ok(z.map(|v| mean + std * v).cast())
@@ -172,7 +188,11 @@ pub fn uniform<T: Float>(
     let shape = shape.into();
     check_finite("uniform", &shape, &[("a", a), ("b", b)])?;
     if a > b {
-        return Err(init_error("uniform", format!("lower bound {a} exceeds upper bound {b}"), shape));
+        return Err(init_error(
+            "uniform",
+            format!("lower bound {a} exceeds upper bound {b}"),
+            shape,
+        ));
     }
     Ok(Tensor::<f64>::uniform(shape, a, b, rng).cast())
 }
@@ -339,7 +359,11 @@ pub fn orthogonal<T: Float>(
         let norm = col.iter().map(|v| v * v).sum::<f64>().sqrt();
         if norm <= f64::EPSILON {
             // A Gaussian matrix is rank-deficient with probability zero.
-            return Err(init_error("orthogonal", "the random matrix was numerically rank-deficient".into(), shape));
+            return Err(init_error(
+                "orthogonal",
+                "the random matrix was numerically rank-deficient".into(),
+                shape,
+            ));
         }
         col.iter_mut().for_each(|v| *v /= norm);
     }

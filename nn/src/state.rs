@@ -370,10 +370,12 @@ fn staged_generators<T: Float, M: Module<T> + ?Sized>(
     }
     let mut out = Vec::new();
     for (name, g) in module.named_generators() {
-        let hex = saved.remove(name.as_str()).ok_or_else(|| Error::StateGenerator {
-            name: name.clone(),
-            reason: "the file has generator states, but not this one".into(),
-        })?;
+        let hex = saved
+            .remove(name.as_str())
+            .ok_or_else(|| Error::StateGenerator {
+                name: name.clone(),
+                reason: "the file has generator states, but not this one".into(),
+            })?;
         let state = GeneratorState::from_hex(hex).ok_or_else(|| Error::StateGenerator {
             name: name.clone(),
             reason: format!("malformed state {hex:?}"),

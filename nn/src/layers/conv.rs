@@ -148,6 +148,7 @@ impl<T: Float> Conv2d<T> {
 impl<T: Float> Forward<T> for Conv2d<T> {
     type Input<'t> = Var<'t, T>;
     type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let s = x.shape();
         let c = &self.config;

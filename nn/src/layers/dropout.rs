@@ -92,6 +92,7 @@ impl Dropout {
 impl<T: Float> Forward<T> for Dropout {
     type Input<'t> = Var<'t, T>;
     type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let training = self.mode.is_training();
         if !training || self.p == 0.0 {

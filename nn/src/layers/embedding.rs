@@ -80,6 +80,7 @@ impl<T: Float> Embedding<T> {
 impl<T: Float> Forward<T> for Embedding<T> {
     type Input<'t> = Var<'t, T>;
     type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let xv = x.value();
         let n = self.weight.shape()[0];

@@ -27,6 +27,7 @@ impl Default for Flatten {
 impl<T: Float> Forward<T> for Flatten {
     type Input<'t> = Var<'t, T>;
     type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         Ok(x.flatten(self.start_dim, self.end_dim)?)
     }

@@ -111,6 +111,7 @@ impl<T: Float> Linear<T> {
 impl<T: Float> Forward<T> for Linear<T> {
     type Input<'t> = Var<'t, T>;
     type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let s = x.shape();
         if s.rank() == 0 || s[s.rank() - 1] != self.in_features {

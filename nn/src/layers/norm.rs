@@ -180,6 +180,7 @@ impl<T: Float, const D: usize> BatchNorm<T, D> {
 impl<T: Float, const D: usize> Forward<T> for BatchNorm<T, D> {
     type Input<'t> = Var<'t, T>;
     type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let s = x.shape();
         self.check_input(&s)?;
@@ -299,6 +300,7 @@ impl<T: Float> LayerNorm<T> {
 impl<T: Float> Forward<T> for LayerNorm<T> {
     type Input<'t> = Var<'t, T>;
     type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let s = x.shape();
         let k = self.normalized_shape.len();

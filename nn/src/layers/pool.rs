@@ -40,6 +40,7 @@ impl MaxPool2d {
 impl<T: Float> Forward<T> for MaxPool2d {
     type Input<'t> = Var<'t, T>;
     type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         check("MaxPool2d", x)?;
         Ok(x.max_pool2d(self.kernel_size, self.stride, self.padding)?)
@@ -72,6 +73,7 @@ impl AvgPool2d {
 impl<T: Float> Forward<T> for AvgPool2d {
     type Input<'t> = Var<'t, T>;
     type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         check("AvgPool2d", x)?;
         Ok(x.avg_pool2d(self.kernel_size, self.stride, self.padding)?)

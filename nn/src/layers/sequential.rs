@@ -93,6 +93,7 @@ impl<T: Float> Visit<T> for Sequential<T> {
 impl<T: Float> Forward<T> for Sequential<T> {
     type Input<'t> = Var<'t, T>;
     type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let mut h = x;
         for (i, layer) in self.layers.iter().enumerate() {

@@ -9,7 +9,7 @@ use std::panic::Location;
 use autograd::{Float, Loc, Param, ParamId, Tape, Var};
 
 use super::forward::{Forward, Layer, Vars};
-use super::visit::{join, walk, ModuleId, Module};
+use super::visit::{join, walk, Module, ModuleId};
 use crate::error::{Error, ModuleError, Result};
 
 /// What a forward hook sees of one module call.
@@ -39,7 +39,7 @@ struct Substitute<'t, T: Float> {
 ///
 /// ```
 /// use autograd::{Tape, Tensor};
-/// use nn::{Ctx, Linear, Module, Relu, Sequential};
+/// use nn::{Ctx, Linear, Relu, Sequential};
 /// use rand::SeedableRng;
 ///
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
@@ -225,7 +225,9 @@ fn is_below(path: &str, prefix: &str) -> bool {
     if prefix.is_empty() {
         !path.is_empty()
     } else {
-        path.len() > prefix.len() && path.starts_with(prefix) && path[prefix.len()..].starts_with('.')
+        path.len() > prefix.len()
+            && path.starts_with(prefix)
+            && path[prefix.len()..].starts_with('.')
     }
 }
 

@@ -55,14 +55,17 @@ pub trait Forward<T: Float>: Module<T> {
     /// What `forward` returns (`Var<'t, T>` for a single-output layer).
     type Output<'t>: Vars<'t, T>;
 
-    /// The output for `input`, recorded on `cx`'s tape. Every op recorded here, and every
-    /// error raised here, points at the caller's line (`#[track_caller]` applies to every
-    /// implementation).
+    /// The output for `input`, recorded on `cx`'s tape.
+    ///
+    /// Ops recorded here (and errors raised here) carry the line that records them, as
+    /// anywhere else. The layers of this crate mark their `forward` `#[track_caller]`, so
+    /// theirs carry the line that called the layer (the `cx.call` in your code), never a
+    /// line of the library; a module of yours can do the same when its internals are
+    /// not what its users should see.
     ///
     /// # Errors
     /// [`Error::InputShape`](crate::Error::InputShape) when the input does not fit the
     /// module; tape errors.
-    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, input: Self::Input<'t>) -> Result<Self::Output<'t>>;
 }
 
@@ -83,6 +86,7 @@ impl<T: Float, M> Layer<T> for M
 where
     M: for<'t> Forward<T, Input<'t> = Var<'t, T>, Output<'t> = Var<'t, T>>,
 {
+    #[track_caller]
     fn forward_var<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         self.forward(cx, x)
     }
@@ -91,14 +95,25 @@ where
 impl<T: Float> Forward<T> for dyn Layer<T> + '_ {
     type Input<'t> = Var<'t, T>;
     type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         self.forward_var(cx, x)
+    }
+}
+
+impl<T: Float, M: Forward<T> + ?Sized> Forward<T> for &M {
+    type Input<'t> = M::Input<'t>;
+    type Output<'t> = M::Output<'t>;
+    #[track_caller]
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, input: M::Input<'t>) -> Result<M::Output<'t>> {
+        (**self).forward(cx, input)
     }
 }
 
 impl<T: Float, M: Forward<T> + ?Sized> Forward<T> for Box<M> {
     type Input<'t> = M::Input<'t>;
     type Output<'t> = M::Output<'t>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, input: M::Input<'t>) -> Result<M::Output<'t>> {
         (**self).forward(cx, input)
     }

@@ -120,9 +120,8 @@ where
             let outs = out.vars();
             let mut total: Option<Var<'_, f64>> = None;
             for (k, y) in outs.iter().enumerate() {
-                let c = Tensor::from_fn(y.shape(), |i| {
-                    1.0 + ((i + 7 * k) as f64 * 0.37).sin() * 0.5
-                });
+                let c =
+                    Tensor::from_fn(y.shape(), |i| 1.0 + ((i + 7 * k) as f64 * 0.37).sin() * 0.5);
                 let term = y.mul(tape.constant(c))?.sum();
                 total = Some(match total {
                     None => term,

@@ -65,7 +65,7 @@ pub use ctx::{Ctx, ModuleCall};
 pub use forward::{Forward, Layer, Vars};
 pub use gradcheck::gradcheck_module;
 pub use leaf::{Buffer, Generator, GeneratorState, Mode};
+pub(crate) use visit::short_type_name;
 #[doc(hidden)]
 pub use visit::ModuleId;
 pub use visit::{Field, Module, Plain, Visit};
-pub(crate) use visit::short_type_name;

@@ -269,6 +269,26 @@ pub(crate) fn short_type_name(full: &'static str) -> &'static str {
     base.rsplit("::").next().unwrap_or(base)
 }
 
+/// A reference to a module is that module (so `cx.call(&model, x)` works whether `model`
+/// is a module or a reference to one).
+impl<T: Float, M: Module<T> + ?Sized> Module<T> for &M {
+    fn visit_fields<'s>(&'s self, f: &mut dyn FnMut(&str, Field<'s, T>)) {
+        (**self).visit_fields(f)
+    }
+    fn type_name(&self) -> &'static str {
+        (**self).type_name()
+    }
+    fn activation(&self) -> Option<&dyn Activation> {
+        (**self).activation()
+    }
+    fn set_own_training(&self, training: bool) {
+        (**self).set_own_training(training)
+    }
+    fn module_id(&self) -> ModuleId {
+        (**self).module_id()
+    }
+}
+
 impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
     fn visit_fields<'s>(&'s self, f: &mut dyn FnMut(&str, Field<'s, T>)) {
         (**self).visit_fields(f)
