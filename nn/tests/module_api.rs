@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use autograd::{BackwardCx, Float, GradcheckOptions, Op, Param, Tape, Tensor, Var};
 use nn::{
     diagnose, gradcheck_module, state, Activation, Buffer, Conv2dConfig, Ctx, Dropout, Error,
-    Forward, Generator, Linear, Mode, Module, ModuleList, Relu, Sequential, Tanh,
+    Forward, Generator, Layer, Linear, Mode, Module, ModuleList, Relu, Sequential, Tanh,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -60,6 +60,7 @@ struct Tree<T: Float> {
     list: ModuleList<Leaf<T>>,
     seq: Sequential<T>,
     pair: Pair<T>,
+    boxed: Option<Box<dyn Layer<T>>>,
     own: Param<T>,
 }
 
@@ -80,6 +81,7 @@ fn tree() -> Tree<f64> {
             Linear::new(1, 1, &mut r).unwrap(),
             Linear::new(1, 1, &mut r).unwrap(),
         ),
+        boxed: Some(Box::new(Linear::new(1, 3, &mut r).unwrap())),
         own: Param::new(Tensor::ones([1])),
     }
 }
@@ -103,6 +105,8 @@ fn derive_names_fields_once_through_nesting_options_lists_and_sequentials() {
             "pair.0.bias",
             "pair.1.weight",
             "pair.1.bias",
+            "boxed.weight",
+            "boxed.bias",
         ]
     );
     let bufs: Vec<String> = t.named_buffers().into_iter().map(|(n, _)| n).collect();
@@ -135,8 +139,8 @@ fn derive_names_fields_once_through_nesting_options_lists_and_sequentials() {
     assert!(modules.contains(&("list.1".to_string(), "Leaf")));
     assert!(modules.contains(&("seq.1".to_string(), "Dropout")));
     assert!(!modules.iter().any(|(p, _)| p.starts_with("absent")));
-    // 2 + 3 + 2 + 2 + 2 + 3 + (4 + 2) + 2 · (1 + 1) + 1
-    assert_eq!(t.num_parameters(), 2 + 3 + 2 + 2 + 2 + 3 + 6 + 4 + 1);
+    // 2 + 3 + 2 + 2 + 2 + 3 + (4 + 2) + 2 · (1 + 1) + (3 + 3) + 1
+    assert_eq!(t.num_parameters(), 2 + 3 + 2 + 2 + 2 + 3 + 6 + 4 + 6 + 1);
 
     // train/eval reaches every Mode field, in options and lists too
     t.eval();
@@ -225,10 +229,9 @@ fn hooks_see_every_call_by_path_with_its_inputs_outputs_and_line() {
             call.location.line(),
         ))
     });
+    let x = tape.constant(Tensor::ones([5, 3]));
     let line = line!() + 1;
-    let y = cx
-        .call(&model, tape.constant(Tensor::ones([5, 3])))
-        .unwrap();
+    let y = cx.call(&model, x).unwrap();
     assert_eq!(y.dims(), [5, 2]);
     let seen = seen.borrow();
     let paths: Vec<(&str, &str)> = seen.iter().map(|s| (s.0.as_str(), s.1)).collect();

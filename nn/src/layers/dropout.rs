@@ -150,7 +150,7 @@ mod tests {
                     .map_err(Error::into_autograd)?;
                 Ok(y.square().sum())
             },
-            &[x.clone()],
+            std::slice::from_ref(&x),
             &GradcheckOptions::default(),
         )
         .unwrap();

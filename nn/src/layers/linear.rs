@@ -177,7 +177,13 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let x = Tensor::randn([4, 3], &mut rng);
         let fc = Linear::<f64>::new(3, 5, &mut rng).unwrap();
-        gradcheck_module(&fc, &[x.clone()], |v| v[0], &GradcheckOptions::default()).unwrap();
+        gradcheck_module(
+            &fc,
+            std::slice::from_ref(&x),
+            |v| v[0],
+            &GradcheckOptions::default(),
+        )
+        .unwrap();
         let cfg = LinearConfig {
             bias: false,
             ..LinearConfig::new(3, 2)

@@ -151,7 +151,13 @@ mod tests {
         );
         // in training mode the dropout mask is replayed for every perturbation
         let x = Tensor::from_vec(vec![0.5, -0.3, 1.2, 0.8], [2, 2]).unwrap();
-        gradcheck_module(&net, &[x.clone()], |v| v[0], &GradcheckOptions::default()).unwrap();
+        gradcheck_module(
+            &net,
+            std::slice::from_ref(&x),
+            |v| v[0],
+            &GradcheckOptions::default(),
+        )
+        .unwrap();
         // eval reaches the nested dropout
         net.eval();
         gradcheck_module(&net, &[x], |v| v[0], &GradcheckOptions::default()).unwrap();

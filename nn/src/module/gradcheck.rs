@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 /// `|v| (v[0], Some(v[1]))` for a recurrent cell with a state, a struct for attention;
 /// masks and other constants can be recorded inside it with `v[0].tape().constant(..)`).
 /// The parameters are substituted by checked inputs (input `inputs.len() + i` is the
-/// `i`-th of [`named_parameters`](Module::named_parameters)), so a module must bind them
+/// `i`-th of [`named_parameters`](crate::Module::named_parameters)), so a module must bind them
 /// with [`Ctx::param`]. Every output `Var` (flattened by [`Vars`]) is reduced to
 /// `Σ out ⊙ c` with a fixed non-uniform `c`, so every output element is checked while
 /// the Jacobian stays small.

@@ -309,8 +309,8 @@ impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
 
 /// What a field's type is to a module: implemented by [`Param`], [`Buffer`],
 /// [`Generator`], [`Mode`], every module type (`#[derive(Module)]` emits it), the
-/// containers ([`Sequential`](crate::Sequential), [`ModuleList`](crate::ModuleList),
-/// which also holds boxed layers), [`Option`] of any of these, and, as nothing at all,
+/// containers ([`Sequential`](crate::Sequential), [`ModuleList`](crate::ModuleList)), a
+/// boxed layer (`Box<dyn Layer<T>>`), [`Option`] of any of these, and, as nothing at all,
 /// every [`Plain`] configuration type.
 ///
 /// A field whose type implements none of them is a compile error naming the field: mark
@@ -401,3 +401,11 @@ impl<P: Plain, const N: usize> Plain for [P; N] {}
 impl<X: ?Sized> Plain for PhantomData<X> {}
 impl<A: Plain, B: Plain> Plain for (A, B) {}
 impl<A: Plain, B: Plain, C: Plain> Plain for (A, B, C) {}
+
+/// A boxed single-`Var` layer is that layer (`Box<dyn Layer<T>>` fields, chosen at run time).
+impl<T: Float> Visit<T> for Box<dyn super::forward::Layer<T>> {
+    fn visit<'s>(&'s self, name: &str, f: &mut dyn FnMut(&str, Field<'s, T>)) {
+        let layer: &dyn Module<T> = &**self;
+        f(name, Field::Module(layer))
+    }
+}
