@@ -614,3 +614,46 @@ fn diagnostics_measure_a_users_own_activation() {
     assert_eq!(act.dead, None);
     assert!(report.layer("0").unwrap().saturated.is_none());
 }
+
+/// Calls a module it builds on the spot, with an axis that does not exist.
+#[derive(Module)]
+struct OnTheSpot {
+    fc: Linear<f64>,
+}
+
+impl Forward<f64> for OnTheSpot {
+    type Input<'t> = Var<'t, f64>;
+    type Output<'t> = Var<'t, f64>;
+    fn forward<'t>(&self, cx: &Ctx<'t, f64>, x: Var<'t, f64>) -> nn::Result<Var<'t, f64>> {
+        let h = cx.call(&self.fc, x)?;
+        cx.call(&nn::Softmax { dim: 5 }, h)
+    }
+}
+
+#[test]
+fn a_module_built_inside_forward_is_named_by_its_type_in_errors_and_hooks() {
+    let model = Sequential::new().append(OnTheSpot {
+        fc: Linear::new(2, 2, &mut rng(9)).unwrap(),
+    });
+    for hooks in [false, true] {
+        let tape = Tape::new();
+        let mut cx = Ctx::new(&tape);
+        if hooks {
+            cx.add_forward_hook(|_| {});
+        }
+        let e = cx
+            .call(&model, tape.constant(Tensor::ones([1, 2])))
+            .unwrap_err();
+        let m = e.module().unwrap();
+        assert_eq!(
+            (m.layer, m.path.as_str()),
+            ("Softmax", "0.<Softmax>"),
+            "{e}"
+        );
+        // softmax's own error, with the axis and shape it was given
+        assert!(
+            matches!(e.as_autograd(), Some(autograd::Error::Axis { axis: 5, .. })),
+            "{e}"
+        );
+    }
+}

@@ -378,13 +378,14 @@ fn wrap<T: Float>(
                 me.anchor = None;
             }
             None => {
-                if let Some(rel) = rel {
-                    me.path = join(&rel, &me.path);
-                    me.anchor = Some(module.module_id());
-                    if let Some((parent, i)) = index {
-                        me.path = join(&i.to_string(), &me.path);
-                        me.anchor = Some(parent.module_id());
-                    }
+                // A module that is nowhere below this one (built inside `forward`) is
+                // named by its type, as hooks name it.
+                let rel = rel.unwrap_or_else(|| format!("<{}>", anchor.short_type_name()));
+                me.path = join(&rel, &me.path);
+                me.anchor = Some(module.module_id());
+                if let Some((parent, i)) = index {
+                    me.path = join(&i.to_string(), &me.path);
+                    me.anchor = Some(parent.module_id());
                 }
             }
         }

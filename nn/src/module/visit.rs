@@ -33,6 +33,11 @@ pub struct ModuleId {
 }
 
 impl ModuleId {
+    /// The short name of the module's type (`"Linear"`).
+    pub(crate) fn short_type_name(&self) -> &'static str {
+        short_type_name(self.ty)
+    }
+
     pub(crate) fn of<M: ?Sized>(m: &M) -> Self {
         ModuleId {
             addr: m as *const M as *const () as usize,
