@@ -657,3 +657,20 @@ fn a_module_built_inside_forward_is_named_by_its_type_in_errors_and_hooks() {
         );
     }
 }
+
+#[test]
+fn an_autograd_error_inside_a_built_in_layer_points_at_the_callers_line() {
+    let flatten = nn::Flatten {
+        start_dim: 7,
+        end_dim: -1,
+    };
+    let tape = Tape::<f32>::new();
+    let x = tape.constant(Tensor::zeros([2, 3]));
+    let line = line!() + 1;
+    let e = Ctx::new(&tape).call(&flatten, x).unwrap_err();
+    let m = e.module().unwrap();
+    assert_eq!((m.layer, m.path.as_str()), ("Flatten", ""));
+    let loc = e.as_autograd().and_then(|a| a.location()).unwrap();
+    // not a line of nn/src/layers/flatten.rs
+    assert_eq!((loc.file(), loc.line()), (file!(), line), "{e}");
+}
