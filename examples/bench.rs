@@ -110,7 +110,7 @@ fn train_step_bench(
         || {
             opt.zero_grad();
             let tape = Tape::new();
-            let y = model.forward(&Ctx::new(&tape), tape.constant(x.clone()))?;
+            let y = Ctx::new(&tape).call(&model, tape.constant(x.clone()))?;
             loss(y)?.backward()?;
             opt.step()?;
             Ok(())

@@ -54,7 +54,7 @@ fn accuracy(model: &Sequential<f32>, data: &Digits) -> Result<f64> {
     let idx: Vec<usize> = (0..data.len()).collect();
     let (x, y) = data.batch::<f32>(&idx);
     let tape = Tape::new();
-    let logits = tape.no_grad(|| model.forward(&Ctx::new(&tape), tape.constant(x)))?;
+    let logits = tape.no_grad(|| Ctx::new(&tape).call(&model, tape.constant(x)))?;
     let (_, argmax) = logits.value().extreme_axes(&[1], false, true)?;
     let classes = logits.shape()[1];
     let correct = argmax
@@ -96,7 +96,7 @@ fn main() -> Result<()> {
         for idx in order.chunks(args.batch) {
             let (x, y) = train.batch::<f32>(idx);
             let tape = Tape::new();
-            let logits = model.forward(&Ctx::new(&tape), tape.constant(x))?;
+            let logits = Ctx::new(&tape).call(&model, tape.constant(x))?;
             let loss = logits.cross_entropy(&y)?;
             total += loss.item()? as f64 * idx.len() as f64;
             opt.zero_grad();

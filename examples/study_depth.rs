@@ -134,7 +134,7 @@ fn standardise(train: &Tensor<f32>, others: &[&Tensor<f32>]) -> Result<Vec<Tenso
 /// Mean cross-entropy and accuracy on a whole set, without recording gradients.
 fn evaluate(net: &Sequential<f32>, x: &Tensor<f32>, y: &[usize]) -> Result<(f64, f64)> {
     let tape = Tape::new();
-    let logits = tape.no_grad(|| net.forward(&Ctx::new(&tape), tape.constant(x.clone())))?;
+    let logits = tape.no_grad(|| Ctx::new(&tape).call(&net, tape.constant(x.clone())))?;
     let l = loss::cross_entropy(logits, y, 0.0, loss::Reduction::Mean)?.item()? as f64;
     let (_, flat) = logits.value().extreme_axes(&[1], false, true)?;
     let correct = flat
@@ -217,7 +217,7 @@ fn train(cfg: &Config, data: &Data, args: &Args) -> Result<Run> {
             let y: Vec<usize> = idx.iter().map(|&i| data.y_train[i]).collect();
             opt.zero_grad();
             let tape = Tape::new();
-            let logits = net.forward(&Ctx::new(&tape), tape.constant(x))?;
+            let logits = Ctx::new(&tape).call(&net, tape.constant(x))?;
             let l = loss::cross_entropy(logits, &y, 0.0, loss::Reduction::Mean)?;
             losses.push(l.item()? as f64);
             l.backward()?;

@@ -164,7 +164,7 @@ fn mlp(act: Act, init: Init, seed: u64) -> Result<Sequential<f32>> {
 /// Fraction of `x` misclassified.
 fn error_rate(net: &Sequential<f32>, x: &Tensor<f32>, y: &[usize]) -> Result<f64> {
     let tape = Tape::new();
-    let logits = tape.no_grad(|| net.forward(&Ctx::new(&tape), tape.constant(x.clone())))?;
+    let logits = tape.no_grad(|| Ctx::new(&tape).call(&net, tape.constant(x.clone())))?;
     let (_, pred) = logits.value().extreme_axes(&[1], false, true)?;
     let classes = logits.shape()[1];
     let wrong = pred
@@ -204,7 +204,7 @@ fn train(
             let (x, y) = data.batch::<f32>(idx);
             opt.zero_grad();
             let tape = Tape::new();
-            let logits = net.forward(&Ctx::new(&tape), tape.constant(x))?;
+            let logits = Ctx::new(&tape).call(&net, tape.constant(x))?;
             cross_entropy(logits, &y, 0.0, Reduction::Mean)?.backward()?;
             opt.step()?;
             it += 1;

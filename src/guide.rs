@@ -48,15 +48,21 @@
 ///
 /// | PyTorch | gradlab |
 /// | --- | --- |
-/// | `class Net(nn.Module)` with `forward(self, x)` | `impl Module<T> for Net` with `forward(&self, cx: &Ctx, x: Var)`; name children in `children` and own params in `own_params` |
+/// | `class Net(nn.Module)` with `__init__` registering submodules | `#[derive(Module)] struct Net<T: Float> { fc: Linear<T>, .. }`: children, parameters and buffers are named after the fields |
+/// | `def forward(self, x)` | `impl Forward<T> for Net` with `type Input<'t> = Var<'t, T>` (or a tuple, or a `#[derive(Vars)]` struct for several inputs), `type Output<'t>`, and `fn forward(&self, cx: &Ctx<'t, T>, x: Self::Input<'t>)` |
 /// | `self.w = nn.Parameter(..)`; `self.w` in forward | a `Param<T>` field; `cx.param(&self.w)` in forward |
-/// | `self.fc(x)` | `cx.call("fc", &self.fc, x)?` (recorded under its path for diagnostics) |
+/// | `self.register_buffer("running_mean", ..)` | a `Buffer<T>` field |
+/// | `self.fc(x)`, `model(x)` | `cx.call(&self.fc, x)?`, `Ctx::new(&tape).call(&model, x)?` (the name comes from the field; hooks and errors use it) |
+/// | `nn.ModuleList([..])`, `self.blocks[i](x)` | `ModuleList<Block<T>>` field; `cx.call(&self.blocks[i], x)?` |
+/// | `self.training` | a `Mode` field; `self.mode.is_training()` |
+/// | `module.register_forward_hook(fn)` | `cx.add_forward_hook(\|call\| ..)`: the call's path, module, inputs and outputs |
 /// | `nn.Linear(i, o)`, `nn.Conv2d`, `nn.BatchNorm1d`, `nn.LayerNorm`, `nn.Dropout`, `nn.Embedding`, `nn.Sequential` | [`nn::Linear::new(i, o, &mut rng)`](nn::Linear), `Conv2d`, `BatchNorm1d`, `LayerNorm`, `Dropout`, `Embedding`, `Sequential::new().append(..)` |
 /// | `model.parameters()`, `model.named_parameters()`, `model.train()`, `model.eval()` | the same names |
-/// | `torch.nn.init.kaiming_uniform_(w, a=..)` | `nn::init::kaiming_uniform(..)`, or `Init::KaimingUniform { .. }` in a layer config |
+/// | `torch.nn.init.kaiming_uniform_(w, a=.., nonlinearity="leaky_relu")` | `nn::init::kaiming_uniform(shape, FanMode::FanIn, &LeakyRelu { negative_slope: a }, &mut rng)?`, or `Init::KaimingUniform { .. }` in a layer config |
 /// | `F.cross_entropy(logits, y, label_smoothing=..)` | `nn::loss::cross_entropy(logits, &y, smoothing, Reduction::Mean)?`, or `logits.cross_entropy(&y)?` |
 /// | `torch.save(model.state_dict(), f)` / `load_state_dict` | `nn::state::save(&model, f)?` / `nn::state::load(&model, f)?` (safetensors; files interchange with `safetensors.torch`) |
-/// | hooks to inspect activations | `nn::diagnose(&model, &x, loss)?`: per-layer mean, std, saturation, dead units, gradient norms |
+/// | hooks to inspect activations | `nn::diagnose(&model, &x, loss)?`: per-layer mean, std, saturation, dead units, gradient norms (built on forward hooks) |
+/// | `torch.nn.init.calculate_gain("tanh")` | `nn::init::calculate_gain(&Tanh)?` (the activation module carries its gain) |
 ///
 /// ## Optimisers
 ///

@@ -326,8 +326,6 @@ pub fn multi_margin<'t, T: Float>(
     Ok(reduce(per, reduction))
 }
 
-// gradcheck closures must return autograd::Result, whose error is over clippy's limit.
-#[allow(clippy::result_large_err)]
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,12 @@
 //! - **No implicit dtype conversion**: loading an `F32` file into an `f64` model is
 //!   [`Error::StateDType`] naming the tensor. Convert explicitly (load into an `f32` model
 //!   and cast the values), so precision never changes silently.
+//! - **Random streams travel with the state**: the position of every
+//!   [`Generator`](crate::Generator) (dropout's) is written in the file's metadata as
+//!   `"generator:<name>"` (so the tensors stay exactly PyTorch's `state_dict`), and
+//!   restored on load: a resumed run draws the same dropout masks bit for bit. A file
+//!   without generator entries (one written by PyTorch) leaves the generators as they are;
+//!   a file with them must match the module's generators one for one.
 //!
 //! ```
 //! use nn::{state, Linear};
@@ -43,7 +49,10 @@ use autograd::{DType, Float, Param, Shape, Tensor};
 use safetensors::tensor::{Dtype, SafeTensors, View};
 
 use crate::error::{Error, Result};
-use crate::module::{Buffer, Module};
+use crate::module::{Buffer, GeneratorState, Module};
+
+/// Metadata key prefix of a generator's state.
+const GENERATOR_KEY: &str = "generator:";
 
 /// One tensor's bytes in safetensors layout (little-endian, row-major).
 struct Bytes {
@@ -192,7 +201,11 @@ pub fn to_bytes<T: Float, M: Module<T> + ?Sized>(module: &M) -> Result<Vec<u8>> 
             (n, b)
         })
         .collect();
-    let meta = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+    let mut meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    for (name, g) in module.named_generators() {
+        meta.insert(format!("{GENERATOR_KEY}{name}"), g.state().to_hex());
+    }
+    let meta = Some(meta);
     safetensors::serialize(encoded.iter().map(|(n, b)| (n.as_str(), b)), &meta).map_err(|e| {
         Error::Corrupt {
             path: PathBuf::from("<memory>"),
@@ -325,10 +338,57 @@ fn load_impl<T: Float, M: Module<T> + ?Sized>(module: &M, bytes: &[u8], path: &P
             name: extra.clone(),
         });
     }
+    let generators = staged_generators(module, bytes, path)?;
     for (slot, value) in staged {
         slot.set(value)?;
     }
+    for (g, state) in generators {
+        g.set_state(&state);
+    }
     Ok(())
+}
+
+/// The generator states in the file's metadata, matched one for one with the module's
+/// generators (none at all is fine: a PyTorch file).
+fn staged_generators<T: Float, M: Module<T> + ?Sized>(
+    module: &M,
+    bytes: &[u8],
+    path: &Path,
+) -> Result<Vec<(crate::Generator, GeneratorState)>> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("{e:?}"),
+    })?;
+    let mut saved: BTreeMap<&str, &str> = meta
+        .metadata()
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.strip_prefix(GENERATOR_KEY)?, v.as_str())))
+        .collect();
+    if saved.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (name, g) in module.named_generators() {
+        let hex = saved
+            .remove(name.as_str())
+            .ok_or_else(|| Error::StateGenerator {
+                name: name.clone(),
+                reason: "the file has generator states, but not this one".into(),
+            })?;
+        let state = GeneratorState::from_hex(hex).ok_or_else(|| Error::StateGenerator {
+            name: name.clone(),
+            reason: format!("malformed state {hex:?}"),
+        })?;
+        out.push((g, state));
+    }
+    if let Some((extra, _)) = saved.into_iter().next() {
+        return Err(Error::StateGenerator {
+            name: extra.to_string(),
+            reason: "the file has its state, but the module has no such generator".into(),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
