@@ -2,7 +2,7 @@
 //! such blocks. The only code beyond the maths is naming the children.
 
 use autograd::{Float, GradcheckOptions, Param, Tape, Tensor, Var};
-use nn::loss::{self, Reduction};
+use nn::loss;
 use nn::{gradcheck_module, Ctx, LayerNorm, Linear, Module, Relu, Sequential};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -140,7 +140,7 @@ fn custom_module_trains_and_its_layers_show_in_diagnostics() {
         let logits = net
             .forward(&Ctx::new(&tape), tape.constant(x.clone()))
             .unwrap();
-        loss::cross_entropy(logits, &labels, 0.0, Reduction::Mean)
+        loss::cross_entropy(logits, &labels)
             .unwrap()
             .item()
             .unwrap()
@@ -152,7 +152,7 @@ fn custom_module_trains_and_its_layers_show_in_diagnostics() {
         let logits = net
             .forward(&Ctx::new(&tape), tape.constant(x.clone()))
             .unwrap();
-        loss::cross_entropy(logits, &labels, 0.0, Reduction::Mean)
+        loss::cross_entropy(logits, &labels)
             .unwrap()
             .backward()
             .unwrap();
@@ -167,10 +167,7 @@ fn custom_module_trains_and_its_layers_show_in_diagnostics() {
     let last = loss_at(&net);
     assert!(last < 0.5 * first, "loss {first} → {last}");
 
-    let report = nn::diagnose(&net, &x, |y| {
-        loss::cross_entropy(y, &labels, 0.0, Reduction::Mean)
-    })
-    .unwrap();
+    let report = nn::diagnose(&net, &x, |y| loss::cross_entropy(y, &labels)).unwrap();
     let names: Vec<&str> = report.layers.iter().map(|l| l.name.as_str()).collect();
     assert!(names.contains(&"blocks.1.fc2"), "{names:?}");
     assert_eq!(report.params.len(), 17);
