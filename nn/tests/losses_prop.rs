@@ -187,8 +187,8 @@ proptest! {
         // ±1 labels from the bits of `signs`
         let pm = Tensor::from_fn(x.shape(), |k| if signs >> (k % 64) & 1 == 1 { 1.0 } else { -1.0 });
         let sm = SoftMarginLoss { reduction: r };
-        check_gradients(|v| ag(sm.forward(v[0], v[0].tape().constant(pm.clone()))), &[x.clone()])?;
-        check_gradgrad(|v| ag(sm.forward(v[0], v[0].tape().constant(pm.clone()))), &[x.clone()])?;
+        check_gradients(|v| ag(sm.forward(v[0], v[0].tape().constant(pm.clone()))), std::slice::from_ref(&x))?;
+        check_gradgrad(|v| ag(sm.forward(v[0], v[0].tape().constant(pm.clone()))), std::slice::from_ref(&x))?;
         if x.rank() <= 2 {
             let ml = MultiLabelSoftMarginLoss { weight: Some(Tensor::from_fn([last], |k| 1.0 + 0.3 * k as f64)), reduction: r };
             check_gradients(|v| ag(ml.forward(v[0], v[1])), &both)?;

@@ -429,19 +429,15 @@ impl<'t, T: Float> Var<'t, T> {
         let needed_after = |i: usize, l: usize| {
             out.contains(&l) || labels[i + 1..].iter().any(|ls| ls.contains(&l))
         };
-        let mut acc: Option<Labelled<'t, T>> = None;
-        for (i, (&x, ls)) in operands.iter().zip(&labels).enumerate() {
-            let mut cur = Self::einsum_prepare(x, ls, &size)?;
-            // A label only this operand has, and nobody needs, is summed right away.
-            cur = cur.sum_out(|l| {
-                !needed_after(i, l) && !labels[..i].iter().any(|other| other.contains(&l))
-            })?;
-            acc = Some(match acc {
-                None => cur,
-                Some(a) => Self::einsum_contract(a, cur, &size, |l| needed_after(i, l))?,
-            });
+        // A label only this operand has, and nobody needs, is summed right away.
+        let lone = |i: usize, l: usize| {
+            !needed_after(i, l) && !labels[..i].iter().any(|other| other.contains(&l))
+        };
+        let mut acc = Self::einsum_prepare(*first, &labels[0], &size)?.sum_out(|l| lone(0, l))?;
+        for (i, (&x, ls)) in operands.iter().zip(&labels).enumerate().skip(1) {
+            let cur = Self::einsum_prepare(x, ls, &size)?.sum_out(|l| lone(i, l))?;
+            acc = Self::einsum_contract(acc, cur, &size, |l| needed_after(i, l))?;
         }
-        let acc = acc.expect("internal: einsum has operands");
         let acc = acc.sum_out(|l| !out.contains(&l))?;
         Ok(acc.arrange(&out)?.var)
     }

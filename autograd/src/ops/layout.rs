@@ -136,7 +136,7 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn pad(self, pads: &[usize], mode: PadMode<T>) -> Result<Self> {
         let shape = self.shape();
         let r = shape.rank();
-        if pads.len() % 2 != 0 || pads.len() / 2 > r {
+        if !pads.len().is_multiple_of(2) || pads.len() / 2 > r {
             return Err(Error::invalid(
                 "pad",
                 format!(

@@ -44,7 +44,7 @@ impl<'t, T: Float> Var<'t, T> {
         let s = self.shape();
         let ax = s.axis("glu", axis)?;
         let n = s[ax];
-        if n % 2 != 0 {
+        if !n.is_multiple_of(2) {
             return Err(Error::invalid(
                 "glu",
                 format!("axis {ax} has odd size {n}, so it cannot be halved"),

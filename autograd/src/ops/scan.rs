@@ -109,13 +109,11 @@ impl<T: Float> Op<T> for CumProd {
         // zeros[r][k] = 1 where k is the (r+1)-th zero of its lane.
         let mut zeros: Vec<Vec<T>> = Vec::new();
         for_each_lane(&shape, self.axis, false, |lane| {
-            let mut r = 0;
-            for &k in lane.iter().filter(|&&k| src[k] == T::zero()) {
+            for (r, &k) in lane.iter().filter(|&&k| src[k] == T::zero()).enumerate() {
                 if zeros.len() == r {
                     zeros.push(vec![T::zero(); src.len()]);
                 }
                 zeros[r][k] = T::one();
-                r += 1;
             }
         });
         let tape = cx.tape();

@@ -546,7 +546,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// [`crate::Error::InvalidArgument`] when `min_val > max_val` or either is NaN.
     #[track_caller]
     pub fn hardtanh(self, min_val: T, max_val: T) -> Result<Self> {
-        if !(min_val <= max_val) {
+        if min_val.is_nan() || max_val.is_nan() || min_val > max_val {
             return Err(crate::Error::invalid(
                 "hardtanh",
                 format!("min_val {min_val} must not exceed max_val {max_val}"),

@@ -117,7 +117,7 @@ impl TripletMarginLoss {
         }
         check_option(loss, "margin", self.margin, false, s.clone())?;
         check_option(loss, "eps", self.eps, false, s.clone())?;
-        if !(self.p > 0.0) {
+        if self.p.is_nan() || self.p <= 0.0 {
             return Err(fail(loss, format!("p must be positive, got {}", self.p), s));
         }
         let d_ap = self.distance(anchor, positive)?;

@@ -52,7 +52,11 @@ impl KlDivLoss {
             target.exp().mul(target.sub(input)?)?
         } else {
             let tv = target.value();
-            if let Some(i) = tv.as_slice().iter().position(|&v| !(v >= T::zero())) {
+            if let Some(i) = tv
+                .as_slice()
+                .iter()
+                .position(|&v| v.is_nan() || v < T::zero())
+            {
                 return Err(fail(
                     loss,
                     format!("target element {i} is not a probability (negative or NaN)"),
@@ -221,7 +225,11 @@ impl GaussianNllLoss {
             return Err(fail(loss, format!("var has an incorrect shape {vs}"), s));
         };
         let vv = var.value();
-        if let Some(i) = vv.as_slice().iter().position(|&v| !(v >= T::zero())) {
+        if let Some(i) = vv
+            .as_slice()
+            .iter()
+            .position(|&v| v.is_nan() || v < T::zero())
+        {
             return Err(fail(loss, format!("var element {i} is negative or NaN"), s));
         }
         // The clamped value with the identity's gradient: var + (clamp(var) - var), the
