@@ -537,6 +537,8 @@ fn extra_ops_name_themselves_and_the_callers_line() {
     fails!("scatter_add", a.scatter_add(1, &[0, 3, 1, 1], [2, 2], idx));
     fails!("scatter_add", a.scatter_add(1, &[0, 1, 1], [2, 2], idx));
     fails!("scatter_add", a.scatter_add(1, &[0; 6], [2, 3], idx));
+    fails!("scatter_add", a.scatter_add(1, &[0], [2, usize::MAX], idx));
+    fails!("gather", a.gather(1, &[0, 0], [2, usize::MAX]));
     let other = Tape::<f64>::new();
     fails!(
         "scatter_add",

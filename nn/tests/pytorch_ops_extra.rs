@@ -123,6 +123,10 @@ fn axis(attrs: &Attrs, key: &str) -> isize {
         .int(key)
         .unwrap_or_else(|| panic!("missing attr {key}")) as isize
 }
+/// An axis with PyTorch's default when the attribute is absent.
+fn axis_or(attrs: &Attrs, key: &str, default: isize) -> isize {
+    attrs.int(key).map_or(default, |a| a as isize)
+}
 fn axes(attrs: &Attrs, key: &str) -> Vec<isize> {
     attrs.ints(key).into_iter().map(|a| a as isize).collect()
 }
@@ -189,7 +193,7 @@ fn apply<'t>(case: &Case, inp: &Inputs<'t>) -> anyhow::Result<Option<Produced<'t
         "sort" => {
             // Always stable here; the reference inputs have no ties, so it agrees with
             // PyTorch's default (unstable) sort.
-            let (v, i) = x().sort(axis(a, "dim"), a.bool("descending", false))?;
+            let (v, i) = x().sort(axis_or(a, "dim", -1), a.bool("descending", false))?;
             WithIndices(v, i)
         }
         "topk" => {
@@ -198,17 +202,28 @@ fn apply<'t>(case: &Case, inp: &Inputs<'t>) -> anyhow::Result<Option<Produced<'t
                 "topk: unsorted order is not reproducible"
             );
             let k = usize::try_from(a.int("k").expect("k")).expect("k >= 0");
-            let (v, i) = x().topk(k, axis(a, "dim"), a.bool("largest", true))?;
+            let (v, i) = x().topk(k, axis_or(a, "dim", -1), a.bool("largest", true))?;
             WithIndices(v, i)
         }
         "argmax" | "argmin" => {
-            let d = axis(a, "dim");
-            let i = if case.op == "argmax" {
-                x().argmax(d)?
-            } else {
-                x().argmin(d)?
+            // Without a dim PyTorch reduces the flattened tensor.
+            let (src, d) = match a.int("dim") {
+                Some(d) => (x(), d as isize),
+                None => (x().reshape([x().shape().numel()])?, 0),
             };
-            Indices(i, case.output.shape.clone())
+            let i = if case.op == "argmax" {
+                src.argmax(d)?
+            } else {
+                src.argmin(d)?
+            };
+            let mut shape = src.dims();
+            let ax = src.shape().axis("argmax", d)?;
+            if keep && a.int("dim").is_some() {
+                shape[ax] = 1;
+            } else {
+                shape.remove(ax);
+            }
+            Indices(i, shape)
         }
         "max" | "min" => {
             let (v, i) = if case.op == "max" {
@@ -230,7 +245,10 @@ fn apply<'t>(case: &Case, inp: &Inputs<'t>) -> anyhow::Result<Option<Produced<'t
         "vector_norm" => Value(x().vector_norm(order(a, "ord", 2.0), &axes(a, "dim"), keep)?),
         "matrix_norm" => {
             assert_eq!(a.str("ord", "fro"), "fro", "matrix_norm: only 'fro'");
-            let d = axes(a, "dim");
+            let d = match axes(a, "dim") {
+                d if d.is_empty() => vec![-2, -1],
+                d => d,
+            };
             let r = x().rank() as isize;
             let last_two = d.len() == 2
                 && d.iter().all(|&k| k.rem_euclid(r) >= r - 2)
@@ -256,13 +274,13 @@ fn apply<'t>(case: &Case, inp: &Inputs<'t>) -> anyhow::Result<Option<Produced<'t
         "roll" => Value(x().roll(&axes(a, "shifts"), &axes(a, "dims"))?),
         "repeat" => Value(x().repeat(&usizes(a, "repeats"))?),
         "expand" => Value(x().expand(&axes(a, "size"))?),
-        "tril" => Value(x().tril(a.int("diagonal").unwrap_or(0) as isize)?),
-        "triu" => Value(x().triu(a.int("diagonal").unwrap_or(0) as isize)?),
+        "tril" => Value(x().tril(axis_or(a, "diagonal", 0))?),
+        "triu" => Value(x().triu(axis_or(a, "diagonal", 0))?),
         "masked_fill" => Value(x().masked_fill(&inp.mask("mask"), a.f64("value", 0.0))?),
         "where" => Value(inp.v("a").where_cond(&inp.mask("cond"), inp.v("b"))?),
         "clamp" => Value(x().clamp(a.f64("min", f64::NEG_INFINITY), a.f64("max", f64::INFINITY))),
         "split" => {
-            let d = axis(a, "dim");
+            let d = axis_or(a, "dim", 0);
             let sizes = match a.get("sizes").expect("sizes") {
                 v if v.is_array() => usizes(a, "sizes"),
                 // An int is a piece size, the last piece taking the remainder.
@@ -282,9 +300,9 @@ fn apply<'t>(case: &Case, inp: &Inputs<'t>) -> anyhow::Result<Option<Produced<'t
         "chunk" => {
             let chunks = a.int("chunks").expect("chunks") as usize;
             let piece = a.int("piece").expect("piece") as usize;
-            Value(x().chunk(chunks, axis(a, "dim"))?[piece])
+            Value(x().chunk(chunks, axis_or(a, "dim", 0))?[piece])
         }
-        "stack" => Value(Var::stack(&numbered(inp), axis(a, "dim"))?),
+        "stack" => Value(Var::stack(&numbered(inp), axis_or(a, "dim", 0))?),
         "index_select" => Value(x().index_select(axis(a, "dim"), &inp.idx("index"))?),
         "gather" => {
             let shape = inp.ints["index"].1.clone();
@@ -304,14 +322,12 @@ fn apply<'t>(case: &Case, inp: &Inputs<'t>) -> anyhow::Result<Option<Produced<'t
         }
         "cosine_similarity" => Value(inp.v("x1").cosine_similarity(
             inp.v("x2"),
-            a.int("dim").unwrap_or(1) as isize,
+            axis_or(a, "dim", 1),
             a.f64("eps", 1e-8),
         )?),
-        "normalize" => Value(x().normalize(
-            a.f64("p", 2.0),
-            a.int("dim").unwrap_or(1) as isize,
-            a.f64("eps", 1e-12),
-        )?),
+        "normalize" => {
+            Value(x().normalize(a.f64("p", 2.0), axis_or(a, "dim", 1), a.f64("eps", 1e-12))?)
+        }
         "softmax" => Value(x().softmax(axis(a, "dim"))?),
         "log_softmax" => Value(x().log_softmax(axis(a, "dim"))?),
         "hardtanh" => Value(x().hardtanh(a.f64("min_val", -1.0), a.f64("max_val", 1.0))?),
@@ -319,7 +335,7 @@ fn apply<'t>(case: &Case, inp: &Inputs<'t>) -> anyhow::Result<Option<Produced<'t
         "silu" => Value(x().silu()),
         "softsign" => Value(x().softsign()),
         "logsigmoid" => Value(x().logsigmoid()),
-        "glu" => Value(x().glu(a.int("dim").unwrap_or(-1) as isize)?),
+        "glu" => Value(x().glu(axis_or(a, "dim", -1))?),
         _ => return apply_loss(case, inp),
     }))
 }

@@ -202,8 +202,11 @@ impl<'t, T: Float> Var<'t, T> {
         let shape = self.shape();
         let ishape: Shape = index_shape.into();
         let ax = shape.axis("gather", axis)?;
+        // The element count is taken with checked arithmetic: the index shape is the
+        // caller's, unbounded along `axis`.
+        let count = ishape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
         let ok = ishape.rank() == shape.rank()
-            && index.len() == ishape.numel()
+            && count == Some(index.len())
             && (0..shape.rank()).all(|d| d == ax || ishape[d] <= shape[d]);
         if !ok {
             return Err(Error::invalid(
@@ -277,11 +280,12 @@ impl<'t, T: Float> Var<'t, T> {
             });
         }
         let sshape = src.shape();
+        // Bounded by src's shape first, so the element count below cannot overflow.
         let ok = ishape.rank() == shape.rank()
             && sshape.rank() == shape.rank()
-            && index.len() == ishape.numel()
             && (0..shape.rank())
-                .all(|d| ishape[d] <= sshape[d] && (d == ax || ishape[d] <= shape[d]));
+                .all(|d| ishape[d] <= sshape[d] && (d == ax || ishape[d] <= shape[d]))
+            && index.len() == ishape.numel();
         if !ok {
             return Err(Error::invalid(
                 "scatter_add",

@@ -323,7 +323,22 @@ fn extreme_logits_match_closed_forms<T: Float>() {
         .map(|(&v, y)| (sigmoid(v) - y) / 6.0)
         .collect();
     check(multilabel_soft_margin_loss(x, y).unwrap(), want, &gw);
-    // label smoothing and probability targets stay finite too
+    // label smoothing, probability targets and CTC over log_softmax stay finite too
+    let frames = Tensor::from_vec(
+        [
+            1e4, -1e4, 0.0, -1e4, 1e4, 5e3, 0.0, 1e4, -1e4, 5e3, -1e4, 1e4,
+        ]
+        .iter()
+        .map(|&v| T::of(v))
+        .collect(),
+        [4, 1, 3],
+    )
+    .unwrap();
+    let z = tape.var(frames);
+    let ctc = ctc_loss(z.log_softmax(-1).unwrap(), &[vec![1, 2]], &[4]).unwrap();
+    assert!(ctc.item().unwrap().is_finite());
+    let g = tape.grad(ctc, &[z]).unwrap()[0].value();
+    assert!(g.first_non_finite().is_none(), "{g:?}");
     for l in [
         CrossEntropyLoss {
             label_smoothing: 0.1,
@@ -487,4 +502,22 @@ fn loss_errors_read_well() {
         "{msg}"
     );
     assert!(msg.contains(file!()), "{msg}");
+}
+
+#[test]
+fn anomaly_mode_points_at_the_loss_call() {
+    // A NaN logit makes the loss's first op produce NaN; the op is recorded at the line
+    // that called the loss, not inside nn.
+    let tape = Tape::<f64>::new();
+    tape.set_anomaly_mode(true);
+    let x = tape.var(t(&[0.3, f64::NAN, 2.0, 0.7, -0.4, 1.1], &[2, 3]));
+    let line = line!() + 1;
+    let l = cross_entropy(x, &[2usize, 0]).unwrap();
+    let e = l.backward().unwrap_err();
+    match e {
+        autograd::Error::Anomaly { location, .. } => {
+            assert_eq!((location.file(), location.line()), (file!(), line), "{e}");
+        }
+        other => panic!("expected an anomaly, got {other}"),
+    }
 }
