@@ -5,7 +5,6 @@
 //! ```
 //! use autograd::testing::reference::{Case, Comparison};
 //! use autograd::testing::Tolerance;
-//! use autograd::Tensor;
 //!
 //! let json = r#"{"name": "double", "op": "mul_scalar", "attrs": {"c": 2.0},
 //!   "inputs": {"x": {"shape": [2], "dtype": "float64", "data": [1.5, -2.0]}},
