@@ -5,10 +5,6 @@
 //! Seeds are fixed; values stay away from kinks and ties (sort and top-k with distinct
 //! values, ∞-norms with distinct magnitudes, hardtanh away from its bounds).
 
-// autograd::Error is large by design (shapes and locations as fields, STYLE §4), and
-// these closures return it directly.
-#![allow(clippy::result_large_err)]
-
 use autograd::ops::PadMode;
 use autograd::testing::{
     away_from, check_gradgrad, check_gradients, distinct, shapes, tensor, tensor_of, tensor_with,

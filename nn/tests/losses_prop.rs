@@ -3,10 +3,6 @@
 //! with respect to every input PyTorch differentiates (targets included). One `proptest!`
 //! block per family; values stay off the hinges and clamps of the piecewise losses.
 
-// autograd::Error is large by design (shapes and locations as fields, STYLE §4), and the
-// gradient-check closures return it.
-#![allow(clippy::result_large_err)]
-
 use autograd::testing::{
     away_from, check_gradgrad, check_gradients, positive, shapes, tensor_of, tensor_with, values,
 };

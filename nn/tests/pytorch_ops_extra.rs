@@ -10,9 +10,6 @@
 //! data-movement ops exact. A last test perturbs every stored value in turn and checks that
 //! the comparison then fails, so no case compares nothing.
 
-// autograd::Error is large by design (shapes and locations as fields, STYLE §4).
-#![allow(clippy::result_large_err)]
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -3,9 +3,6 @@
 //! `nn/tests/losses_prop.rs`; every case of the PyTorch reference file in
 //! `nn/tests/pytorch_ops_extra.rs`.
 
-// gradcheck closures must return autograd::Result, whose error is over clippy's limit.
-#![allow(clippy::result_large_err)]
-
 use autograd::{gradcheck, Float, GradcheckOptions, Tape, Tensor, Var};
 
 use super::*;
