@@ -105,7 +105,7 @@ fn main() -> anyhow::Result<()> {
         let tape = Tape::new();
         let h = (tape.constant(x.clone()).matmul(tape.param(&w1))? + tape.param(&b1)).tanh();
         let pred = h.matmul(tape.param(&w2))? + tape.param(&b2);
-        let loss = pred.mse(tape.constant(y.clone()))?;
+        let loss = nn::loss::mse_loss(pred, tape.constant(y.clone()))?;
         last = loss.item()?;
         first.get_or_insert(last);
         if step % 200 == 0 {

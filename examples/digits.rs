@@ -97,7 +97,7 @@ fn main() -> Result<()> {
             let (x, y) = train.batch::<f32>(idx);
             let tape = Tape::new();
             let logits = Ctx::new(&tape).call(&model, tape.constant(x))?;
-            let loss = logits.cross_entropy(&y)?;
+            let loss = nn::loss::cross_entropy(logits, &y)?;
             total += loss.item()? as f64 * idx.len() as f64;
             opt.zero_grad();
             loss.backward()?;
@@ -147,7 +147,7 @@ fn main() -> Result<()> {
     // Why it trains: activation statistics and gradient norms per layer on the held-out set.
     let idx: Vec<usize> = (0..test.len()).collect();
     let (x, y) = test.batch::<f32>(&idx);
-    let report = nn::diagnose(&model, &x, |logits| Ok(logits.cross_entropy(&y)?))?;
+    let report = nn::diagnose(&model, &x, |logits| nn::loss::cross_entropy(logits, &y))?;
     println!("\n{report}");
     Ok(())
 }

@@ -135,7 +135,7 @@ fn standardise(train: &Tensor<f32>, others: &[&Tensor<f32>]) -> Result<Vec<Tenso
 fn evaluate(net: &Sequential<f32>, x: &Tensor<f32>, y: &[usize]) -> Result<(f64, f64)> {
     let tape = Tape::new();
     let logits = tape.no_grad(|| Ctx::new(&tape).call(&net, tape.constant(x.clone())))?;
-    let l = loss::cross_entropy(logits, y, 0.0, loss::Reduction::Mean)?.item()? as f64;
+    let l = loss::cross_entropy(logits, y)?.item()? as f64;
     let (_, flat) = logits.value().extreme_axes(&[1], false, true)?;
     let correct = flat
         .iter()
@@ -191,7 +191,7 @@ fn train(cfg: &Config, data: &Data, args: &Args) -> Result<Run> {
     // Step 0, on the whole training set: the loss and the gradient reaching the first and
     // the last weight matrix before any update.
     let report = nn::diagnose(&net, &data.x_train, |y| {
-        loss::cross_entropy(y, &data.y_train, 0.0, loss::Reduction::Mean)
+        loss::cross_entropy(y, &data.y_train)
     })?;
     let g_first = report.param("0.weight").expect("first layer").grad_norm;
     let g_last = report.param(&last).expect("last layer").grad_norm;
@@ -218,7 +218,7 @@ fn train(cfg: &Config, data: &Data, args: &Args) -> Result<Run> {
             opt.zero_grad();
             let tape = Tape::new();
             let logits = Ctx::new(&tape).call(&net, tape.constant(x))?;
-            let l = loss::cross_entropy(logits, &y, 0.0, loss::Reduction::Mean)?;
+            let l = loss::cross_entropy(logits, &y)?;
             losses.push(l.item()? as f64);
             l.backward()?;
             let g = first_w.grad().expect("the first layer has a gradient");

@@ -32,7 +32,7 @@ use autograd::{Tape, Tensor};
 use clap::Parser;
 use gradlab::datasets::{digits_path, Digits};
 use gradlab::plot::{line_chart, out_dir, print_table, Series};
-use nn::loss::{cross_entropy, Reduction};
+use nn::loss::cross_entropy;
 use nn::{Ctx, Init, LinearConfig, Module, Relu, Sequential, Tanh};
 use optim::{Optim, Optimizer, Sgd};
 use rand::seq::SliceRandom;
@@ -205,7 +205,7 @@ fn train(
             opt.zero_grad();
             let tape = Tape::new();
             let logits = Ctx::new(&tape).call(&net, tape.constant(x))?;
-            cross_entropy(logits, &y, 0.0, Reduction::Mean)?.backward()?;
+            cross_entropy(logits, &y)?.backward()?;
             opt.step()?;
             it += 1;
             if it % eval_every == 0 {

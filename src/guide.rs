@@ -29,7 +29,7 @@
 ///
 /// ## Ops
 ///
-/// Names follow PyTorch: `matmul`, `softmax`, `log_softmax`, `cross_entropy`, `layer_norm`,
+/// Names follow PyTorch: `matmul`, `softmax`, `log_softmax`, `einsum`, `layer_norm`,
 /// `conv2d`, `max_pool2d`, `narrow`, `index_select`, `gather`, `logsumexp`, `var`, ... A few
 /// differences:
 ///
@@ -59,7 +59,7 @@
 /// | `nn.Linear(i, o)`, `nn.Conv2d`, `nn.BatchNorm1d`, `nn.LayerNorm`, `nn.Dropout`, `nn.Embedding`, `nn.Sequential` | [`nn::Linear::new(i, o, &mut rng)`](nn::Linear), `Conv2d`, `BatchNorm1d`, `LayerNorm`, `Dropout`, `Embedding`, `Sequential::new().append(..)` |
 /// | `model.parameters()`, `model.named_parameters()`, `model.train()`, `model.eval()` | the same names |
 /// | `torch.nn.init.kaiming_uniform_(w, a=.., nonlinearity="leaky_relu")` | `nn::init::kaiming_uniform(shape, FanMode::FanIn, &LeakyRelu { negative_slope: a }, &mut rng)?`, or `Init::KaimingUniform { .. }` in a layer config |
-/// | `F.cross_entropy(logits, y, label_smoothing=..)` | `nn::loss::cross_entropy(logits, &y, smoothing, Reduction::Mean)?`, or `logits.cross_entropy(&y)?` |
+/// | `F.cross_entropy(logits, y)`, `nn.CrossEntropyLoss(label_smoothing=0.1)` | `nn::loss::cross_entropy(logits, &y)?`, `CrossEntropyLoss { label_smoothing: 0.1, ..Default::default() }.forward(logits, &y)?` (every loss and op: `docs/ops.md`) |
 /// | `torch.save(model.state_dict(), f)` / `load_state_dict` | `nn::state::save(&model, f)?` / `nn::state::load(&model, f)?` (safetensors; files interchange with `safetensors.torch`) |
 /// | hooks to inspect activations | `nn::diagnose(&model, &x, loss)?`: per-layer mean, std, saturation, dead units, gradient norms (built on forward hooks) |
 /// | `torch.nn.init.calculate_gain("tanh")` | `nn::init::calculate_gain(&Tanh)?` (the activation module carries its gain) |

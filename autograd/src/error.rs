@@ -99,6 +99,17 @@ pub enum Error {
         location: Loc,
     },
 
+    /// An `einsum` equation that cannot be parsed, or does not fit its operands.
+    #[error("einsum: {problem} in {equation:?} (at {location})")]
+    Einsum {
+        /// The equation as given.
+        equation: String,
+        /// What is wrong with it.
+        problem: crate::ops::EinsumProblem,
+        /// Caller's source line.
+        location: Loc,
+    },
+
     // --- autodiff ---
     /// Backward reached an op that has no backward rule.
     #[error(
@@ -173,6 +184,7 @@ impl Error {
             | Error::Matmul { location, .. }
             | Error::Axis { location, .. }
             | Error::InvalidArgument { location, .. }
+            | Error::Einsum { location, .. }
             | Error::NoBackward { location, .. }
             | Error::BadBackward { location, .. }
             | Error::NotScalar { location, .. }
@@ -192,7 +204,8 @@ impl Error {
             | Error::ShapeMismatch { location, .. }
             | Error::Matmul { location, .. }
             | Error::Axis { location, .. }
-            | Error::InvalidArgument { location, .. } => *location = loc,
+            | Error::InvalidArgument { location, .. }
+            | Error::Einsum { location, .. } => *location = loc,
             _ => {}
         }
         self

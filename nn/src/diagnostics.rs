@@ -32,7 +32,7 @@
 //! let net = Sequential::<f64>::new().append(Linear::new(4, 8, &mut rng)?).append(Sigmoid).append(Linear::new(8, 3, &mut rng)?);
 //! let x = autograd::Tensor::randn([16, 4], &mut rng);
 //! let targets: Vec<usize> = (0..16).map(|i| i % 3).collect();
-//! let report = diagnostics::diagnose(&net, &x, |y| nn::loss::cross_entropy(y, &targets, 0.0, Default::default()))?;
+//! let report = diagnostics::diagnose(&net, &x, |y| nn::loss::cross_entropy(y, &targets))?;
 //! assert_eq!(report.layers.len(), 3);
 //! assert!(report.layers[1].saturated.is_some());
 //! println!("{report}");
@@ -308,7 +308,7 @@ mod tests {
     use crate::activation::{Relu, Sigmoid};
     use crate::init::Init;
     use crate::layers::{Linear, LinearConfig, Sequential};
-    use crate::loss::{self, Reduction};
+    use crate::loss;
     use crate::module::Module;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
@@ -332,7 +332,7 @@ mod tests {
 
     fn mse_to_zero<'t>(y: Var<'t, f64>) -> Result<Var<'t, f64>> {
         let zero = y.tape().constant(Tensor::zeros(y.shape()));
-        loss::mse(y, zero, Reduction::Mean)
+        loss::mse_loss(y, zero)
     }
 
     /// Saturation threshold for the sigmoid, from the maths.

@@ -71,7 +71,21 @@ pub enum Error {
         /// The caller's line (where the layer was called).
         location: Loc,
     },
-    /// A loss was given targets it cannot use (count, range or values).
+    /// A loss was given inputs, targets or options it cannot use; names the loss the user
+    /// called, the shape of its input and the line of the call.
+    #[error("{loss}: {reason} (input shape {shape}, at {location})")]
+    Loss {
+        /// The loss (PyTorch's functional name: `cross_entropy`, `ctc_loss`, ...).
+        loss: &'static str,
+        /// What is wrong, in words.
+        reason: String,
+        /// The shape of the loss's (first) input.
+        shape: Shape,
+        /// The caller's source line.
+        location: &'static std::panic::Location<'static>,
+    },
+    /// A value that should be a loss is not one (a `diagnose` loss closure returned a
+    /// tensor with more than one element).
     #[error("{loss}: {reason}")]
     InvalidTarget {
         /// The loss.

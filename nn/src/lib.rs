@@ -16,7 +16,7 @@
 //! let tape = Tape::new();
 //! let x = tape.constant(Tensor::randn([8, 4], &mut rng));
 //! let logits = Ctx::new(&tape).call(&mlp, x)?;
-//! let l = loss::cross_entropy(logits, &[0, 1, 2, 0, 1, 2, 0, 1], 0.0, loss::Reduction::Mean)?;
+//! let l = loss::cross_entropy(logits, &[0, 1, 2, 0, 1, 2, 0, 1])?;
 //! l.backward()?;
 //! assert!(mlp.parameters().iter().all(|p| p.grad().is_some()));
 //! # Ok::<(), nn::Error>(())
@@ -28,7 +28,7 @@
 //! | [`layers`] | Linear, Conv2d, pools, Flatten, Dropout, BatchNorm, LayerNorm, Embedding, Sequential, ModuleList |
 //! | [`activation`] | the [`Activation`] descriptor; activations as functions and modules |
 //! | [`init`] | `torch.nn.init` initialisers and `calculate_gain` |
-//! | [`loss`] | losses with reductions |
+//! | [`loss`] | every `torch.nn` loss, with PyTorch's options and reductions |
 //! | [`state`] | safetensors save/load |
 //! | [`diagnostics`] | activation statistics, saturation, dead units, gradient norms |
 #![warn(missing_docs)]

@@ -4,7 +4,7 @@
 //! maths is `#[derive(Module)]`.
 
 use autograd::{Float, GradcheckOptions, Param, Tape, Tensor, Var};
-use nn::loss::{self, Reduction};
+use nn::loss;
 use nn::{gradcheck_module, Ctx, Forward, LayerNorm, Linear, Module, ModuleList, Vars};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -132,7 +132,7 @@ fn custom_module_trains_and_its_layers_show_in_diagnostics() {
     let loss_at = |net: &ResMlp<f64>| {
         let tape = Tape::new();
         let logits = Ctx::new(&tape).call(net, tape.constant(x.clone())).unwrap();
-        loss::cross_entropy(logits, &labels, 0.0, Reduction::Mean)
+        loss::cross_entropy(logits, &labels)
             .unwrap()
             .item()
             .unwrap()
@@ -144,7 +144,7 @@ fn custom_module_trains_and_its_layers_show_in_diagnostics() {
         let logits = Ctx::new(&tape)
             .call(&net, tape.constant(x.clone()))
             .unwrap();
-        loss::cross_entropy(logits, &labels, 0.0, Reduction::Mean)
+        loss::cross_entropy(logits, &labels)
             .unwrap()
             .backward()
             .unwrap();
@@ -159,10 +159,7 @@ fn custom_module_trains_and_its_layers_show_in_diagnostics() {
     let last = loss_at(&net);
     assert!(last < 0.5 * first, "loss {first} → {last}");
 
-    let report = nn::diagnose(&net, &x, |y| {
-        loss::cross_entropy(y, &labels, 0.0, Reduction::Mean)
-    })
-    .unwrap();
+    let report = nn::diagnose(&net, &x, |y| loss::cross_entropy(y, &labels)).unwrap();
     let names: Vec<&str> = report.layers.iter().map(|l| l.name.as_str()).collect();
     // children before parents, in call order; ModuleList elements by index
     assert_eq!(
