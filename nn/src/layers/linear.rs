@@ -121,18 +121,55 @@ impl<T: Float> Forward<T> for Linear<T> {
                 s,
             ));
         }
-        // Fold leading axes into one batch axis: a single GEMM whatever the rank.
-        let lead: Vec<usize> = s.dims()[..s.rank() - 1].to_vec();
-        let rows: usize = lead.iter().product();
-        let x2 = x.reshape([rows, self.in_features])?;
-        let mut y = x2.matmul_t(cx.param(&self.weight), false, true)?;
-        if let Some(b) = &self.bias {
-            y = y.add(cx.param(b))?;
-        }
-        let mut out = lead;
-        out.push(self.out_features);
-        Ok(y.reshape(out)?)
+        let bias = self.bias.as_ref().map(|b| cx.param(b));
+        linear(x, cx.param(&self.weight), bias)
     }
+}
+
+/// `F.linear`: `y = x Wᵀ + b` over the last axis of `x` (`[*, in] → [*, out]`), with
+/// `weight` `[out, in]` and `bias` `[out]`; the leading axes are folded into one, so it
+/// is a single GEMM whatever the rank.
+///
+/// ```
+/// use autograd::{Tape, Tensor};
+/// let tape = Tape::<f64>::new();
+/// let x = tape.constant(Tensor::ones([2, 5, 3]));
+/// let w = tape.constant(Tensor::ones([4, 3]));
+/// let y = nn::linear(x, w, None)?;
+/// assert_eq!(y.dims(), [2, 5, 4]);
+/// assert_eq!(y.value().as_slice()[0], 3.0);
+/// # Ok::<(), nn::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InputShape`] when `x` is a scalar or its last axis is not `weight`'s second;
+/// autograd's errors when `weight` is not a matrix or `bias` does not broadcast.
+#[track_caller]
+pub fn linear<'t, T: Float>(
+    x: Var<'t, T>,
+    weight: Var<'t, T>,
+    bias: Option<Var<'t, T>>,
+) -> Result<Var<'t, T>> {
+    let s = x.shape();
+    let w = weight.shape();
+    if w.rank() != 2 || s.rank() == 0 || s[s.rank() - 1] != w[1] {
+        return Err(Error::input(
+            "linear",
+            format!("[*, in] with weight [out, in], got weight {w}"),
+            s,
+        ));
+    }
+    let (out_features, in_features) = (w[0], w[1]);
+    let lead: Vec<usize> = s.dims()[..s.rank() - 1].to_vec();
+    let rows: usize = lead.iter().product();
+    let x2 = x.reshape([rows, in_features])?;
+    let mut y = x2.matmul_t(weight, false, true)?;
+    if let Some(b) = bias {
+        y = y.add(b)?;
+    }
+    let mut out = lead;
+    out.push(out_features);
+    Ok(y.reshape(out)?)
 }
 
 #[cfg(test)]

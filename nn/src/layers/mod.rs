@@ -2,7 +2,7 @@
 //!
 //! | file | layers |
 //! | --- | --- |
-//! | `linear.rs` | [`Linear`] (`x Wᵀ + b`) |
+//! | `linear.rs` | [`Linear`] (`x Wᵀ + b`), [`linear`] (its function) |
 //! | `conv.rs` | [`Conv2d`] |
 //! | `pool.rs` | [`MaxPool2d`], [`AvgPool2d`] |
 //! | `flatten.rs` | [`Flatten`] |
@@ -11,26 +11,47 @@
 //! | `embedding.rs` | [`Embedding`] |
 //! | `sequential.rs` | [`Sequential`] (a chain of single-`Var` layers) |
 //! | `module_list.rs` | [`ModuleList`] (an indexed stack of modules) |
+//! | `mask.rs` | [`BoolMask`] ("may not attend"), [`AttnMask`] (boolean or additive) |
+//! | `attention.rs` | [`scaled_dot_product_attention`], [`MultiheadAttention`] |
+//! | `rnn_cell.rs` | [`RnnCell`], [`LstmCell`], [`GruCell`] (one step each) |
+//! | `recurrent.rs` | [`Rnn`], [`Lstm`], [`Gru`] (whole sequences, stacked, bidirectional) |
+//! | `transformer.rs` | [`TransformerEncoderLayer`], [`TransformerDecoderLayer`] (post- or pre-norm) |
 //!
 //! Layers with weights take an initialiser and a seeded RNG through a config
 //! (`LinearConfig { .. }.init(&mut rng)`); `new` uses PyTorch's defaults.
 
+mod attention;
 mod conv;
 mod dropout;
 mod embedding;
 mod flatten;
 mod linear;
+mod mask;
 mod module_list;
 mod norm;
 mod pool;
+mod recurrent;
+mod rnn_cell;
 mod sequential;
+mod transformer;
 
+pub use attention::{
+    scaled_dot_product_attention, AttentionInput, AttnWeights, MultiheadAttention,
+    MultiheadAttentionConfig,
+};
 pub use conv::{Conv2d, Conv2dConfig};
 pub use dropout::{dropout, Dropout};
 pub use embedding::Embedding;
 pub use flatten::Flatten;
-pub use linear::{Linear, LinearConfig};
+pub use linear::{linear, Linear, LinearConfig};
+pub use mask::{AttnMask, BoolMask};
 pub use module_list::ModuleList;
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm};
 pub use pool::{AvgPool2d, MaxPool2d};
+pub use recurrent::{Gru, Lstm, RecurrentWeights, Rnn, RnnConfig};
+pub use rnn_cell::{CellConfig, GruCell, LstmCell, LstmState, RnnCell, RnnNonlinearity};
 pub use sequential::Sequential;
+pub use transformer::{
+    DecoderInput, EncoderInput, FeedForwardActivation, TransformerDecoderLayer,
+    TransformerEncoderLayer, TransformerLayerConfig,
+};
