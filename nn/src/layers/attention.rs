@@ -12,7 +12,7 @@
 use autograd::{Float, Param, Shape, Var};
 use rand::Rng;
 
-use super::dropout::dropout;
+use super::dropout::dropout_from;
 use super::linear::{linear, Linear, LinearConfig};
 use super::mask::{mask_error, AttnMask, BoolMask, ScoreMask};
 use crate::error::{Error, Result};
@@ -53,9 +53,7 @@ pub(crate) fn attend<'t, T: Float>(
         weights = weights.mul(tape.constant(alive))?;
     }
     if let Some((p, generator)) = dropout_p {
-        if p > 0.0 {
-            weights = generator.with_rng(|rng| dropout(weights, p, true, rng))?;
-        }
+        weights = dropout_from(weights, p, generator)?;
     }
     let out = weights.matmul(v)?;
     Ok((out, weights))
@@ -141,19 +139,19 @@ pub fn scaled_dot_product_attention<'t, T: Float>(
         ));
     }
     let batch = |s: &Shape| Shape::from(s.dims()[..s.rank() - 2].to_vec());
-    let b = batch(&qs)
+    let b = match batch(&qs)
         .broadcast(&batch(&ks), OP)
         .and_then(|b| b.broadcast(&batch(&vs), OP))
-        .map_err(|_| {
-            Error::input(
+    {
+        Ok(b) => b,
+        Err(_) => {
+            return Err(Error::input(
                 OP,
-                format!(
-                    "batch axes that broadcast: query {qs}, key {ks}, value {}",
-                    vs
-                ),
-                ks.clone(),
-            )
-        })?;
+                format!("batch axes that broadcast: query {qs}, key {ks}, value {vs}"),
+                ks,
+            ))
+        }
+    };
     let mut scores_dims = b.to_vec();
     scores_dims.extend([l, s_len]);
     let scores_shape = Shape::from(scores_dims);
@@ -451,32 +449,45 @@ impl<T: Float> MultiheadAttention<T> {
         self.config.embed_dim / self.config.num_heads
     }
 
-    /// Rows `[i·E, (i + j)·E)` of the packed input weight and bias, or the separate
-    /// projection `i` (`j = 1`) with its slice of the bias.
+    /// `x` projected by input projections `i..i + parts` (rows `[i·E, (i + parts)·E)` of
+    /// the packed weight and bias, or the separate projection `i`) and split into heads.
     #[track_caller]
-    fn projection<'t>(
+    fn project_heads<'t>(
         &self,
         cx: &Ctx<'t, T>,
+        x: Var<'t, T>,
         i: usize,
-        j: usize,
-    ) -> Result<(Var<'t, T>, Option<Var<'t, T>>)> {
+        parts: usize,
+        batch_first: bool,
+    ) -> Result<Vec<Var<'t, T>>> {
         let e = self.config.embed_dim;
-        let w = match &self.in_proj_weight {
-            Some(w) => cx.param(w).narrow(0, i * e, j * e)?,
+        let (w, b) = match &self.in_proj_weight {
+            Some(w) if parts == 3 => (cx.param(w), cx.param_opt(self.in_proj_bias.as_ref())),
+            Some(w) => (
+                cx.param(w).narrow(0, i * e, parts * e)?,
+                self.bias_rows(cx, i, parts)?,
+            ),
             None => {
                 let sep = [
                     &self.q_proj_weight,
                     &self.k_proj_weight,
                     &self.v_proj_weight,
                 ][i];
-                cx.param(sep.as_ref().expect("internal: separate projections exist"))
+                let w = cx.param(sep.as_ref().expect("internal: separate projections exist"));
+                (w, self.bias_rows(cx, i, parts)?)
             }
         };
-        let b = match &self.in_proj_bias {
-            Some(b) => Some(cx.param(b).narrow(0, i * e, j * e)?),
-            None => None,
-        };
-        Ok((w, b))
+        split_heads(linear(x, w, b)?, parts, self.config.num_heads, batch_first)
+    }
+
+    /// Rows `[i·E, (i + parts)·E)` of `in_proj_bias`, if there is one.
+    #[track_caller]
+    fn bias_rows<'t>(&self, cx: &Ctx<'t, T>, i: usize, parts: usize) -> Result<Option<Var<'t, T>>> {
+        let e = self.config.embed_dim;
+        match &self.in_proj_bias {
+            Some(b) => Ok(Some(cx.param(b).narrow(0, i * e, parts * e)?)),
+            None => Ok(None),
+        }
     }
 }
 
@@ -506,10 +517,11 @@ fn split_heads<'t, T: Float>(
     if parts == 1 {
         return Ok(vec![x.reshape([n, heads, len, hd])?]);
     }
-    x.split(&vec![1; parts], 0)?
-        .into_iter()
-        .map(|p| p.reshape([n, heads, len, hd]).map_err(Error::from))
-        .collect()
+    let mut out = Vec::with_capacity(parts);
+    for p in x.split(&vec![1; parts], 0)? {
+        out.push(p.reshape([n, heads, len, hd])?);
+    }
+    Ok(out)
 }
 
 impl<T: Float> Forward<T> for MultiheadAttention<T> {
@@ -628,31 +640,20 @@ impl<T: Float> Forward<T> for MultiheadAttention<T> {
         }
 
         // --- projections and heads ---
-        let packed = self.in_proj_weight.is_some();
-        let project = |x: Var<'t, T>, i: usize, parts: usize| -> Result<Vec<Var<'t, T>>> {
-            let (w, b) = if packed && parts == 3 {
-                (
-                    cx.param(self.in_proj_weight.as_ref().expect("internal: packed")),
-                    self.in_proj_bias.as_ref().map(|b| cx.param(b)),
-                )
-            } else {
-                self.projection(cx, i, parts)?
-            };
-            split_heads(linear(x, w, b)?, parts, heads, bf)
-        };
         // PyTorch's `_in_projection_packed`: one product for self-attention, one for
         // key = value (encoder–decoder attention), else one per input.
+        let packed = self.in_proj_weight.is_some();
         let (q, k, v) = if packed && self_attention {
-            let p = project(query, 0, 3)?;
+            let p = self.project_heads(cx, query, 0, 3, bf)?;
             (p[0], p[1], p[2])
         } else if packed && kv_shared {
-            let kv = project(key, 1, 2)?;
-            (project(query, 0, 1)?[0], kv[0], kv[1])
+            let kv = self.project_heads(cx, key, 1, 2, bf)?;
+            (self.project_heads(cx, query, 0, 1, bf)?[0], kv[0], kv[1])
         } else {
             (
-                project(query, 0, 1)?[0],
-                project(key, 1, 1)?[0],
-                project(value, 2, 1)?[0],
+                self.project_heads(cx, query, 0, 1, bf)?[0],
+                self.project_heads(cx, key, 1, 1, bf)?[0],
+                self.project_heads(cx, value, 2, 1, bf)?[0],
             )
         };
 
@@ -677,7 +678,9 @@ impl<T: Float> Forward<T> for MultiheadAttention<T> {
         };
         if unbatched {
             y = y.squeeze(0)?;
-            weights = weights.map(|w| w.squeeze(0)).transpose()?;
+            if let Some(w) = weights {
+                weights = Some(w.squeeze(0)?);
+            }
         }
         Ok((y, weights))
     }

@@ -29,6 +29,22 @@ pub fn dropout<'t, T: Float>(
     Ok(x.mul(x.tape().constant(mask))?)
 }
 
+/// `x` with dropout `p` drawn from `generator` (training mode): the mask is drawn inside
+/// the generator's lock and applied outside it, so the op records the caller's line.
+#[track_caller]
+pub(crate) fn dropout_from<'t, T: Float>(
+    x: Var<'t, T>,
+    p: f64,
+    generator: &Generator,
+) -> Result<Var<'t, T>> {
+    check_p(p)?;
+    if p == 0.0 {
+        return Ok(x);
+    }
+    let mask = generator.with_rng(|rng| mask(x.shape(), p, rng));
+    Ok(x.mul(x.tape().constant(mask))?)
+}
+
 /// Keep-and-scale mask: `1/(1 - p)` with probability `1 - p`, else 0.
 fn mask<T: Float, R: Rng + ?Sized>(shape: autograd::Shape, p: f64, rng: &mut R) -> Tensor<T> {
     let scale = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };

@@ -121,7 +121,7 @@ impl<T: Float> Forward<T> for Linear<T> {
                 s,
             ));
         }
-        let bias = self.bias.as_ref().map(|b| cx.param(b));
+        let bias = cx.param_opt(self.bias.as_ref());
         linear(x, cx.param(&self.weight), bias)
     }
 }

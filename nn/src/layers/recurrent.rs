@@ -12,7 +12,7 @@
 use autograd::{Float, Var};
 use rand::Rng;
 
-use super::dropout::dropout;
+use super::dropout::dropout_from;
 use super::rnn_cell::{
     input_projection, recurrent_init, step, CellKind, LstmState, RnnNonlinearity,
 };
@@ -274,6 +274,21 @@ impl<T: Float> Stack<T> {
         Ok(())
     }
 
+    /// A checked initial state split into one `[N, H]` per layer and direction (`None`s
+    /// for a missing one).
+    #[track_caller]
+    fn per_state<'t>(
+        &self,
+        state: Option<Var<'t, T>>,
+        unbatched: bool,
+    ) -> Result<Vec<Option<Var<'t, T>>>> {
+        let Some(s) = state else {
+            return Ok(vec![None; self.weights.len()]);
+        };
+        let s = if unbatched { s.unsqueeze(1)? } else { s };
+        Ok(unbind(s)?.into_iter().map(Some).collect())
+    }
+
     /// Runs the whole stack: `(output, h_n, c_n)` (`c_n` for LSTM).
     #[track_caller]
     #[allow(clippy::type_complexity)]
@@ -321,17 +336,8 @@ impl<T: Float> Stack<T> {
         }
         self.check_state(layer_name, "h0", h0, n, unbatched)?;
         self.check_state(layer_name, "c0", c0, n, unbatched)?;
-        let per_state = |s: Option<Var<'t, T>>| -> Result<Vec<Option<Var<'t, T>>>> {
-            match s {
-                None => Ok(vec![None; self.weights.len()]),
-                Some(s) => {
-                    let s = if unbatched { s.unsqueeze(1)? } else { s };
-                    Ok(unbind(s)?.into_iter().map(Some).collect())
-                }
-            }
-        };
-        let h_init = per_state(h0)?;
-        let c_init = per_state(c0)?;
+        let h_init = self.per_state(h0, unbatched)?;
+        let c_init = self.per_state(c0, unbatched)?;
 
         let training = self.mode.is_training();
         let mut input = xt;
@@ -343,8 +349,8 @@ impl<T: Float> Stack<T> {
             for dir in 0..dirs {
                 let idx = layer * dirs + dir;
                 let w = &self.weights[idx];
-                let b_ih = w.bias_ih.as_ref().map(|b| cx.param(b));
-                let b_hh = w.bias_hh.as_ref().map(|b| cx.param(b));
+                let b_ih = cx.param_opt(w.bias_ih.as_ref());
+                let b_hh = cx.param_opt(w.bias_hh.as_ref());
                 // Every step's input projection in one product: [L, N, G·H].
                 let xw = input_projection(kind, input, cx.param(&w.weight_ih), b_ih, b_hh)?;
                 let steps = unbind(xw)?;
@@ -373,10 +379,10 @@ impl<T: Float> Stack<T> {
             } else {
                 0
             };
-            let stacked = per_dir
-                .iter()
-                .map(|hs| Var::stack(hs, time_axis))
-                .collect::<autograd::Result<Vec<_>>>()?;
+            let mut stacked = Vec::with_capacity(dirs);
+            for hs in &per_dir {
+                stacked.push(Var::stack(hs, time_axis)?);
+            }
             let out = if stacked.len() == 1 {
                 stacked[0]
             } else {
@@ -386,9 +392,7 @@ impl<T: Float> Stack<T> {
                 output = Some(out);
             } else {
                 input = match &self.generator {
-                    Some(g) if training => {
-                        g.with_rng(|rng| dropout(out, cfg.dropout, true, rng))?
-                    }
+                    Some(g) if training => dropout_from(out, cfg.dropout, g)?,
                     _ => out,
                 };
             }
@@ -397,10 +401,7 @@ impl<T: Float> Stack<T> {
         let mut h_n = Var::stack(&finals_h, 0)?;
         let mut c_n = match kind {
             CellKind::Lstm => {
-                let cs = finals_c
-                    .into_iter()
-                    .map(|c| c.expect("internal: an LSTM step returns c"))
-                    .collect::<Vec<_>>();
+                let cs: Vec<_> = finals_c.into_iter().flatten().collect();
                 Some(Var::stack(&cs, 0)?)
             }
             _ => None,
@@ -408,7 +409,9 @@ impl<T: Float> Stack<T> {
         if unbatched {
             output = output.squeeze(1)?;
             h_n = h_n.squeeze(1)?;
-            c_n = c_n.map(|c| c.squeeze(1)).transpose()?;
+            if let Some(c) = c_n {
+                c_n = Some(c.squeeze(1)?);
+            }
         }
         Ok((output, h_n, c_n))
     }

@@ -105,11 +105,10 @@ pub(crate) fn step<'t, T: Float>(
     b_hh: Option<Var<'t, T>>,
 ) -> Result<(Var<'t, T>, Option<Var<'t, T>>)> {
     let hidden = w_hh.dims()[1];
-    let recur = |h: Var<'t, T>| h.matmul_t(w_hh, false, true);
     match kind {
         CellKind::Rnn(act) => {
             let pre = match h {
-                Some(h) => xw.add(recur(h)?)?,
+                Some(h) => xw.add(h.matmul_t(w_hh, false, true)?)?,
                 None => xw,
             };
             let h = match act {
@@ -120,7 +119,7 @@ pub(crate) fn step<'t, T: Float>(
         }
         CellKind::Lstm => {
             let gates = match h {
-                Some(h) => xw.add(recur(h)?)?,
+                Some(h) => xw.add(h.matmul_t(w_hh, false, true)?)?,
                 None => xw,
             };
             let g = gates.split(&[hidden; 4], 1)?;
@@ -136,7 +135,7 @@ pub(crate) fn step<'t, T: Float>(
                 Some(h) => h,
                 None => xw.tape().constant(Tensor::zeros([xw.dims()[0], hidden])),
             };
-            let mut hw = recur(h)?;
+            let mut hw = h.matmul_t(w_hh, false, true)?;
             if let Some(b) = b_hh {
                 hw = hw.add(b)?;
             }
@@ -331,17 +330,36 @@ fn cell_step<'t, T: Float>(
     bias_ih: Option<&Param<T>>,
     bias_hh: Option<&Param<T>>,
 ) -> Result<(Var<'t, T>, Option<Var<'t, T>>)> {
-    let batch = |v: Var<'t, T>| if unbatched { v.unsqueeze(0) } else { Ok(v) };
-    let x = batch(x)?;
-    let h = h.map(batch).transpose()?;
-    let c = c.map(batch).transpose()?;
-    let b_ih = bias_ih.map(|b| cx.param(b));
-    let b_hh = bias_hh.map(|b| cx.param(b));
+    let x = batch_axis(x, unbatched, true)?;
+    let h = match h {
+        Some(h) => Some(batch_axis(h, unbatched, true)?),
+        None => None,
+    };
+    let c = match c {
+        Some(c) => Some(batch_axis(c, unbatched, true)?),
+        None => None,
+    };
+    let b_ih = cx.param_opt(bias_ih);
+    let b_hh = cx.param_opt(bias_hh);
     let xw = input_projection(kind, x, cx.param(weight_ih), b_ih, b_hh)?;
     let extra_bias = if kind.folds_hidden_bias() { None } else { b_hh };
     let (h, c) = step(kind, xw, h, c, cx.param(weight_hh), extra_bias)?;
-    let unbatch = |v: Var<'t, T>| if unbatched { v.squeeze(0) } else { Ok(v) };
-    Ok((unbatch(h)?, c.map(unbatch).transpose()?))
+    let c = match c {
+        Some(c) => Some(batch_axis(c, unbatched, false)?),
+        None => None,
+    };
+    Ok((batch_axis(h, unbatched, false)?, c))
+}
+
+/// Adds (`add`) or removes a leading batch axis of one for an unbatched input; the
+/// identity for a batched one.
+#[track_caller]
+fn batch_axis<T: Float>(v: Var<'_, T>, unbatched: bool, add: bool) -> Result<Var<'_, T>> {
+    Ok(match (unbatched, add) {
+        (false, _) => v,
+        (true, true) => v.unsqueeze(0)?,
+        (true, false) => v.squeeze(0)?,
+    })
 }
 
 macro_rules! cell_accessors {

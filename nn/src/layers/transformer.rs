@@ -352,35 +352,64 @@ impl<T: Float> Forward<T> for TransformerEncoderLayer<T> {
             src_key_padding_mask,
         } = input;
         check_input("TransformerEncoderLayer", "src", &self.config, src, None)?;
-        let sa = |y: Var<'t, T>| -> Result<Var<'t, T>> {
-            let a = AttentionInput {
-                attn_mask: src_mask.clone(),
-                key_padding_mask: src_key_padding_mask.clone(),
-                ..AttentionInput::self_attention(y)
-            };
-            let (o, _) = cx.call(&self.self_attn, a)?;
-            cx.call(&self.dropout1, o)
-        };
-        let ff = |y: Var<'t, T>| -> Result<Var<'t, T>> {
-            let o = feed_forward(
-                cx,
-                &self.linear1,
-                &self.activation,
-                &self.dropout,
-                &self.linear2,
-                y,
-            )?;
-            cx.call(&self.dropout2, o)
-        };
+        let masks = (&src_mask, &src_key_padding_mask);
         let mut x = src;
         if self.config.norm_first {
-            x = x.add(sa(cx.call(&self.norm1, x)?)?)?;
-            x = x.add(ff(cx.call(&self.norm2, x)?)?)?;
+            x = x.add(self.sa_block(cx, cx.call(&self.norm1, x)?, masks)?)?;
+            x = x.add(self.ff_block(cx, cx.call(&self.norm2, x)?)?)?;
         } else {
-            x = cx.call(&self.norm1, x.add(sa(x)?)?)?;
-            x = cx.call(&self.norm2, x.add(ff(x)?)?)?;
+            x = cx.call(&self.norm1, x.add(self.sa_block(cx, x, masks)?)?)?;
+            x = cx.call(&self.norm2, x.add(self.ff_block(cx, x)?)?)?;
         }
         Ok(x)
+    }
+}
+
+/// An attention mask and a key-padding mask.
+type Masks<'a, 't, T> = (&'a Option<AttnMask<'t, T>>, &'a Option<AttnMask<'t, T>>);
+
+/// `dropout_out(attention(q, kv, kv))`; self-attention when `kv` is `None`.
+#[track_caller]
+fn attention_block<'t, T: Float>(
+    cx: &Ctx<'t, T>,
+    attention: &MultiheadAttention<T>,
+    dropout_out: &Dropout,
+    q: Var<'t, T>,
+    kv: Option<Var<'t, T>>,
+    (attn_mask, key_padding_mask): Masks<'_, 't, T>,
+) -> Result<Var<'t, T>> {
+    let kv = kv.unwrap_or(q);
+    let input = AttentionInput {
+        attn_mask: attn_mask.clone(),
+        key_padding_mask: key_padding_mask.clone(),
+        ..AttentionInput::new(q, kv, kv)
+    };
+    let (o, _) = cx.call(attention, input)?;
+    cx.call(dropout_out, o)
+}
+
+impl<T: Float> TransformerEncoderLayer<T> {
+    #[track_caller]
+    fn sa_block<'t>(
+        &self,
+        cx: &Ctx<'t, T>,
+        y: Var<'t, T>,
+        masks: Masks<'_, 't, T>,
+    ) -> Result<Var<'t, T>> {
+        attention_block(cx, &self.self_attn, &self.dropout1, y, None, masks)
+    }
+
+    #[track_caller]
+    fn ff_block<'t>(&self, cx: &Ctx<'t, T>, y: Var<'t, T>) -> Result<Var<'t, T>> {
+        let o = feed_forward(
+            cx,
+            &self.linear1,
+            &self.activation,
+            &self.dropout,
+            &self.linear2,
+            y,
+        )?;
+        cx.call(&self.dropout2, o)
     }
 }
 
@@ -525,45 +554,64 @@ impl<T: Float> Forward<T> for TransformerDecoderLayer<T> {
                 memory.shape(),
             ));
         }
-        let sa = |y: Var<'t, T>| -> Result<Var<'t, T>> {
-            let a = AttentionInput {
-                attn_mask: tgt_mask.clone(),
-                key_padding_mask: tgt_key_padding_mask.clone(),
-                ..AttentionInput::self_attention(y)
-            };
-            let (o, _) = cx.call(&self.self_attn, a)?;
-            cx.call(&self.dropout1, o)
-        };
-        let mha = |y: Var<'t, T>| -> Result<Var<'t, T>> {
-            let a = AttentionInput {
-                attn_mask: memory_mask.clone(),
-                key_padding_mask: memory_key_padding_mask.clone(),
-                ..AttentionInput::new(y, memory, memory)
-            };
-            let (o, _) = cx.call(&self.multihead_attn, a)?;
-            cx.call(&self.dropout2, o)
-        };
-        let ff = |y: Var<'t, T>| -> Result<Var<'t, T>> {
-            let o = feed_forward(
-                cx,
-                &self.linear1,
-                &self.activation,
-                &self.dropout,
-                &self.linear2,
-                y,
-            )?;
-            cx.call(&self.dropout3, o)
-        };
+        let self_masks = (&tgt_mask, &tgt_key_padding_mask);
+        let memory_masks = (&memory_mask, &memory_key_padding_mask);
         let mut x = tgt;
         if self.config.norm_first {
-            x = x.add(sa(cx.call(&self.norm1, x)?)?)?;
-            x = x.add(mha(cx.call(&self.norm2, x)?)?)?;
-            x = x.add(ff(cx.call(&self.norm3, x)?)?)?;
+            x = x.add(self.sa_block(cx, cx.call(&self.norm1, x)?, self_masks)?)?;
+            x = x.add(self.mha_block(cx, cx.call(&self.norm2, x)?, memory, memory_masks)?)?;
+            x = x.add(self.ff_block(cx, cx.call(&self.norm3, x)?)?)?;
         } else {
-            x = cx.call(&self.norm1, x.add(sa(x)?)?)?;
-            x = cx.call(&self.norm2, x.add(mha(x)?)?)?;
-            x = cx.call(&self.norm3, x.add(ff(x)?)?)?;
+            x = cx.call(&self.norm1, x.add(self.sa_block(cx, x, self_masks)?)?)?;
+            x = cx.call(
+                &self.norm2,
+                x.add(self.mha_block(cx, x, memory, memory_masks)?)?,
+            )?;
+            x = cx.call(&self.norm3, x.add(self.ff_block(cx, x)?)?)?;
         }
         Ok(x)
+    }
+}
+
+impl<T: Float> TransformerDecoderLayer<T> {
+    #[track_caller]
+    fn sa_block<'t>(
+        &self,
+        cx: &Ctx<'t, T>,
+        y: Var<'t, T>,
+        masks: Masks<'_, 't, T>,
+    ) -> Result<Var<'t, T>> {
+        attention_block(cx, &self.self_attn, &self.dropout1, y, None, masks)
+    }
+
+    #[track_caller]
+    fn mha_block<'t>(
+        &self,
+        cx: &Ctx<'t, T>,
+        y: Var<'t, T>,
+        memory: Var<'t, T>,
+        masks: Masks<'_, 't, T>,
+    ) -> Result<Var<'t, T>> {
+        attention_block(
+            cx,
+            &self.multihead_attn,
+            &self.dropout2,
+            y,
+            Some(memory),
+            masks,
+        )
+    }
+
+    #[track_caller]
+    fn ff_block<'t>(&self, cx: &Ctx<'t, T>, y: Var<'t, T>) -> Result<Var<'t, T>> {
+        let o = feed_forward(
+            cx,
+            &self.linear1,
+            &self.activation,
+            &self.dropout,
+            &self.linear2,
+            y,
+        )?;
+        cx.call(&self.dropout3, o)
     }
 }

@@ -116,6 +116,15 @@ impl<'t, T: Float> Ctx<'t, T> {
         }
     }
 
+    /// [`Ctx::param`] of an optional parameter (a layer's `bias: Option<Param<T>>`).
+    #[track_caller]
+    pub fn param_opt(&self, p: Option<&Param<T>>) -> Option<Var<'t, T>> {
+        match p {
+            Some(p) => Some(self.param(p)),
+            None => None,
+        }
+    }
+
     /// Adds a forward hook: after every module call made through [`Ctx::call`] (children
     /// before parents, the model itself last), `hook` sees the module's path, the module,
     /// its inputs and outputs as `Var`s, and the call's line. What
