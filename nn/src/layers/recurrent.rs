@@ -591,3 +591,37 @@ impl<T: Float> Forward<T> for Lstm<T> {
         Ok((out, LstmState { h, c }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autograd::{Tape, Tensor};
+
+    #[test]
+    fn unbind_gives_every_slice_and_routes_each_gradient_back_at_any_length() {
+        for l in [1, 2, 3, 4, 5, 7, 16, 17, 40] {
+            let tape = Tape::<f64>::new();
+            let x = tape.var(Tensor::from_fn([l, 2, 3], |i| i as f64));
+            let parts = unbind(x).unwrap();
+            assert_eq!(parts.len(), l);
+            let mut total = None;
+            for (t, p) in parts.iter().enumerate() {
+                assert_eq!(p.dims(), [2, 3]);
+                assert_eq!(
+                    p.value().as_slice(),
+                    &x.value().as_slice()[t * 6..(t + 1) * 6]
+                );
+                // Σ_t (t + 1)·sum(slice t): slice t's gradient is t + 1
+                let term = p.sum().mul_scalar((t + 1) as f64);
+                total = Some(match total {
+                    None => term,
+                    Some(s) => term.add(s).unwrap(),
+                });
+            }
+            let g = tape.grad(total.unwrap(), &[x]).unwrap()[0].value();
+            for (i, v) in g.as_slice().iter().enumerate() {
+                assert_eq!(*v, (i / 6 + 1) as f64);
+            }
+        }
+    }
+}

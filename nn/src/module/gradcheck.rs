@@ -54,6 +54,52 @@ where
     M: Forward<f64>,
     F: for<'t> Fn(&[Var<'t, f64>]) -> M::Input<'t>,
 {
+    check_module(module, inputs, to_input, opts, false)
+}
+
+/// [`gradcheck_module`] to second order: the gradient of the reduced output with respect
+/// to the inputs and every parameter is itself checked against finite differences
+/// (`autograd::gradgradcheck`), so a module can be used under gradient penalties,
+/// Hessian-vector products and meta-learning. Costs about as many backward passes as
+/// there are checked scalars; keep the module small.
+///
+/// ```
+/// use autograd::{GradcheckOptions, Tensor};
+/// use nn::{gradgradcheck_module, Linear, Sequential, Tanh};
+/// use rand::SeedableRng;
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let net = Sequential::<f64>::new().append(Linear::new(2, 3, &mut rng)?).append(Tanh);
+/// let x = Tensor::randn([2, 2], &mut rng);
+/// gradgradcheck_module(&net, &[x], |v| v[0], &GradcheckOptions::default())?;
+/// # Ok::<(), nn::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`gradcheck_module`].
+pub fn gradgradcheck_module<M, F>(
+    module: &M,
+    inputs: &[Tensor<f64>],
+    to_input: F,
+    opts: &GradcheckOptions,
+) -> Result<()>
+where
+    M: Forward<f64>,
+    F: for<'t> Fn(&[Var<'t, f64>]) -> M::Input<'t>,
+{
+    check_module(module, inputs, to_input, opts, true)
+}
+
+fn check_module<M, F>(
+    module: &M,
+    inputs: &[Tensor<f64>],
+    to_input: F,
+    opts: &GradcheckOptions,
+    second_order: bool,
+) -> Result<()>
+where
+    M: Forward<f64>,
+    F: for<'t> Fn(&[Var<'t, f64>]) -> M::Input<'t>,
+{
     let params = module.named_parameters();
     let buffers: Vec<_> = module
         .named_buffers()
@@ -102,42 +148,42 @@ where
             location: std::panic::Location::caller(),
         }
     };
-    let res = autograd::gradcheck(
-        |v| {
-            restore().map_err(stop)?;
-            let tape = v[0].tape();
-            let mut cx = Ctx::new(tape);
-            for ((_, p), var) in params.iter().zip(&v[n..]) {
-                cx.substitute(p, *var);
-            }
-            let out = cx.call(module, to_input(&v[..n])).map_err(stop)?;
-            if let Some((name, _)) = params
-                .iter()
-                .find(|(_, p)| cx.substitute_used(p) == Some(false))
-            {
-                return Err(stop(Error::UnboundParameter { name: name.clone() }));
-            }
-            let outs = out.vars();
-            let mut total: Option<Var<'_, f64>> = None;
-            for (k, y) in outs.iter().enumerate() {
-                let c =
-                    Tensor::from_fn(y.shape(), |i| 1.0 + ((i + 7 * k) as f64 * 0.37).sin() * 0.5);
-                let term = y.mul(tape.constant(c))?.sum();
-                total = Some(match total {
-                    None => term,
-                    Some(t) => t.add(term)?,
-                });
-            }
-            total.ok_or_else(|| {
-                stop(Error::config(
-                    "gradcheck_module",
-                    "the module's output holds no Var to check",
-                ))
-            })
-        },
-        &all,
-        opts,
-    );
+    let reduced = autograd::gradcheck::func(|v| {
+        restore().map_err(stop)?;
+        let tape = v[0].tape();
+        let mut cx = Ctx::new(tape);
+        for ((_, p), var) in params.iter().zip(&v[n..]) {
+            cx.substitute(p, *var);
+        }
+        let out = cx.call(module, to_input(&v[..n])).map_err(stop)?;
+        if let Some((name, _)) = params
+            .iter()
+            .find(|(_, p)| cx.substitute_used(p) == Some(false))
+        {
+            return Err(stop(Error::UnboundParameter { name: name.clone() }));
+        }
+        let outs = out.vars();
+        let mut total: Option<Var<'_, f64>> = None;
+        for (k, y) in outs.iter().enumerate() {
+            let c = Tensor::from_fn(y.shape(), |i| 1.0 + ((i + 7 * k) as f64 * 0.37).sin() * 0.5);
+            let term = y.mul(tape.constant(c))?.sum();
+            total = Some(match total {
+                None => term,
+                Some(t) => t.add(term)?,
+            });
+        }
+        total.ok_or_else(|| {
+            stop(Error::config(
+                "gradcheck_module",
+                "the module's output holds no Var to check",
+            ))
+        })
+    });
+    let res = if second_order {
+        autograd::gradgradcheck(&reduced, &all, opts)
+    } else {
+        autograd::gradcheck(&reduced, &all, opts)
+    };
     restore()?;
     if let Some(e) = nn_err.into_inner() {
         return Err(e);

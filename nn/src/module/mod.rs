@@ -53,7 +53,7 @@
 //! | [`Forward`], [`Layer`], [`Vars`] | the computation; its object-safe single-`Var` form; flattening inputs and outputs |
 //! | [`Ctx`], [`ModuleCall`] | the forward context; what a forward hook sees |
 //! | [`Buffer`], [`Generator`], [`Mode`] | saved non-trainable state, saved random streams, the train/eval flag |
-//! | [`gradcheck_module`] | gradients with respect to inputs and every parameter |
+//! | [`gradcheck_module`], [`gradgradcheck_module`] | gradients (first and second order) with respect to inputs and every parameter |
 
 mod ctx;
 mod forward;
@@ -63,7 +63,7 @@ mod visit;
 
 pub use ctx::{Ctx, ModuleCall};
 pub use forward::{Forward, Layer, Vars};
-pub use gradcheck::gradcheck_module;
+pub use gradcheck::{gradcheck_module, gradgradcheck_module};
 pub use leaf::{Buffer, Generator, GeneratorState, Mode};
 pub(crate) use visit::short_type_name;
 #[doc(hidden)]
