@@ -46,7 +46,10 @@ mod var;
 pub use error::{Error, Loc, Phase, Result};
 pub use gradcheck::{gradcheck, gradgradcheck, GradcheckOptions, GradcheckReport};
 pub use op::{BackwardCx, Op, Unary, UnaryDerivative, ValueGrads};
-pub use ops::{Conv2dArgs, EinsumProblem, PadMode};
+pub use ops::{
+    AvgPool2dArgs, Conv1dArgs, Conv2dArgs, ConvTranspose1dArgs, ConvTranspose2dArgs, EinsumProblem,
+    MaxPool2dArgs, PadMode,
+};
 pub use param::{Param, ParamId};
 pub use tape::Tape;
 pub use tensor::kernels::gemm::{num_threads, set_num_threads};

@@ -25,7 +25,7 @@
 //! | module | what |
 //! | --- | --- |
 //! | [`module`] | [`Module`] (and its derive), [`Forward`], [`Ctx`] and hooks, [`Buffer`], [`Generator`], [`Mode`], [`gradcheck_module`] |
-//! | [`layers`] | Linear, Conv2d, pools, Flatten, Dropout, BatchNorm, LayerNorm, Embedding, Sequential, ModuleList |
+//! | [`layers`] | Linear, Conv1d/2d, ConvTranspose1d/2d, max/average/adaptive pools, Upsample, Flatten, Dropout, BatchNorm, LayerNorm, GroupNorm, RmsNorm, Embedding, Sequential, ModuleList |
 //! | [`activation`] | the [`Activation`] descriptor; activations as functions and modules |
 //! | [`init`] | `torch.nn.init` initialisers and `calculate_gain` |
 //! | [`loss`] | every `torch.nn` loss, with PyTorch's options and reductions |

@@ -1,12 +1,20 @@
-//! Convolution and pooling on NCHW tensors, built from im2col windows (a flat gather)
-//! followed by a GEMM or a reduction, so their gradients come from the gather's transpose
-//! and the matmul rule.
+//! Convolutions on NCL and NCHW tensors: `conv1d`, `conv2d`, `conv_transpose1d` and
+//! `conv_transpose2d`, all built from one window index (im2col) and a GEMM.
+//!
+//! A convolution gathers each output position's window of input taps (a flat gather with
+//! [`PAD`] for taps in the padding) and multiplies the `[positions, C·k]` matrix by the
+//! weight. A transposed convolution is that op's adjoint in the input: the input times
+//! the weight gives, per input position, the taps it adds to the output, and the same
+//! window index scatters them into place (col2im: `scatter_add`, the gather's transpose).
+//! Gradients therefore come from the matmul rule and the gather/scatter pair, to any
+//! order. The 1-d forms are the 2-d ones on a height-1 image.
 
 use crate::error::{Error, Result};
+use crate::ops::index::ScatterAddFlat;
 use crate::tensor::{Float, Shape, PAD};
 use crate::var::Var;
 
-/// Geometry of a 2-d convolution or pooling window (PyTorch's argument names).
+/// Geometry of a 2-d convolution (PyTorch's argument names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dArgs {
     /// Step between windows, (rows, cols).
@@ -30,110 +38,357 @@ impl Default for Conv2dArgs {
     }
 }
 
-/// Output size along one axis, or `None` when the window does not fit.
-fn out_len(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
-    let span = d * (k - 1) + 1;
-    let padded = n + 2 * p;
-    (padded >= span && s > 0).then(|| (padded - span) / s + 1)
+/// Geometry of a 1-d convolution (PyTorch's argument names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv1dArgs {
+    /// Step between windows.
+    pub stride: usize,
+    /// Zero padding added on each side.
+    pub padding: usize,
+    /// Spacing between kernel taps.
+    pub dilation: usize,
+    /// Channel groups (1 = dense convolution).
+    pub groups: usize,
 }
 
-/// Flat im2col indices for `x: [N, C, H, W]` and a `kh × kw` window: the result is laid out
-/// `[N, OH, OW, C, kh, kw]`, with [`PAD`] for taps in the padding.
+impl Default for Conv1dArgs {
+    fn default() -> Self {
+        Conv1dArgs {
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+}
+
+/// Geometry of a 2-d transposed convolution (PyTorch's argument names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTranspose2dArgs {
+    /// Step between the positions an input pixel writes to, (rows, cols).
+    pub stride: (usize, usize),
+    /// Rows/cols removed from each side of the full output, (rows, cols).
+    pub padding: (usize, usize),
+    /// Rows/cols added at the bottom/right end of the output; each must be below the
+    /// stride or the dilation of its axis.
+    pub output_padding: (usize, usize),
+    /// Spacing between kernel taps, (rows, cols).
+    pub dilation: (usize, usize),
+    /// Channel groups (1 = dense).
+    pub groups: usize,
+}
+
+impl Default for ConvTranspose2dArgs {
+    fn default() -> Self {
+        ConvTranspose2dArgs {
+            stride: (1, 1),
+            padding: (0, 0),
+            output_padding: (0, 0),
+            dilation: (1, 1),
+            groups: 1,
+        }
+    }
+}
+
+/// Geometry of a 1-d transposed convolution (PyTorch's argument names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTranspose1dArgs {
+    /// Step between the positions an input element writes to.
+    pub stride: usize,
+    /// Elements removed from each end of the full output.
+    pub padding: usize,
+    /// Elements added at the end of the output; below the stride or the dilation.
+    pub output_padding: usize,
+    /// Spacing between kernel taps.
+    pub dilation: usize,
+    /// Channel groups (1 = dense).
+    pub groups: usize,
+}
+
+impl Default for ConvTranspose1dArgs {
+    fn default() -> Self {
+        ConvTranspose1dArgs {
+            stride: 1,
+            padding: 0,
+            output_padding: 0,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+}
+
+/// Output length of a window sweep along one axis, `⌊(n + 2p - d(k-1) - 1)/s⌋ + 1`, or
+/// `None` when the window does not fit, a size is zero, or the arithmetic overflows.
+pub(crate) fn out_len(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
+    if k == 0 || s == 0 || d == 0 {
+        return None;
+    }
+    let span = d.checked_mul(k - 1)?.checked_add(1)?;
+    let padded = p.checked_mul(2)?.checked_add(n)?;
+    (padded >= span).then(|| (padded - span) / s + 1)
+}
+
+/// Output length of a transposed convolution along one axis,
+/// `(n - 1)s - 2p + d(k - 1) + output_padding + 1`, or `None` when it is not positive or
+/// the arithmetic overflows.
+pub(crate) fn transposed_len(
+    n: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    op: usize,
+    d: usize,
+) -> Option<usize> {
+    let full = n
+        .checked_sub(1)?
+        .checked_mul(s)?
+        .checked_add(d.checked_mul(k.checked_sub(1)?)?)?
+        .checked_add(op)?
+        .checked_add(1)?;
+    full.checked_sub(p.checked_mul(2)?).filter(|&l| l > 0)
+}
+
+/// The product of `dims`, or an error naming `op` when it overflows.
 #[track_caller]
-fn windows(
-    x: &Shape,
-    (kh, kw): (usize, usize),
-    a: &Conv2dArgs,
+pub(crate) fn checked_count(op: &'static str, dims: &[usize], shape: &Shape) -> Result<usize> {
+    // A `match`, not `ok_or_else`: an error built in a closure would carry the closure's
+    // line instead of the caller's.
+    match dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+        Some(n) => Ok(n),
+        None => Err(Error::invalid(
+            op,
+            format!("sizes {dims:?} overflow"),
+            shape,
+        )),
+    }
+}
+
+/// One axis of a transposed convolution: checks stride, dilation and output padding as
+/// PyTorch does, and returns the output length.
+#[track_caller]
+fn transposed_axis(
     op: &'static str,
-) -> Result<(Vec<usize>, usize, usize)> {
-    let (n, c, h, w) = (x[0], x[1], x[2], x[3]);
-    let oh = out_len(h, kh, a.stride.0, a.padding.0, a.dilation.0);
-    let ow = out_len(w, kw, a.stride.1, a.padding.1, a.dilation.1);
-    let (Some(oh), Some(ow)) = (oh, ow) else {
+    xs: &Shape,
+    (n, k): (usize, usize),
+    (s, p, o, d): (usize, usize, usize, usize),
+) -> Result<usize> {
+    if s == 0 || d == 0 {
         return Err(Error::invalid(
             op,
-            format!(
-                "a {kh}x{kw} window (stride {:?}, padding {:?}, dilation {:?}) does not fit",
-                a.stride, a.padding, a.dilation
-            ),
-            x,
+            "stride and dilation must be positive",
+            xs,
         ));
-    };
-    let mut idx = Vec::with_capacity(n * oh * ow * c * kh * kw);
-    for b in 0..n {
-        for y in 0..oh {
-            for z in 0..ow {
-                for ch in 0..c {
-                    let plane = (b * c + ch) * h * w;
-                    for i in 0..kh {
-                        let r = (y * a.stride.0 + i * a.dilation.0) as isize - a.padding.0 as isize;
-                        for j in 0..kw {
-                            let q =
-                                (z * a.stride.1 + j * a.dilation.1) as isize - a.padding.1 as isize;
-                            let inside = r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < w;
-                            idx.push(if inside {
-                                plane + r as usize * w + q as usize
-                            } else {
-                                PAD
-                            });
+    }
+    if o >= s && o >= d {
+        return Err(Error::invalid(
+            op,
+            format!("output_padding {o} must be smaller than the stride {s} or the dilation {d}"),
+            xs,
+        ));
+    }
+    match transposed_len(n, k, s, p, o, d) {
+        Some(len) => Ok(len),
+        None => Err(Error::invalid(
+            op,
+            format!(
+                "a kernel of {k} with stride {s}, padding {p}, output_padding {o} and dilation {d} gives no output (or overflows)"
+            ),
+            xs,
+        )),
+    }
+}
+
+/// `C_out/groups · groups`, checked.
+#[track_caller]
+fn transposed_channels(op: &'static str, ws: &Shape, groups: usize) -> Result<usize> {
+    match ws[1].checked_mul(groups) {
+        Some(c) => Ok(c),
+        None => Err(Error::invalid(op, "output channels overflow", ws)),
+    }
+}
+
+/// Where the windows of a sweep over `image: [N, C, H, W]` read: `out` positions per
+/// axis, position `(y, z)`'s tap `(i, j)` at row `y·stride - padding + i·dilation` (and
+/// likewise for columns). The flat indices are laid out `[N, OH, OW, C, kh, kw]`, with
+/// [`PAD`] for taps outside the image.
+pub(crate) struct Windows {
+    pub(crate) kernel: (usize, usize),
+    pub(crate) out: (usize, usize),
+    pub(crate) stride: (usize, usize),
+    pub(crate) padding: (usize, usize),
+    pub(crate) dilation: (usize, usize),
+}
+
+impl Windows {
+    #[track_caller]
+    pub(crate) fn indices(&self, op: &'static str, image: &Shape) -> Result<Vec<usize>> {
+        let (n, c, h, w) = (image[0], image[1], image[2], image[3]);
+        let (kh, kw) = self.kernel;
+        let (oh, ow) = self.out;
+        let count = checked_count(op, &[n, oh, ow, c, kh, kw], image)?;
+        // Each tap's coordinate before padding is removed; bounded by the output sizes,
+        // which the callers computed with checked arithmetic.
+        let coord = |pos: usize, tap: usize, s: usize, d: usize, p: usize, len: usize| {
+            let at = pos
+                .checked_mul(s)
+                .and_then(|a| a.checked_add(tap.checked_mul(d)?));
+            match at {
+                Some(a) if a >= p && a - p < len => Some(a - p),
+                _ => None,
+            }
+        };
+        let mut idx = Vec::with_capacity(count);
+        for b in 0..n {
+            for y in 0..oh {
+                for z in 0..ow {
+                    for ch in 0..c {
+                        let plane = (b * c + ch) * h * w;
+                        for i in 0..kh {
+                            let r = coord(y, i, self.stride.0, self.dilation.0, self.padding.0, h);
+                            for j in 0..kw {
+                                let q =
+                                    coord(z, j, self.stride.1, self.dilation.1, self.padding.1, w);
+                                idx.push(match (r, q) {
+                                    (Some(r), Some(q)) => plane + r * w + q,
+                                    _ => PAD,
+                                });
+                            }
                         }
                     }
                 }
             }
         }
+        Ok(idx)
     }
-    Ok((idx, oh, ow))
 }
 
 #[track_caller]
-fn check_rank4(op: &'static str, s: &Shape) -> Result<()> {
-    if s.rank() != 4 {
-        return Err(Error::invalid(op, "expected an NCHW tensor of rank 4", s));
+fn check_rank(op: &'static str, s: &Shape, rank: usize, layout: &str) -> Result<()> {
+    if s.rank() != rank {
+        return Err(Error::invalid(
+            op,
+            format!("expected a tensor of rank {rank} ({layout})"),
+            s,
+        ));
+    }
+    Ok(())
+}
+
+#[track_caller]
+fn check_nonzero(op: &'static str, what: &str, s: &Shape) -> Result<()> {
+    if s.iter().any(|&d| d == 0) {
+        return Err(Error::invalid(
+            op,
+            format!("{what} has a zero-length dimension"),
+            s,
+        ));
+    }
+    Ok(())
+}
+
+#[track_caller]
+fn check_bias<T: Float>(op: &'static str, bias: Option<Var<'_, T>>, channels: usize) -> Result<()> {
+    if let Some(b) = bias {
+        if b.shape().dims() != [channels] {
+            return Err(Error::ShapeMismatch {
+                op,
+                expected: Shape::from([channels]),
+                got: b.shape(),
+                location: std::panic::Location::caller(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks a convolution's operands: ranks, non-zero sizes, and `groups` dividing the
+/// input channels (`C_in = weight[in_axis]·groups` for a convolution, `= weight[0]` for a
+/// transposed one).
+#[track_caller]
+fn check_operands(
+    op: &'static str,
+    xs: &Shape,
+    ws: &Shape,
+    rank: usize,
+    groups: usize,
+    transposed: bool,
+) -> Result<()> {
+    let layout = if rank == 3 { "N, C, L" } else { "N, C, H, W" };
+    check_rank(op, xs, rank, layout)?;
+    check_rank(op, ws, rank, "the weight")?;
+    check_nonzero(op, "the input", xs)?;
+    check_nonzero(op, "the weight", ws)?;
+    let c = xs[1];
+    let ok = groups > 0
+        && c.is_multiple_of(groups)
+        && if transposed {
+            ws[0] == c
+        } else {
+            ws[0].is_multiple_of(groups) && ws[1].checked_mul(groups) == Some(c)
+        };
+    if !ok {
+        let want = if transposed {
+            "[C_in, C_out/groups, k..]"
+        } else {
+            "[C_out, C_in/groups, k..] with C_out divisible by groups"
+        };
+        return Err(Error::invalid(
+            op,
+            format!("input channels {c} do not match weight {ws} ({want}) with {groups} groups"),
+            xs,
+        ));
     }
     Ok(())
 }
 
 impl<'t, T: Float> Var<'t, T> {
     /// 2-d cross-correlation (no kernel flip), as `torch.nn.functional.conv2d`: `self` is
-    /// `[N, C_in, H, W]`, `weight` is `[C_out, C_in/groups, kH, kW]`, `bias` is `[C_out]`.
+    /// `[N, C_in, H, W]`, `weight` is `[C_out, C_in/groups, kH, kW]`, `bias` is `[C_out]`;
+    /// the output is `[N, C_out, H', W']` with `H' = ⌊(H + 2p - d(kH - 1) - 1)/s⌋ + 1`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for wrong ranks, channel counts, groups, or a window that
-    /// does not fit.
+    /// [`Error::InvalidArgument`] for wrong ranks, zero-length dimensions, channel counts
+    /// that do not match the weight and groups, a zero stride or dilation, or a window
+    /// that does not fit (sizes that overflow included); [`Error::ShapeMismatch`] for a
+    /// bias that is not `[C_out]`.
     #[track_caller]
     pub fn conv2d(self, weight: Self, bias: Option<Self>, args: Conv2dArgs) -> Result<Self> {
         let (xs, ws) = (self.shape(), weight.shape());
-        check_rank4("conv2d", &xs)?;
-        check_rank4("conv2d", &ws)?;
-        let g = args.groups;
-        if g == 0 || xs[1] % g != 0 || ws[0] % g != 0 || ws[1] * g != xs[1] {
+        check_operands("conv2d", &xs, &ws, 4, args.groups, false)?;
+        check_bias("conv2d", bias, ws[0])?;
+        let fits = |a: usize| {
+            let (n, k) = (xs[2 + a], ws[2 + a]);
+            let pick = |t: (usize, usize)| if a == 0 { t.0 } else { t.1 };
+            out_len(
+                n,
+                k,
+                pick(args.stride),
+                pick(args.padding),
+                pick(args.dilation),
+            )
+        };
+        let (Some(oh), Some(ow)) = (fits(0), fits(1)) else {
             return Err(Error::invalid(
                 "conv2d",
                 format!(
-                    "input channels {} do not match weight {ws} with {g} groups",
-                    xs[1]
+                    "a {}x{} kernel (stride {:?}, padding {:?}, dilation {:?}) does not fit",
+                    ws[2], ws[3], args.stride, args.padding, args.dilation
                 ),
                 &xs,
             ));
-        }
-        if let Some(b) = bias {
-            if b.shape().dims() != [ws[0]] {
-                return Err(Error::ShapeMismatch {
-                    op: "conv2d",
-                    expected: Shape::from([ws[0]]),
-                    got: b.shape(),
-                    location: std::panic::Location::caller(),
-                });
-            }
-        }
+        };
+        let g = args.groups;
         let out = if g == 1 {
-            self.conv2d_dense(weight, args)?
+            self.conv2d_dense(weight, args, (oh, ow))?
         } else {
             let (ci, co) = (xs[1] / g, ws[0] / g);
             let parts = (0..g)
                 .map(|k| {
-                    self.narrow(1, k * ci, ci)?
-                        .conv2d_dense(weight.narrow(0, k * co, co)?, args)
+                    self.narrow(1, k * ci, ci)?.conv2d_dense(
+                        weight.narrow(0, k * co, co)?,
+                        args,
+                        (oh, ow),
+                    )
                 })
                 .collect::<Result<Vec<_>>>()?;
             Var::concat(&parts, 1)?
@@ -145,10 +400,18 @@ impl<'t, T: Float> Var<'t, T> {
     }
 
     #[track_caller]
-    fn conv2d_dense(self, weight: Self, args: Conv2dArgs) -> Result<Self> {
+    fn conv2d_dense(self, weight: Self, args: Conv2dArgs, out: (usize, usize)) -> Result<Self> {
         let (xs, ws) = (self.shape(), weight.shape());
         let (co, kh, kw) = (ws[0], ws[2], ws[3]);
-        let (idx, oh, ow) = windows(&xs, (kh, kw), &args, "conv2d")?;
+        let (oh, ow) = out;
+        let idx = Windows {
+            kernel: (kh, kw),
+            out,
+            stride: args.stride,
+            padding: args.padding,
+            dilation: args.dilation,
+        }
+        .indices("conv2d", &xs)?;
         let n = xs[0];
         let k = xs[1] * kh * kw;
         let cols = self.gather_named("im2col", idx, Shape::from([n * oh * ow, k]), T::zero());
@@ -159,88 +422,189 @@ impl<'t, T: Float> Var<'t, T> {
             .reshape([n, co, oh, ow])
     }
 
+    /// 1-d cross-correlation, as `torch.nn.functional.conv1d`: `self` is `[N, C_in, L]`,
+    /// `weight` `[C_out, C_in/groups, k]`, `bias` `[C_out]`; the output is
+    /// `[N, C_out, L']` with `L' = ⌊(L + 2p - d(k - 1) - 1)/s⌋ + 1`. Computed as
+    /// [`conv2d`](Var::conv2d) on a height-1 image.
+    ///
+    /// # Errors
+    /// As [`conv2d`](Var::conv2d), naming `conv1d` and the 3-d shapes.
     #[track_caller]
-    fn pool_windows(
-        self,
-        op: &'static str,
-        kernel: (usize, usize),
-        stride: (usize, usize),
-        padding: (usize, usize),
-        fill: T,
-    ) -> Result<Self> {
-        let xs = self.shape();
-        check_rank4(op, &xs)?;
-        if kernel.0 == 0 || kernel.1 == 0 {
-            return Err(Error::invalid(op, "kernel size must be positive", &xs));
-        }
-        if padding.0 * 2 > kernel.0 || padding.1 * 2 > kernel.1 {
+    pub fn conv1d(self, weight: Self, bias: Option<Self>, args: Conv1dArgs) -> Result<Self> {
+        let (xs, ws) = (self.shape(), weight.shape());
+        check_operands("conv1d", &xs, &ws, 3, args.groups, false)?;
+        check_bias("conv1d", bias, ws[0])?;
+        if out_len(xs[2], ws[2], args.stride, args.padding, args.dilation).is_none() {
             return Err(Error::invalid(
-                op,
-                "padding must be at most half the kernel size",
+                "conv1d",
+                format!(
+                    "a kernel of {} (stride {}, padding {}, dilation {}) does not fit",
+                    ws[2], args.stride, args.padding, args.dilation
+                ),
                 &xs,
             ));
         }
-        let args = Conv2dArgs {
-            stride,
-            padding,
-            ..Conv2dArgs::default()
+        let args2 = Conv2dArgs {
+            stride: (1, args.stride),
+            padding: (0, args.padding),
+            dilation: (1, args.dilation),
+            groups: args.groups,
         };
-        // Treat every channel as its own one-channel image, so windows stay per channel.
-        let flat = Shape::from([xs[0] * xs[1], 1, xs[2], xs[3]]);
-        let (idx, oh, ow) = windows(&flat, kernel, &args, op)?;
-        let shape = Shape::from([xs[0], xs[1], oh, ow, kernel.0 * kernel.1]);
-        Ok(self.gather_named(op, idx, shape, fill))
+        self.unsqueeze(2)?
+            .conv2d(weight.unsqueeze(2)?, bias, args2)?
+            .squeeze(2)
     }
 
-    /// Max over `kernel` windows (stride = kernel when `None`, floor mode, padding with the
-    /// lowest finite value), as `torch.nn.functional.max_pool2d`. The gradient goes to each
-    /// window's arg-max.
+    /// 2-d transposed convolution, as `torch.nn.functional.conv_transpose2d`: `self` is
+    /// `[N, C_in, H, W]`, `weight` `[C_in, C_out/groups, kH, kW]` (in-channels first),
+    /// `bias` `[C_out]`. Input pixel `(h, w)` adds `x·weight[.., i, j]` to output
+    /// `(h·s - p + i·d, w·s - p + j·d)` (positions outside are dropped), so
+    /// `H' = (H - 1)s - 2p + d(kH - 1) + output_padding + 1`. It is the gradient of
+    /// [`conv2d`](Var::conv2d) with respect to its input.
+    ///
+    /// ```
+    /// use autograd::{ConvTranspose2dArgs, Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec(vec![1.0, 2.0], [1, 1, 1, 2])?);
+    /// let w = tape.var(Tensor::ones([1, 1, 1, 3]));
+    /// let args = ConvTranspose2dArgs { stride: (1, 2), ..Default::default() };
+    /// // each input spreads over 3 columns, 2 apart: [1, 1, 1+2, 2, 2]
+    /// let y = x.conv_transpose2d(w, None, args)?;
+    /// assert_eq!(y.value().to_vec(), [1.0, 1.0, 3.0, 2.0, 2.0]);
+    /// # Ok::<(), autograd::Error>(())
+    /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a non-NCHW input or a window that does not fit.
+    /// [`Error::InvalidArgument`] for wrong ranks, zero-length dimensions, channels that do
+    /// not match the weight and groups, a zero stride or dilation, an `output_padding` not
+    /// below the stride or the dilation of its axis (as PyTorch requires), or an output
+    /// size that is not positive or overflows; [`Error::ShapeMismatch`] for a bias that is
+    /// not `[C_out]`.
     #[track_caller]
-    pub fn max_pool2d(
+    pub fn conv_transpose2d(
         self,
-        kernel: (usize, usize),
-        stride: Option<(usize, usize)>,
-        padding: (usize, usize),
+        weight: Self,
+        bias: Option<Self>,
+        args: ConvTranspose2dArgs,
     ) -> Result<Self> {
-        self.pool_windows(
-            "max_pool2d",
-            kernel,
-            stride.unwrap_or(kernel),
-            padding,
-            T::min_value(),
-        )?
-        .max_axes(&[-1], false)
+        let (xs, ws) = (self.shape(), weight.shape());
+        let op = "conv_transpose2d";
+        check_operands(op, &xs, &ws, 4, args.groups, true)?;
+        let g = args.groups;
+        let co = transposed_channels(op, &ws, g)?;
+        check_bias(op, bias, co)?;
+        let a = &args;
+        let out = (
+            transposed_axis(
+                op,
+                &xs,
+                (xs[2], ws[2]),
+                (a.stride.0, a.padding.0, a.output_padding.0, a.dilation.0),
+            )?,
+            transposed_axis(
+                op,
+                &xs,
+                (xs[3], ws[3]),
+                (a.stride.1, a.padding.1, a.output_padding.1, a.dilation.1),
+            )?,
+        );
+        let y = if g == 1 {
+            self.conv_transpose2d_dense(weight, args, out)?
+        } else {
+            let ci = xs[1] / g;
+            let parts = (0..g)
+                .map(|k| {
+                    self.narrow(1, k * ci, ci)?.conv_transpose2d_dense(
+                        weight.narrow(0, k * ci, ci)?,
+                        args,
+                        out,
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Var::concat(&parts, 1)?
+        };
+        match bias {
+            Some(b) => y.add(b.reshape([1, co, 1, 1])?),
+            None => Ok(y),
+        }
     }
 
-    /// Mean over `kernel` windows (stride = kernel when `None`; padded zeros count, as
-    /// PyTorch's default `count_include_pad=True`).
+    #[track_caller]
+    fn conv_transpose2d_dense(
+        self,
+        weight: Self,
+        args: ConvTranspose2dArgs,
+        (oh, ow): (usize, usize),
+    ) -> Result<Self> {
+        let (xs, ws) = (self.shape(), weight.shape());
+        let (n, ci, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+        let (co, kh, kw) = (ws[1], ws[2], ws[3]);
+        let image = Shape::from([n, co, oh, ow]);
+        // The windows of a convolution over the output, one per input pixel: exactly the
+        // places each input pixel's taps land.
+        let idx = Windows {
+            kernel: (kh, kw),
+            out: (h, w),
+            stride: args.stride,
+            padding: args.padding,
+            dilation: args.dilation,
+        }
+        .indices("conv_transpose2d", &image)?;
+        // [N·H·W, C_in] · [C_in, C_out·kH·kW]: every tap of every input pixel, laid out
+        // [N, H, W, C_out, kH, kW] like the window index.
+        let taps = self
+            .permute(&[0, 2, 3, 1])?
+            .reshape([n * h * w, ci])?
+            .matmul(weight.reshape([ci, co * kh * kw])?)?;
+        Ok(taps.infallible(ScatterAddFlat {
+            idx: idx.into(),
+            shape: image,
+        }))
+    }
+
+    /// 1-d transposed convolution, as `torch.nn.functional.conv_transpose1d`: `self` is
+    /// `[N, C_in, L]`, `weight` `[C_in, C_out/groups, k]`, `bias` `[C_out]`;
+    /// `L' = (L - 1)s - 2p + d(k - 1) + output_padding + 1`. Computed as
+    /// [`conv_transpose2d`](Var::conv_transpose2d) on a height-1 image.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a non-NCHW input or a window that does not fit.
+    /// As [`conv_transpose2d`](Var::conv_transpose2d), naming `conv_transpose1d` and the
+    /// 3-d shapes.
     #[track_caller]
-    pub fn avg_pool2d(
+    pub fn conv_transpose1d(
         self,
-        kernel: (usize, usize),
-        stride: Option<(usize, usize)>,
-        padding: (usize, usize),
+        weight: Self,
+        bias: Option<Self>,
+        args: ConvTranspose1dArgs,
     ) -> Result<Self> {
-        self.pool_windows(
-            "avg_pool2d",
-            kernel,
-            stride.unwrap_or(kernel),
-            padding,
-            T::zero(),
-        )?
-        .mean_axes(&[-1], false)
+        let (xs, ws) = (self.shape(), weight.shape());
+        let op = "conv_transpose1d";
+        check_operands(op, &xs, &ws, 3, args.groups, true)?;
+        let co = transposed_channels(op, &ws, args.groups)?;
+        check_bias(op, bias, co)?;
+        let (s, p, o, d) = (
+            args.stride,
+            args.padding,
+            args.output_padding,
+            args.dilation,
+        );
+        transposed_axis(op, &xs, (xs[2], ws[2]), (s, p, o, d))?;
+        let args2 = ConvTranspose2dArgs {
+            stride: (1, s),
+            padding: (0, p),
+            output_padding: (0, o),
+            dilation: (1, d),
+            groups: args.groups,
+        };
+        self.unsqueeze(2)?
+            .conv_transpose2d(weight.unsqueeze(2)?, bias, args2)?
+            .squeeze(2)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Conv2dArgs;
+    use super::*;
     use crate::{Tape, Tensor};
 
     #[test]
@@ -266,15 +630,52 @@ mod tests {
     }
 
     #[test]
-    fn pooling_drops_the_uncovered_edge() {
+    fn transposed_conv_is_the_input_gradient_of_conv() {
+        // <conv(x), y> = <x, conv_transpose(y)> for any x, y: the defining adjoint identity.
         let tape = Tape::<f64>::new();
-        let x = tape.var(Tensor::arange(25).reshape([1, 1, 5, 5]).unwrap());
-        let y = x.max_pool2d((2, 2), None, (0, 0)).unwrap();
-        assert_eq!(y.value().to_vec(), vec![6., 8., 16., 18.]);
-        let a = x.avg_pool2d((2, 2), None, (0, 0)).unwrap();
-        assert_eq!(a.value().to_vec(), vec![3., 5., 13., 15.]);
-        let g = tape.grad(y.sum(), &[x]).unwrap()[0].value().to_vec();
-        assert_eq!(g.iter().sum::<f64>(), 4.0);
-        assert_eq!((g[6], g[8], g[16], g[18], g[24]), (1., 1., 1., 1., 0.));
+        let x = tape.constant(Tensor::from_fn([2, 4, 7, 6], |i| {
+            ((i * 37 % 23) as f64) - 11.0
+        }));
+        let w = tape.constant(Tensor::from_fn([6, 2, 3, 2], |i| {
+            ((i * 13 % 7) as f64) - 3.0
+        }));
+        let args = Conv2dArgs {
+            stride: (2, 1),
+            padding: (1, 1),
+            dilation: (1, 2),
+            groups: 2,
+        };
+        let cx = x.conv2d(w, None, args).unwrap();
+        let y = tape.constant(Tensor::from_fn(cx.shape(), |i| ((i * 5 % 11) as f64) - 5.0));
+        let t = y
+            .conv_transpose2d(
+                w,
+                None,
+                ConvTranspose2dArgs {
+                    stride: args.stride,
+                    padding: args.padding,
+                    dilation: args.dilation,
+                    groups: args.groups,
+                    output_padding: (0, 0),
+                },
+            )
+            .unwrap();
+        // conv: H 7 → 4, W 6 → 6; back: H (4 - 1)·2 - 2 + 2 + 1 = 7, W (6 - 1) - 2 + 2 + 1 = 6
+        assert_eq!(t.dims(), [2, 4, 7, 6]);
+        let lhs = cx.mul(y).unwrap().sum().value().item().unwrap();
+        let rhs = x.mul(t).unwrap().sum().value().item().unwrap();
+        assert_eq!(lhs, rhs);
+    }
+
+    #[test]
+    fn sizes_are_checked_not_wrapped() {
+        assert_eq!(out_len(5, 3, 1, 0, 1), Some(3));
+        assert_eq!(out_len(5, 3, 0, 0, 1), None);
+        assert_eq!(out_len(5, 0, 1, 0, 1), None);
+        assert_eq!(out_len(5, 3, 1, usize::MAX, 1), None);
+        assert_eq!(out_len(5, 3, 1, 0, usize::MAX), None);
+        assert_eq!(transposed_len(3, 3, 2, 1, 1, 1), Some(6));
+        assert_eq!(transposed_len(1, 1, 1, 1, 0, 1), None);
+        assert_eq!(transposed_len(usize::MAX, 3, 2, 0, 0, 1), None);
     }
 }

@@ -14,8 +14,10 @@
 //! | `shape.rs` | reshape, flatten, squeeze, unsqueeze, permute, transpose, broadcast_to, concat, stack |
 //! | `layout.rs` | pad (constant, reflect, replicate, circular), flip, roll, repeat, expand, tril, triu, masked_fill, split, chunk |
 //! | `index.rs` | gather_flat / scatter_add_flat, narrow, slice, index_select, gather, scatter_add |
-//! | `conv.rs` | conv2d (stride, padding, dilation, groups), max_pool2d, avg_pool2d |
-//! | `nn.rs` | softmax, log_softmax, glu, layer_norm (losses live in `nn::loss`) |
+//! | `conv.rs` | conv1d, conv2d, conv_transpose1d, conv_transpose2d (stride, padding, dilation, groups, output_padding) |
+//! | `pool.rs` | max_pool2d (with indices, dilation, ceil mode), avg_pool2d (both divisors), adaptive_avg_pool2d |
+//! | `resample.rs` | upsample_nearest2d, upsample_bilinear2d |
+//! | `nn.rs` | softmax, log_softmax, glu, layer_norm, group_norm, rms_norm (losses live in `nn::loss`) |
 
 pub mod binary;
 pub mod conv;
@@ -25,13 +27,16 @@ pub mod layout;
 pub mod linalg;
 pub mod nn;
 pub mod norm;
+pub mod pool;
 pub mod reduce;
+pub mod resample;
 pub mod scan;
 pub mod shape;
 pub mod sort;
 pub mod unary;
 
 pub use binary::reduce_to_shape;
-pub use conv::Conv2dArgs;
+pub use conv::{Conv1dArgs, Conv2dArgs, ConvTranspose1dArgs, ConvTranspose2dArgs};
 pub use einsum::EinsumProblem;
 pub use layout::PadMode;
+pub use pool::{AvgPool2dArgs, MaxPool2dArgs};

@@ -1,5 +1,5 @@
-//! Numerically stable compositions used by networks: `softmax`, `log_softmax`, `glu` and
-//! `layer_norm`. (The losses built on them live in `nn::loss`.)
+//! Numerically stable compositions used by networks: `softmax`, `log_softmax`, `glu`, and
+//! the normalisations `layer_norm`, `group_norm` and `rms_norm`. (The losses built on them live in `nn::loss`.)
 //!
 //! Each is a composition of primitive ops (so its gradient and its gradient's gradient come
 //! from theirs); stability comes from subtracting a detached maximum, never from a fused
@@ -90,6 +90,93 @@ impl<'t, T: Float> Var<'t, T> {
             y = y.add(b)?;
         }
         Ok(y)
+    }
+
+    /// Group normalisation (Wu & He 2018), as `torch.nn.functional.group_norm`: `self` is
+    /// `[N, C, *]`; the channels split into `groups` contiguous groups, each normalised
+    /// per sample over its channels and every position, `(x - mean)/√(var + eps)` with
+    /// the biased variance, then scaled and shifted per channel by `weight` and `bias`
+    /// (`[C]`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a rank below 2, a zero-length dimension, or `C` not
+    /// divisible by `groups`; [`Error::ShapeMismatch`] when `weight` or `bias` is not `[C]`.
+    #[track_caller]
+    pub fn group_norm(
+        self,
+        groups: usize,
+        weight: Option<Self>,
+        bias: Option<Self>,
+        eps: f64,
+    ) -> Result<Self> {
+        let s = self.shape();
+        if s.rank() < 2 || s.iter().any(|&d| d == 0) {
+            return Err(Error::invalid(
+                "group_norm",
+                "expected [N, C, *] with no zero-length dimension",
+                &s,
+            ));
+        }
+        let c = s[1];
+        if groups == 0 || !c.is_multiple_of(groups) {
+            return Err(Error::invalid(
+                "group_norm",
+                format!("{c} channels do not split into {groups} groups"),
+                &s,
+            ));
+        }
+        for p in [weight, bias].into_iter().flatten() {
+            if p.shape().dims() != [c] {
+                return Err(Error::ShapeMismatch {
+                    op: "group_norm",
+                    expected: crate::Shape::from([c]),
+                    got: p.shape(),
+                    location: std::panic::Location::caller(),
+                });
+            }
+        }
+        let per_group = s.numel() / (s[0] * groups);
+        let g = self.reshape([s[0], groups, per_group])?;
+        let centred = g.sub(g.mean_axes(&[-1], true)?)?;
+        let var = centred.square().mean_axes(&[-1], true)?;
+        let mut y = centred
+            .mul(var.add_scalar(T::of(eps)).rsqrt())?
+            .reshape(s.clone())?;
+        let mut per_channel = vec![1; s.rank()];
+        per_channel[1] = c;
+        if let Some(w) = weight {
+            y = y.mul(w.reshape(per_channel.clone())?)?;
+        }
+        if let Some(b) = bias {
+            y = y.add(b.reshape(per_channel)?)?;
+        }
+        Ok(y)
+    }
+
+    /// Root-mean-square normalisation (Zhang & Sennrich 2019) over the last `dims` axes,
+    /// as `torch.nn.functional.rms_norm`: `x / √(mean(x²) + eps) · weight`, no mean
+    /// subtracted and no bias; `weight` has the normalised shape (or broadcasts to it).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `dims` is 0 or exceeds the rank; [`Error::Broadcast`]
+    /// when the weight does not fit.
+    #[track_caller]
+    pub fn rms_norm(self, dims: usize, weight: Option<Self>, eps: f64) -> Result<Self> {
+        let r = self.rank();
+        if dims == 0 || dims > r {
+            return Err(Error::invalid(
+                "rms_norm",
+                format!("cannot normalise over the last {dims} axes"),
+                &self.shape(),
+            ));
+        }
+        let axes: Vec<isize> = (r - dims..r).map(|a| a as isize).collect();
+        let ms = self.square().mean_axes(&axes, true)?;
+        let y = self.mul(ms.add_scalar(T::of(eps)).rsqrt())?;
+        match weight {
+            Some(w) => y.mul(w),
+            None => Ok(y),
+        }
     }
 }
 

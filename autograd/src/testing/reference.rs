@@ -310,6 +310,117 @@ impl Case {
     }
 }
 
+/// One case of the `layers/v1` schema (`layers.json`): a `torch.nn` module built from
+/// `attrs`, its full state (`params`, parameters and buffers under their `state_dict`
+/// keys), named inputs and outputs, one cotangent per float output, the gradients of
+/// `Σ_j <outputs[j], cotangents[j]>` with respect to every differentiable input and every
+/// trainable parameter, and the buffers after the call (batch norm in training mode).
+#[derive(Clone, Debug)]
+pub struct LayerCase {
+    /// Unique name.
+    pub name: String,
+    /// The `torch.nn` class name (`"Conv2d"`), or a functional's name
+    /// (`"scaled_dot_product_attention"`).
+    pub module: String,
+    /// The exact PyTorch code (documentation only).
+    pub torch: String,
+    /// Constructor keyword arguments.
+    pub attrs: Attrs,
+    /// Non-tensor keyword arguments of the call (`need_weights`, `is_causal`).
+    pub call: Attrs,
+    /// Training mode (`true`) or evaluation mode at call time.
+    pub training: bool,
+    /// Every `state_dict` entry: parameters and buffers.
+    pub params: BTreeMap<String, RefTensor>,
+    /// The `params` keys that are parameters (the rest are buffers).
+    pub trainable: Vec<String>,
+    /// Named inputs (int64 for indices and masks).
+    pub inputs: BTreeMap<String, RefTensor>,
+    /// The inputs that have an entry in `grads`.
+    pub differentiable: Vec<String>,
+    /// Every tensor output, by name.
+    pub outputs: BTreeMap<String, RefTensor>,
+    /// One cotangent per float output.
+    pub cotangents: BTreeMap<String, RefTensor>,
+    /// Gradients, keyed by input name or `state_dict` key.
+    pub grads: BTreeMap<String, RefTensor>,
+    /// The buffers after the call, when the call changes them.
+    pub buffers_after: Option<BTreeMap<String, RefTensor>>,
+    /// The formula or caveat of the case.
+    pub note: String,
+}
+
+fn names(v: &Value, field: &str) -> Result<Vec<String>, String> {
+    match v.get(field) {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .map(String::from)
+                    .ok_or_else(|| format!("{field}: not a string: {s}"))
+            })
+            .collect(),
+        Some(other) => Err(format!("{field}: not a list: {other}")),
+    }
+}
+
+impl LayerCase {
+    /// Decodes one case object.
+    ///
+    /// # Errors
+    /// A message naming the case and the field that is missing or malformed.
+    pub fn from_json(v: &Value) -> Result<Self, String> {
+        let name = v["name"].as_str().ok_or("case without a name")?.to_string();
+        let wrap = |e: String| format!("{name}: {e}");
+        let module = v["module"]
+            .as_str()
+            .ok_or_else(|| wrap("no module".into()))?
+            .to_string();
+        let training = v["training"]
+            .as_bool()
+            .ok_or_else(|| wrap("no training flag".into()))?;
+        let buffers_after = match v.get("buffers_after").filter(|b| !b.is_null()) {
+            Some(b) => Some(tensors(b).map_err(wrap)?),
+            None => None,
+        };
+        Ok(LayerCase {
+            module,
+            torch: v["torch"].as_str().unwrap_or_default().to_string(),
+            attrs: Attrs(v["attrs"].clone()),
+            call: Attrs(v["call"].clone()),
+            training,
+            params: tensors(&v["params"]).map_err(wrap)?,
+            trainable: names(v, "trainable").map_err(wrap)?,
+            inputs: tensors(&v["inputs"]).map_err(wrap)?,
+            differentiable: names(v, "differentiable").map_err(wrap)?,
+            outputs: tensors(&v["outputs"]).map_err(wrap)?,
+            cotangents: tensors(&v["cotangents"]).map_err(wrap)?,
+            grads: tensors(&v["grads"]).map_err(wrap)?,
+            buffers_after,
+            note: v["note"].as_str().unwrap_or_default().to_string(),
+            name,
+        })
+    }
+
+    /// Every case of a `layers/v1` file.
+    ///
+    /// # Errors
+    /// A message when the format is not `layers/v1`, `cases` is missing or a case does
+    /// not decode.
+    pub fn all(file: &Value) -> Result<Vec<LayerCase>, String> {
+        if file["format"] != "layers/v1" {
+            return Err(format!("not a layers/v1 file: format {}", file["format"]));
+        }
+        file["cases"]
+            .as_array()
+            .ok_or("the file has no cases array")?
+            .iter()
+            .map(LayerCase::from_json)
+            .collect()
+    }
+}
+
 /// Largest errors seen in one category of comparison.
 #[derive(Clone, Debug, Default)]
 struct Worst {
@@ -324,6 +435,8 @@ struct Worst {
 pub struct Comparison {
     worst: BTreeMap<String, Worst>,
     failures: Vec<String>,
+    /// The largest `|ours - ref| / (atol + rtol·|ref|)` seen, and where.
+    worst_ratio: Option<(f64, String)>,
 }
 
 impl Comparison {
@@ -346,8 +459,21 @@ impl Comparison {
             return;
         }
         let e = self.worst.entry(category.to_string()).or_default();
+        let mut ratio = 0.0f64;
         for (&a, &b) in ours.as_slice().iter().zip(r.as_slice()) {
             let d = (a - b).abs();
+            let allowed = tol.atol + tol.rtol * b.abs();
+            let q = if d == 0.0 {
+                0.0
+            } else if allowed > 0.0 {
+                d / allowed
+            } else {
+                f64::INFINITY
+            };
+            // NaN compares as the worst there is.
+            if q > ratio || q.is_nan() {
+                ratio = if q.is_nan() { f64::INFINITY } else { q };
+            }
             if d > e.abs {
                 e.abs = d;
             }
@@ -356,6 +482,16 @@ impl Comparison {
                 e.at = format!("{case} {what}");
             }
         }
+        if self.worst_ratio.as_ref().is_none_or(|w| ratio > w.0) {
+            self.worst_ratio = Some((ratio, format!("{case} {what}")));
+        }
+    }
+
+    /// The largest `|ours - ref| / (atol + rtol·|ref|)` over every element compared so
+    /// far, with the case and quantity where it occurred: how much of the tolerance the
+    /// worst element used (above 1 is a failure). `None` before any comparison.
+    pub fn worst_ratio(&self) -> Option<(f64, &str)> {
+        self.worst_ratio.as_ref().map(|(r, at)| (*r, at.as_str()))
     }
 
     /// Compares integer results (indices) exactly, shape included.

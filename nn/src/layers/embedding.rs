@@ -10,10 +10,15 @@ use crate::Module;
 
 /// `nn.Embedding(num_embeddings, embedding_dim)`: row `i` of the weight for index `i`.
 /// The gradient scatters back into the rows looked up (repeated indices add up).
+///
+/// With a padding index ([`with_padding_idx`](Embedding::with_padding_idx), PyTorch's
+/// `padding_idx`), that row is returned like any other but never receives a gradient,
+/// so it keeps whatever value it holds (zeros, unless loaded from elsewhere).
 #[derive(Debug, Module)]
 pub struct Embedding<T: Float> {
     /// `[num_embeddings, embedding_dim]`.
     pub weight: Param<T>,
+    padding_idx: Option<usize>,
 }
 
 impl<T: Float> Embedding<T> {
@@ -54,7 +59,54 @@ impl<T: Float> Embedding<T> {
         let w = init.tensor([num_embeddings, embedding_dim], rng)?;
         Ok(Embedding {
             weight: Param::named("weight", w),
+            padding_idx: None,
         })
+    }
+
+    /// Makes row `padding_idx` the padding row, as PyTorch's `padding_idx`: it is zeroed
+    /// now, and no gradient ever reaches it.
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor};
+    /// use nn::{Ctx, Embedding};
+    /// use rand::SeedableRng;
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let e = Embedding::<f64>::new(5, 2, &mut rng)?.with_padding_idx(0)?;
+    /// let tape = Tape::new();
+    /// let y = e.lookup(&Ctx::new(&tape), &[0, 3, 0])?;
+    /// y.sum().backward()?;
+    /// let g = e.weight.grad().unwrap();
+    /// assert_eq!(g.to_vec()[..2], [0.0, 0.0]); // the padding row
+    /// assert_eq!(g.to_vec()[6..8], [1.0, 1.0]); // row 3
+    /// # Ok::<(), nn::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when `padding_idx` is not a row of the table.
+    #[track_caller]
+    pub fn with_padding_idx(mut self, padding_idx: usize) -> Result<Self> {
+        let shape = self.weight.shape();
+        if padding_idx >= shape[0] {
+            return Err(Error::config(
+                "Embedding",
+                format!(
+                    "padding_idx {padding_idx} is not a row of a table of {}",
+                    shape[0]
+                ),
+            ));
+        }
+        let mut w = self.weight.value().to_vec();
+        let d = shape[1];
+        w[padding_idx * d..(padding_idx + 1) * d].fill(T::zero());
+        self.weight
+            .set_value(autograd::Tensor::from_vec(w, shape)?)?;
+        self.padding_idx = Some(padding_idx);
+        Ok(self)
+    }
+
+    /// The padding row, if any.
+    pub fn padding_idx(&self) -> Option<usize> {
+        self.padding_idx
     }
 
     /// The vectors of `indices`, `[len, dim]`.
@@ -71,7 +123,24 @@ impl<T: Float> Embedding<T> {
                 autograd::Shape::from([indices.len()]),
             ));
         }
-        Ok(cx.param(&self.weight).index_select(0, indices)?)
+        let rows = cx.param(&self.weight).index_select(0, indices)?;
+        let Some(pad) = self.padding_idx else {
+            return Ok(rows);
+        };
+        if !indices.contains(&pad) {
+            return Ok(rows);
+        }
+        // The padding row's value goes through as a constant, so its gradient is zero
+        // while the forward is unchanged.
+        let is_pad = autograd::Tensor::from_fn([indices.len(), 1], |i| {
+            if indices[i] == pad {
+                T::one()
+            } else {
+                T::zero()
+            }
+        });
+        let fixed = cx.tape().constant(rows.value());
+        Ok(fixed.where_cond(&is_pad, rows)?)
     }
 }
 

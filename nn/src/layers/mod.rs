@@ -3,12 +3,16 @@
 //! | file | layers |
 //! | --- | --- |
 //! | `linear.rs` | [`Linear`] (`x Wᵀ + b`), [`linear`] (its function) |
-//! | `conv.rs` | [`Conv2d`] |
-//! | `pool.rs` | [`MaxPool2d`], [`AvgPool2d`] |
+//! | `conv.rs` | [`Conv1d`], [`Conv2d`] |
+//! | `conv_transpose.rs` | [`ConvTranspose1d`], [`ConvTranspose2d`] |
+//! | `pool.rs` | [`MaxPool2d`] (with indices), [`AvgPool2d`], [`AdaptiveAvgPool2d`] |
+//! | `upsample.rs` | [`Upsample`] (nearest, bilinear) |
 //! | `flatten.rs` | [`Flatten`] |
 //! | `dropout.rs` | [`Dropout`] (seeded, inverted scaling) |
 //! | `norm.rs` | [`BatchNorm1d`], [`BatchNorm2d`], [`LayerNorm`] |
-//! | `embedding.rs` | [`Embedding`] |
+//! | `group_norm.rs` | [`GroupNorm`] |
+//! | `rms_norm.rs` | [`RmsNorm`] |
+//! | `embedding.rs` | [`Embedding`] (with a padding index) |
 //! | `sequential.rs` | [`Sequential`] (a chain of single-`Var` layers) |
 //! | `module_list.rs` | [`ModuleList`] (an indexed stack of modules) |
 //! | `mask.rs` | [`BoolMask`] ("may not attend"), [`AttnMask`] (boolean or additive) |
@@ -22,36 +26,46 @@
 
 mod attention;
 mod conv;
+mod conv_transpose;
 mod dropout;
 mod embedding;
 mod flatten;
+mod group_norm;
 mod linear;
 mod mask;
 mod module_list;
 mod norm;
 mod pool;
 mod recurrent;
+mod rms_norm;
 mod rnn_cell;
 mod sequential;
 mod transformer;
+mod upsample;
 
 pub use attention::{
     scaled_dot_product_attention, AttentionInput, AttnWeights, MultiheadAttention,
     MultiheadAttentionConfig,
 };
-pub use conv::{Conv2d, Conv2dConfig};
+pub use conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
+pub use conv_transpose::{
+    ConvTranspose1d, ConvTranspose1dConfig, ConvTranspose2d, ConvTranspose2dConfig,
+};
 pub use dropout::{dropout, Dropout};
 pub use embedding::Embedding;
 pub use flatten::Flatten;
+pub use group_norm::GroupNorm;
 pub use linear::{linear, Linear, LinearConfig};
 pub use mask::{AttnMask, BoolMask};
 pub use module_list::ModuleList;
-pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm};
-pub use pool::{AvgPool2d, MaxPool2d};
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm, LayerNormConfig};
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use recurrent::{Gru, Lstm, RecurrentWeights, Rnn, RnnConfig};
+pub use rms_norm::RmsNorm;
 pub use rnn_cell::{CellConfig, GruCell, LstmCell, LstmState, RnnCell, RnnNonlinearity};
 pub use sequential::Sequential;
 pub use transformer::{
     DecoderInput, EncoderInput, FeedForwardActivation, TransformerDecoderLayer,
     TransformerEncoderLayer, TransformerLayerConfig,
 };
+pub use upsample::{Upsample, UpsampleMode};

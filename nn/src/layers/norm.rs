@@ -1,5 +1,6 @@
 //! Normalisation layers: [`BatchNorm1d`], [`BatchNorm2d`] (running statistics, train vs
-//! eval) and [`LayerNorm`].
+//! eval) and [`LayerNorm`]. ([`GroupNorm`](crate::GroupNorm) and
+//! [`RmsNorm`](crate::RmsNorm) have files of their own.)
 
 use autograd::{Float, Param, Tensor, Var};
 
@@ -233,9 +234,59 @@ impl<T: Float, const D: usize> Forward<T> for BatchNorm<T, D> {
     }
 }
 
-/// `nn.LayerNorm(normalized_shape)`: normalises over the trailing axes of each sample,
-/// `(x - mean)/√(var + eps) · γ + β` (biased variance), the same in training and
-/// evaluation.
+/// The options of a [`LayerNorm`] (PyTorch's names and defaults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerNormConfig {
+    /// The trailing dimensions normalised jointly.
+    pub normalized_shape: Vec<usize>,
+    /// Added to the variance (default 1e-5).
+    pub eps: f64,
+    /// A learnt scale `weight` of `normalized_shape` (default true).
+    pub elementwise_affine: bool,
+    /// A learnt shift `bias` too, when affine (default true).
+    pub bias: bool,
+}
+
+impl LayerNormConfig {
+    /// PyTorch's defaults over `normalized_shape`.
+    pub fn new(normalized_shape: &[usize]) -> Self {
+        LayerNormConfig {
+            normalized_shape: normalized_shape.to_vec(),
+            eps: 1e-5,
+            elementwise_affine: true,
+            bias: true,
+        }
+    }
+
+    /// Builds the layer, with `weight = 1` and `bias = 0`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an empty or zero-sized shape or `eps < 0`.
+    #[track_caller]
+    pub fn init<T: Float>(&self) -> Result<LayerNorm<T>> {
+        let shape = &self.normalized_shape;
+        if shape.is_empty() || shape.contains(&0) || self.eps.is_nan() || self.eps < 0.0 {
+            return Err(Error::config(
+                "LayerNorm",
+                format!(
+                    "need a non-empty positive shape and eps >= 0, got {shape:?}, {}",
+                    self.eps
+                ),
+            ));
+        }
+        let affine = self.elementwise_affine;
+        Ok(LayerNorm {
+            weight: affine.then(|| Param::named("weight", Tensor::ones(shape.clone()))),
+            bias: (affine && self.bias).then(|| Param::named("bias", Tensor::zeros(shape.clone()))),
+            normalized_shape: shape.clone(),
+            eps: self.eps,
+        })
+    }
+}
+
+/// `nn.LayerNorm(normalized_shape)`: normalises over the trailing axes of each sample
+/// jointly, `(x - mean)/√(var + eps) · γ + β` (biased variance), the same in training and
+/// evaluation. `weight` γ and `bias` β have shape `normalized_shape`.
 #[derive(Debug, Module)]
 pub struct LayerNorm<T: Float> {
     weight: Option<Param<T>>,
@@ -251,39 +302,26 @@ impl<T: Float> LayerNorm<T> {
     /// [`Error::InvalidConfig`] for an empty or zero-sized shape.
     #[track_caller]
     pub fn new(normalized_shape: &[usize]) -> Result<Self> {
-        Self::with_options(normalized_shape, 1e-5, true)
+        LayerNormConfig::new(normalized_shape).init()
     }
 
-    /// With explicit `eps` and `elementwise_affine`.
+    /// With explicit `eps` and `elementwise_affine` (and a bias when affine); see
+    /// [`LayerNormConfig`] for an affine scale without a bias.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for an empty or zero-sized shape or `eps <= 0`.
+    /// [`Error::InvalidConfig`] for an empty or zero-sized shape or `eps < 0`.
     #[track_caller]
     pub fn with_options(
         normalized_shape: &[usize],
         eps: f64,
         elementwise_affine: bool,
     ) -> Result<Self> {
-        if normalized_shape.is_empty()
-            || normalized_shape.contains(&0)
-            || eps.is_nan()
-            || eps <= 0.0
-        {
-            return Err(Error::config(
-                "LayerNorm",
-                format!(
-                    "need a non-empty positive shape and eps > 0, got {normalized_shape:?}, {eps}"
-                ),
-            ));
-        }
-        Ok(LayerNorm {
-            weight: elementwise_affine
-                .then(|| Param::named("weight", Tensor::ones(normalized_shape.to_vec()))),
-            bias: elementwise_affine
-                .then(|| Param::named("bias", Tensor::zeros(normalized_shape.to_vec()))),
-            normalized_shape: normalized_shape.to_vec(),
+        LayerNormConfig {
             eps,
-        })
+            elementwise_affine,
+            ..LayerNormConfig::new(normalized_shape)
+        }
+        .init()
     }
 
     /// The scale γ, if affine.
@@ -291,7 +329,7 @@ impl<T: Float> LayerNorm<T> {
         self.weight.as_ref()
     }
 
-    /// The shift β, if affine.
+    /// The shift β, if any.
     pub fn bias(&self) -> Option<&Param<T>> {
         self.bias.as_ref()
     }
@@ -311,10 +349,8 @@ impl<T: Float> Forward<T> for LayerNorm<T> {
                 s,
             ));
         }
-        let (w, b) = match (&self.weight, &self.bias) {
-            (Some(w), Some(b)) => (Some(cx.param(w)), Some(cx.param(b))),
-            _ => (None, None),
-        };
+        let w = self.weight.as_ref().map(|w| cx.param(w));
+        let b = self.bias.as_ref().map(|b| cx.param(b));
         Ok(x.layer_norm(k, w, b, self.eps)?)
     }
 }

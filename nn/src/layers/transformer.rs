@@ -18,7 +18,7 @@ use super::attention::{AttentionInput, MultiheadAttention, MultiheadAttentionCon
 use super::dropout::Dropout;
 use super::linear::{Linear, LinearConfig};
 use super::mask::AttnMask;
-use super::norm::LayerNorm;
+use super::norm::{LayerNorm, LayerNormConfig};
 use crate::activation::{Gelu, Relu};
 use crate::error::{Error, Result};
 use crate::module::{Ctx, Forward, Layer, Plain};
@@ -67,7 +67,7 @@ pub struct TransformerLayerConfig {
     pub batch_first: bool,
     /// Pre-norm (true) or post-norm (false, the default); see the [module docs](self).
     pub norm_first: bool,
-    /// Biases in the linear layers and attention projections (default true).
+    /// Biases in the linear layers, attention projections and norms (default true).
     pub bias: bool,
 }
 
@@ -111,13 +111,12 @@ impl TransformerLayerConfig {
 
     #[track_caller]
     fn norm<T: Float>(&self) -> Result<LayerNorm<T>> {
-        if !self.bias {
-            return Err(Error::config(
-                "TransformerLayerConfig",
-                "bias = false (LayerNorm without a bias) is not supported yet",
-            ));
+        LayerNormConfig {
+            eps: self.layer_norm_eps,
+            bias: self.bias,
+            ..LayerNormConfig::new(&[self.d_model])
         }
-        LayerNorm::with_options(&[self.d_model], self.layer_norm_eps, true)
+        .init()
     }
 
     #[track_caller]
@@ -131,7 +130,7 @@ impl TransformerLayerConfig {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a zero size, `d_model` not divisible by `nhead`,
-    /// `dropout` outside `[0, 1]` or a non-positive `layer_norm_eps`.
+    /// `dropout` outside `[0, 1]` or a negative `layer_norm_eps`.
     #[track_caller]
     pub fn encoder<T: Float>(&self, rng: &mut impl Rng) -> Result<TransformerEncoderLayer<T>> {
         let (d, f) = (self.d_model, self.dim_feedforward);
