@@ -55,7 +55,8 @@ pub use error::{Error, ModuleError, Result};
 pub use init::Init;
 pub use layers::*;
 pub use module::{
-    gradcheck_module, Buffer, Ctx, Forward, Generator, Layer, Mode, Module, ModuleCall, Vars,
+    gradcheck_module, gradgradcheck_module, Buffer, Ctx, Forward, Generator, Layer, Mode, Module,
+    ModuleCall, Vars,
 };
 
 /// Derives [`Module`] from a struct's fields: each field is named after itself, and its

@@ -1,5 +1,6 @@
-//! [`gradcheck_module`]: a module's gradients with respect to its inputs and every
-//! parameter, against finite differences.
+//! [`gradcheck_module`] and [`gradgradcheck_module`]: a module's gradients (and their
+//! gradients) with respect to its inputs and every parameter, against finite
+//! differences.
 
 use std::cell::RefCell;
 
@@ -54,6 +55,65 @@ where
     M: Forward<f64>,
     F: for<'t> Fn(&[Var<'t, f64>]) -> M::Input<'t>,
 {
+    check_module(module, inputs, to_input, opts, Order::First)
+}
+
+/// [`gradcheck_module`] to second order: the gradients of the module's gradients (with
+/// respect to its inputs and every parameter) against finite differences, as
+/// [`autograd::gradgradcheck()`] does for a function. What a gradient penalty, a
+/// Hessian-vector product or meta-learning through the module relies on.
+///
+/// ```
+/// use autograd::{GradcheckOptions, Tensor};
+/// use nn::{gradgradcheck_module, Linear};
+/// use rand::SeedableRng;
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let fc = Linear::<f64>::new(3, 2, &mut rng)?;
+/// let x = Tensor::randn([4, 3], &mut rng);
+/// gradgradcheck_module(&fc, &[x], |v| v[0].tanh(), &GradcheckOptions::default())?;
+/// # Ok::<(), nn::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`gradcheck_module`], for the second-order check.
+pub fn gradgradcheck_module<M, F>(
+    module: &M,
+    inputs: &[Tensor<f64>],
+    to_input: F,
+    opts: &GradcheckOptions,
+) -> Result<()>
+where
+    M: Forward<f64>,
+    F: for<'t> Fn(&[Var<'t, f64>]) -> M::Input<'t>,
+{
+    check_module(module, inputs, to_input, opts, Order::Second)
+}
+
+/// Fixes a closure's signature to the higher-ranked one the checkers take.
+fn scalar_fn<F>(f: F) -> F
+where
+    F: for<'t> Fn(&[Var<'t, f64>]) -> autograd::Result<Var<'t, f64>>,
+{
+    f
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Order {
+    First,
+    Second,
+}
+
+fn check_module<M, F>(
+    module: &M,
+    inputs: &[Tensor<f64>],
+    to_input: F,
+    opts: &GradcheckOptions,
+    order: Order,
+) -> Result<()>
+where
+    M: Forward<f64>,
+    F: for<'t> Fn(&[Var<'t, f64>]) -> M::Input<'t>,
+{
     let params = module.named_parameters();
     let buffers: Vec<_> = module
         .named_buffers()
@@ -102,42 +162,41 @@ where
             location: std::panic::Location::caller(),
         }
     };
-    let res = autograd::gradcheck(
-        |v| {
-            restore().map_err(stop)?;
-            let tape = v[0].tape();
-            let mut cx = Ctx::new(tape);
-            for ((_, p), var) in params.iter().zip(&v[n..]) {
-                cx.substitute(p, *var);
-            }
-            let out = cx.call(module, to_input(&v[..n])).map_err(stop)?;
-            if let Some((name, _)) = params
-                .iter()
-                .find(|(_, p)| cx.substitute_used(p) == Some(false))
-            {
-                return Err(stop(Error::UnboundParameter { name: name.clone() }));
-            }
-            let outs = out.vars();
-            let mut total: Option<Var<'_, f64>> = None;
-            for (k, y) in outs.iter().enumerate() {
-                let c =
-                    Tensor::from_fn(y.shape(), |i| 1.0 + ((i + 7 * k) as f64 * 0.37).sin() * 0.5);
-                let term = y.mul(tape.constant(c))?.sum();
-                total = Some(match total {
-                    None => term,
-                    Some(t) => t.add(term)?,
-                });
-            }
-            total.ok_or_else(|| {
-                stop(Error::config(
-                    "gradcheck_module",
-                    "the module's output holds no Var to check",
-                ))
-            })
-        },
-        &all,
-        opts,
-    );
+    let f = scalar_fn(|v| {
+        restore().map_err(stop)?;
+        let tape = v[0].tape();
+        let mut cx = Ctx::new(tape);
+        for ((_, p), var) in params.iter().zip(&v[n..]) {
+            cx.substitute(p, *var);
+        }
+        let out = cx.call(module, to_input(&v[..n])).map_err(stop)?;
+        if let Some((name, _)) = params
+            .iter()
+            .find(|(_, p)| cx.substitute_used(p) == Some(false))
+        {
+            return Err(stop(Error::UnboundParameter { name: name.clone() }));
+        }
+        let outs = out.vars();
+        let mut total: Option<Var<'_, f64>> = None;
+        for (k, y) in outs.iter().enumerate() {
+            let c = Tensor::from_fn(y.shape(), |i| 1.0 + ((i + 7 * k) as f64 * 0.37).sin() * 0.5);
+            let term = y.mul(tape.constant(c))?.sum();
+            total = Some(match total {
+                None => term,
+                Some(t) => t.add(term)?,
+            });
+        }
+        total.ok_or_else(|| {
+            stop(Error::config(
+                "gradcheck_module",
+                "the module's output holds no Var to check",
+            ))
+        })
+    });
+    let res = match order {
+        Order::First => autograd::gradcheck(f, &all, opts),
+        Order::Second => autograd::gradgradcheck(f, &all, opts),
+    };
     restore()?;
     if let Some(e) = nn_err.into_inner() {
         return Err(e);

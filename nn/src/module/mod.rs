@@ -63,7 +63,7 @@ mod visit;
 
 pub use ctx::{Ctx, ModuleCall};
 pub use forward::{Forward, Layer, Vars};
-pub use gradcheck::gradcheck_module;
+pub use gradcheck::{gradcheck_module, gradgradcheck_module};
 pub use leaf::{Buffer, Generator, GeneratorState, Mode};
 pub(crate) use visit::short_type_name;
 #[doc(hidden)]
