@@ -30,7 +30,8 @@
 /// ## Ops
 ///
 /// Names follow PyTorch: `matmul`, `softmax`, `log_softmax`, `einsum`, `layer_norm`,
-/// `conv2d`, `max_pool2d`, `narrow`, `index_select`, `gather`, `logsumexp`, `var`, ... A few
+/// `conv1d`, `conv2d`, `conv_transpose2d`, `max_pool2d`, `adaptive_avg_pool2d`,
+/// `group_norm`, `narrow`, `index_select`, `gather`, `logsumexp`, `var`, ... A few
 /// differences:
 ///
 /// | PyTorch | gradlab | why |
@@ -56,7 +57,9 @@
 /// | `nn.ModuleList([..])`, `self.blocks[i](x)` | `ModuleList<Block<T>>` field; `cx.call(&self.blocks[i], x)?` |
 /// | `self.training` | a `Mode` field; `self.mode.is_training()` |
 /// | `module.register_forward_hook(fn)` | `cx.add_forward_hook(\|call\| ..)`: the call's path, module, inputs and outputs |
-/// | `nn.Linear(i, o)`, `nn.Conv2d`, `nn.BatchNorm1d`, `nn.LayerNorm`, `nn.Dropout`, `nn.Embedding`, `nn.Sequential` | [`nn::Linear::new(i, o, &mut rng)`](nn::Linear), `Conv2d`, `BatchNorm1d`, `LayerNorm`, `Dropout`, `Embedding`, `Sequential::new().append(..)` |
+/// | `nn.Linear(i, o)`, `nn.Conv2d`, `nn.BatchNorm1d`, `nn.LayerNorm`, `nn.Dropout`, `nn.Embedding`, `nn.Sequential` | [`nn::Linear::new(i, o, &mut rng)`](nn::Linear), `Conv2d`, `BatchNorm1d`, `LayerNorm`, `Dropout`, `Embedding`, `Sequential::new().append(..)` (every layer, its `state_dict` keys and differences: `docs/ops.md`) |
+/// | `nn.Conv2d(3, 16, 3, stride=2, padding=1)` | `Conv2dConfig { stride: (2, 2), padding: (1, 1), ..Conv2dConfig::new(3, 16, 3) }.init(&mut rng)?` (the same for `Conv1d`, `ConvTranspose1d/2d`) |
+/// | `nn.MaxPool2d(2, return_indices=True)` | `MaxPool2d::new(2).forward_with_indices(&cx, x)?` → `(Var, Vec<usize>)` |
 /// | `model.parameters()`, `model.named_parameters()`, `model.train()`, `model.eval()` | the same names |
 /// | `torch.nn.init.kaiming_uniform_(w, a=.., nonlinearity="leaky_relu")` | `nn::init::kaiming_uniform(shape, FanMode::FanIn, &LeakyRelu { negative_slope: a }, &mut rng)?`, or `Init::KaimingUniform { .. }` in a layer config |
 /// | `F.cross_entropy(logits, y)`, `nn.CrossEntropyLoss(label_smoothing=0.1)` | `nn::loss::cross_entropy(logits, &y)?`, `CrossEntropyLoss { label_smoothing: 0.1, ..Default::default() }.forward(logits, &y)?` (every loss and op: `docs/ops.md`) |

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use autograd::testing::reference::{load_json, reference_dir, Attrs, Case, Comparison, RefTensor};
 use autograd::testing::Tolerance;
-use autograd::{Conv2dArgs, Result, Tape, Tensor, Var};
+use autograd::{AvgPool2dArgs, Conv2dArgs, MaxPool2dArgs, Result, Tape, Tensor, Var};
 use serde_json::Value;
 
 const FIRST: Tolerance = Tolerance {
@@ -262,26 +262,27 @@ fn apply<'t>(
             x().conv2d(v("weight"), vars.get("bias").copied(), args)?
         }
         "max_pool2d" | "avg_pool2d" => {
-            assert!(
-                !attrs.bool("ceil_mode", false),
-                "{op}: ceil_mode is not supported"
-            );
-            assert_eq!(
-                attrs.pair("dilation", (1, 1)),
-                (1, 1),
-                "{op}: dilation is not supported"
-            );
             let k = attrs.pair("kernel_size", (0, 0));
             let stride = attrs.get("stride").map(|_| attrs.pair("stride", k));
-            let pad = attrs.pair("padding", (0, 0));
+            let padding = attrs.pair("padding", (0, 0));
+            let ceil_mode = attrs.bool("ceil_mode", false);
             if op == "max_pool2d" {
-                x().max_pool2d(k, stride, pad)?
+                let args = MaxPool2dArgs {
+                    stride,
+                    padding,
+                    dilation: attrs.pair("dilation", (1, 1)),
+                    ceil_mode,
+                };
+                x().max_pool2d_args(k, args)?
             } else {
-                assert!(
-                    attrs.bool("count_include_pad", true),
-                    "avg_pool2d: count_include_pad=False is not supported"
-                );
-                x().avg_pool2d(k, stride, pad)?
+                let args = AvgPool2dArgs {
+                    stride,
+                    padding,
+                    ceil_mode,
+                    count_include_pad: attrs.bool("count_include_pad", true),
+                    divisor_override: attr_i(attrs, "divisor_override").map(|d| d as usize),
+                };
+                x().avg_pool2d_args(k, args)?
             }
         }
         other => panic!("unknown op {other:?}: add it to pytorch_parity.rs"),

@@ -556,4 +556,20 @@ mod tests {
         };
         assert!(a == a && a != b);
     }
+
+    #[test]
+    fn prelu_gradgradchecks_per_channel() {
+        let m = PRelu::<f64>::new(4, 0.25).unwrap();
+        m.weight
+            .set_value(Tensor::from_vec(vec![0.1, 0.2, 0.3, 0.4], [4]).unwrap())
+            .unwrap();
+        // squared, so the second derivative in x and w is not zero
+        crate::gradgradcheck_module(
+            &m,
+            &[x()],
+            |v| v[0].mul(v[0]).unwrap(),
+            &GradcheckOptions::default(),
+        )
+        .unwrap();
+    }
 }

@@ -87,7 +87,7 @@ pub fn calculate_gain(nonlinearity: &dyn Activation) -> Result<f64> {
 /// `_calculate_fan_in_and_fan_out`.
 ///
 /// # Errors
-/// [`Error::Init`] for fewer than 2 dimensions.
+/// [`Error::Init`] for fewer than 2 dimensions, or fans that overflow `usize`.
 #[track_caller]
 pub fn fans(shape: &Shape) -> Result<(usize, usize)> {
     let d = shape.dims();
@@ -98,8 +98,11 @@ pub fn fans(shape: &Shape) -> Result<(usize, usize)> {
             shape.clone(),
         ));
     }
-    let receptive: usize = d[2..].iter().product();
-    Ok((d[1] * receptive, d[0] * receptive))
+    let fans = d[2..]
+        .iter()
+        .try_fold(1usize, |acc, &k| acc.checked_mul(k))
+        .and_then(|r| Some((d[1].checked_mul(r)?, d[0].checked_mul(r)?)));
+    fans.ok_or_else(|| init_error("fans", "the fans overflow usize".into(), shape.clone()))
 }
 
 #[track_caller]

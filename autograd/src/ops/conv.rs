@@ -226,28 +226,33 @@ impl Windows {
         let (kh, kw) = self.kernel;
         let (oh, ow) = self.out;
         let count = checked_count(op, &[n, oh, ow, c, kh, kw], image)?;
-        // Each tap's coordinate before padding is removed; bounded by the output sizes,
-        // which the callers computed with checked arithmetic.
-        let coord = |pos: usize, tap: usize, s: usize, d: usize, p: usize, len: usize| {
-            let at = pos
-                .checked_mul(s)
-                .and_then(|a| a.checked_add(tap.checked_mul(d)?));
-            match at {
-                Some(a) if a >= p && a - p < len => Some(a - p),
-                _ => None,
+        // Each tap's row (column) inside the image, or `None` in the padding, computed
+        // once per (position, tap) with checked arithmetic.
+        let taps = |out: usize, k: usize, s: usize, d: usize, p: usize, len: usize| {
+            let mut t = Vec::with_capacity(out * k);
+            for pos in 0..out {
+                for tap in 0..k {
+                    let at = pos
+                        .checked_mul(s)
+                        .and_then(|a| a.checked_add(tap.checked_mul(d)?));
+                    t.push(match at {
+                        Some(a) if a >= p && a - p < len => Some(a - p),
+                        _ => None,
+                    });
+                }
             }
+            t
         };
+        let rows = taps(oh, kh, self.stride.0, self.dilation.0, self.padding.0, h);
+        let cols = taps(ow, kw, self.stride.1, self.dilation.1, self.padding.1, w);
         let mut idx = Vec::with_capacity(count);
         for b in 0..n {
             for y in 0..oh {
                 for z in 0..ow {
                     for ch in 0..c {
                         let plane = (b * c + ch) * h * w;
-                        for i in 0..kh {
-                            let r = coord(y, i, self.stride.0, self.dilation.0, self.padding.0, h);
-                            for j in 0..kw {
-                                let q =
-                                    coord(z, j, self.stride.1, self.dilation.1, self.padding.1, w);
+                        for r in &rows[y * kh..(y + 1) * kh] {
+                            for q in &cols[z * kw..(z + 1) * kw] {
                                 idx.push(match (r, q) {
                                     (Some(r), Some(q)) => plane + r * w + q,
                                     _ => PAD,

@@ -145,14 +145,15 @@ impl Pooling {
         })
     }
 
-    /// Every window of `x` in a trailing axis, `[N, C, OH, OW, kH·kW]`, `fill` outside, with
-    /// the flat indices gathered.
+    /// Every window of `x` in a trailing axis, `[N, C, OH, OW, kH·kW]`, `fill` outside, and
+    /// (when `keep`) the flat indices gathered.
     #[track_caller]
     fn gather<'t, T: Float>(
         &self,
         op: &'static str,
         x: Var<'t, T>,
         fill: T,
+        keep: bool,
     ) -> Result<(Var<'t, T>, Vec<usize>)> {
         let xs = x.shape();
         // Every channel as its own one-channel image, so windows stay per channel.
@@ -167,7 +168,8 @@ impl Pooling {
         .indices(op, &flat)?;
         let k = self.kernel.0 * self.kernel.1;
         let shape = Shape::from([xs[0], xs[1], self.out.0, self.out.1, k]);
-        Ok((x.gather_named(op, idx.clone(), shape, fill), idx))
+        let kept = if keep { idx.clone() } else { Vec::new() };
+        Ok((x.gather_named(op, idx, shape, fill), kept))
     }
 }
 
@@ -228,7 +230,7 @@ impl<'t, T: Float> Var<'t, T> {
             args.dilation,
             args.ceil_mode,
         )?;
-        let (w, _) = p.gather("max_pool2d", self, T::neg_infinity())?;
+        let (w, _) = p.gather("max_pool2d", self, T::neg_infinity(), false)?;
         w.max_axes(&[-1], false)
     }
 
@@ -264,7 +266,7 @@ impl<'t, T: Float> Var<'t, T> {
             args.dilation,
             args.ceil_mode,
         )?;
-        let (w, idx) = p.gather("max_pool2d", self, T::neg_infinity())?;
+        let (w, idx) = p.gather("max_pool2d", self, T::neg_infinity(), true)?;
         let (y, pos) = w.max_dim(-1, false)?;
         let k = kernel.0 * kernel.1;
         let plane = xs[2] * xs[3];
@@ -333,7 +335,7 @@ impl<'t, T: Float> Var<'t, T> {
         if args.divisor_override == Some(0) {
             return Err(Error::invalid(op, "divisor_override must be positive", &xs));
         }
-        let (w, _) = p.gather(op, self, T::zero())?;
+        let (w, _) = p.gather(op, self, T::zero(), false)?;
         let sums = w.sum_axes(&[-1], false)?;
         // PyTorch's divisor: the window clipped to the padded input, or to the input.
         let extent = |o: usize, k: usize, s: usize, pad: usize, n: usize| {

@@ -38,8 +38,12 @@ pub(crate) fn check_channels(
 /// rule unless initialisers are given: Kaiming-uniform weights, a bias uniform in
 /// `±1/√fan_in` (the fan computed from the weight's shape, as PyTorch does for both
 /// layouts).
+///
+/// A weight whose size in bytes does not fit in `isize` (e.g. a kernel of `usize::MAX`
+/// taps) is `Error::InvalidConfig` naming `layer`, before anything is allocated.
 #[track_caller]
 pub(crate) fn conv_params<T: Float>(
+    layer: &'static str,
     shape: Vec<usize>,
     channels: usize,
     bias: bool,
@@ -47,6 +51,16 @@ pub(crate) fn conv_params<T: Float>(
     bias_init: Option<&Init>,
     rng: &mut impl Rng,
 ) -> Result<(Param<T>, Option<Param<T>>)> {
+    let bytes = shape
+        .iter()
+        .try_fold(std::mem::size_of::<T>(), |acc, &d| acc.checked_mul(d))
+        .filter(|&b| isize::try_from(b).is_ok());
+    if bytes.is_none() {
+        return Err(Error::config(
+            layer,
+            format!("a weight of shape {shape:?} does not fit in memory"),
+        ));
+    }
     let weight = Param::named("weight", weight_init.tensor(shape, rng)?);
     let bias = if bias {
         let (fan_in, _) = init::fans(&weight.shape())?;
@@ -161,6 +175,7 @@ impl Conv2dConfig {
         )?;
         let shape = vec![c.out_channels, c.in_channels / c.groups, k.0, k.1];
         let (weight, bias) = conv_params(
+            "Conv2d",
             shape,
             c.out_channels,
             c.bias,
@@ -293,6 +308,7 @@ impl Conv1dConfig {
         )?;
         let shape = vec![c.out_channels, c.in_channels / c.groups, c.kernel_size];
         let (weight, bias) = conv_params(
+            "Conv1d",
             shape,
             c.out_channels,
             c.bias,
@@ -383,7 +399,7 @@ impl<T: Float> Forward<T> for Conv1d<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::module::gradcheck_module;
+    use crate::module::{gradcheck_module, gradgradcheck_module};
     use autograd::{GradcheckOptions, Tape, Tensor};
     use rand::rngs::StdRng;
     use rand::SeedableRng;
@@ -504,5 +520,29 @@ mod tests {
                 })
             ));
         }
+    }
+
+    #[test]
+    fn convolutions_gradgradcheck() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let o = GradcheckOptions::default();
+        let c1: Conv1d<f64> = Conv1dConfig {
+            padding: 1,
+            groups: 2,
+            ..Conv1dConfig::new(2, 2, 2)
+        }
+        .init(&mut rng)
+        .unwrap();
+        let x = Tensor::randn([1, 2, 3], &mut rng);
+        gradgradcheck_module(&c1, &[x], |v| v[0].tanh(), &o).unwrap();
+        let c2: Conv2d<f64> = Conv2dConfig {
+            stride: (2, 1),
+            dilation: (1, 2),
+            ..Conv2dConfig::new(1, 2, 2)
+        }
+        .init(&mut rng)
+        .unwrap();
+        let x = Tensor::randn([1, 1, 3, 3], &mut rng);
+        gradgradcheck_module(&c2, &[x], |v| v[0].tanh(), &o).unwrap();
     }
 }

@@ -132,6 +132,7 @@ impl ConvTranspose2dConfig {
         check_output_padding(layer, c.output_padding.1, s.1, d.1)?;
         let shape = vec![c.in_channels, c.out_channels / c.groups, k.0, k.1];
         let (weight, bias) = conv_params(
+            layer,
             shape,
             c.out_channels,
             c.bias,
@@ -295,6 +296,7 @@ impl ConvTranspose1dConfig {
         check_output_padding(layer, c.output_padding, c.stride, c.dilation)?;
         let shape = vec![c.in_channels, c.out_channels / c.groups, c.kernel_size];
         let (weight, bias) = conv_params(
+            layer,
             shape,
             c.out_channels,
             c.bias,
@@ -379,7 +381,7 @@ impl<T: Float> Forward<T> for ConvTranspose1d<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::module::gradcheck_module;
+    use crate::module::{gradcheck_module, gradgradcheck_module};
     use autograd::{GradcheckOptions, Tape, Tensor};
     use rand::rngs::StdRng;
     use rand::SeedableRng;
@@ -476,5 +478,30 @@ mod tests {
             eaten.forward(&Ctx::new(&tape), x),
             Err(Error::InputShape { .. })
         ));
+    }
+
+    #[test]
+    fn transposed_convolutions_gradgradcheck() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let o = GradcheckOptions::default();
+        let t1: ConvTranspose1d<f64> = ConvTranspose1dConfig {
+            stride: 2,
+            output_padding: 1,
+            ..ConvTranspose1dConfig::new(2, 1, 2)
+        }
+        .init(&mut rng)
+        .unwrap();
+        let x = Tensor::randn([1, 2, 2], &mut rng);
+        gradgradcheck_module(&t1, &[x], |v| v[0].tanh(), &o).unwrap();
+        let t2: ConvTranspose2d<f64> = ConvTranspose2dConfig {
+            stride: (2, 1),
+            padding: (1, 0),
+            groups: 2,
+            ..ConvTranspose2dConfig::new(2, 2, 2)
+        }
+        .init(&mut rng)
+        .unwrap();
+        let x = Tensor::randn([1, 2, 2, 2], &mut rng);
+        gradgradcheck_module(&t2, &[x], |v| v[0].tanh(), &o).unwrap();
     }
 }

@@ -223,4 +223,43 @@ mod tests {
         )
         .unwrap();
     }
+
+    #[test]
+    fn padding_row_is_returned_but_never_learns() {
+        let e = Embedding::<f64>::new(4, 2, &mut StdRng::seed_from_u64(2))
+            .unwrap()
+            .with_padding_idx(1)
+            .unwrap();
+        assert_eq!(e.padding_idx(), Some(1));
+        // zeroed at construction, as PyTorch; a loaded state can put values there
+        assert_eq!(e.weight.value().to_vec()[2..4], [0.0, 0.0]);
+        e.weight
+            .set_value(Tensor::arange(8).reshape([4, 2]).unwrap())
+            .unwrap();
+        let tape = Tape::new();
+        let idx = tape.constant(Tensor::from_vec(vec![1.0, 3.0, 1.0], [3]).unwrap());
+        let y = e.forward(&Ctx::new(&tape), idx).unwrap();
+        assert_eq!(y.value().to_vec(), [2., 3., 6., 7., 2., 3.]);
+        y.square().sum().backward().unwrap();
+        // d/dw of Σ y² = 2y on the rows read, nothing on the padding row
+        assert_eq!(
+            e.weight.grad().unwrap().to_vec(),
+            [0., 0., 0., 0., 0., 0., 12., 14.]
+        );
+        // first and second order with respect to the weight, on indices without the
+        // padding row: its zero gradient is a convention, not the derivative, so finite
+        // differences disagree with it by design (the input is a dummy: the indices are
+        // constants)
+        let o = autograd::GradcheckOptions::default();
+        fn pick<'t>(v: &[Var<'t, f64>]) -> Var<'t, f64> {
+            let idx = Tensor::from_vec(vec![3.0, 2.0, 3.0, 0.0], [2, 2]).unwrap();
+            v[0].tape().constant(idx)
+        }
+        crate::gradcheck_module(&e, &[Tensor::zeros([1])], pick, &o).unwrap();
+        crate::gradgradcheck_module(&e, &[Tensor::zeros([1])], pick, &o).unwrap();
+        assert!(Embedding::<f64>::new(4, 2, &mut StdRng::seed_from_u64(2))
+            .unwrap()
+            .with_padding_idx(4)
+            .is_err());
+    }
 }

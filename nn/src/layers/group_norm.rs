@@ -113,7 +113,7 @@ impl<T: Float> Forward<T> for GroupNorm<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::module::gradcheck_module;
+    use crate::module::{gradcheck_module, gradgradcheck_module};
     use autograd::{GradcheckOptions, Tape};
     use rand::rngs::StdRng;
     use rand::SeedableRng;
@@ -159,5 +159,17 @@ mod tests {
                 })
             ));
         }
+    }
+
+    #[test]
+    fn group_norm_gradgradchecks() {
+        let mut rng = StdRng::seed_from_u64(13);
+        let gn = GroupNorm::<f64>::new(2, 4).unwrap();
+        gn.bias()
+            .unwrap()
+            .set_value(Tensor::randn([4], &mut rng))
+            .unwrap();
+        let x = Tensor::randn([1, 4, 2], &mut rng);
+        gradgradcheck_module(&gn, &[x], |v| v[0], &GradcheckOptions::default()).unwrap();
     }
 }

@@ -175,7 +175,7 @@ pub fn linear<'t, T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::module::gradcheck_module;
+    use crate::module::{gradcheck_module, gradgradcheck_module};
     use autograd::{GradcheckOptions, Tape, Tensor};
     use rand::rngs::StdRng;
     use rand::SeedableRng;
@@ -245,5 +245,14 @@ mod tests {
         assert!(LinearConfig::new(0, 3)
             .init::<f32>(&mut StdRng::seed_from_u64(0))
             .is_err());
+    }
+
+    #[test]
+    fn linear_gradgradchecks_with_leading_batch_axes() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let fc = Linear::<f64>::new(3, 2, &mut rng).unwrap();
+        let x = Tensor::randn([2, 2, 3], &mut rng);
+        // tanh inside, so the second derivative in x is not zero
+        gradgradcheck_module(&fc, &[x], |v| v[0].tanh(), &GradcheckOptions::default()).unwrap();
     }
 }

@@ -358,7 +358,7 @@ impl<T: Float> Forward<T> for LayerNorm<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::module::gradcheck_module;
+    use crate::module::{gradcheck_module, gradgradcheck_module};
     use autograd::{GradcheckOptions, Tape};
     use rand::rngs::StdRng;
     use rand::SeedableRng;
@@ -469,5 +469,33 @@ mod tests {
             plain.forward(&Ctx::new(&tape), bad),
             Err(Error::InputShape { .. })
         ));
+    }
+
+    #[test]
+    fn norms_gradgradcheck_and_layer_norm_can_drop_its_bias() {
+        let mut rng = StdRng::seed_from_u64(15);
+        let o = GradcheckOptions::default();
+        let bn = BatchNorm1d::<f64>::new(2).unwrap();
+        randomise_affine(&bn, &mut rng);
+        let x = Tensor::randn([3, 2], &mut rng);
+        gradgradcheck_module(&bn, std::slice::from_ref(&x), |v| v[0], &o).unwrap();
+        bn.eval();
+        gradgradcheck_module(&bn, &[x], |v| v[0].square(), &o).unwrap();
+        let bn2 = BatchNorm2d::<f64>::new(2).unwrap();
+        randomise_affine(&bn2, &mut rng);
+        let x = Tensor::randn([2, 2, 2, 2], &mut rng);
+        gradgradcheck_module(&bn2, std::slice::from_ref(&x), |v| v[0], &o).unwrap();
+        bn2.eval();
+        gradgradcheck_module(&bn2, &[x], |v| v[0].square(), &o).unwrap();
+        let ln: LayerNorm<f64> = LayerNormConfig {
+            bias: false,
+            ..LayerNormConfig::new(&[2, 2])
+        }
+        .init()
+        .unwrap();
+        let names: Vec<_> = ln.named_parameters().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["weight"]);
+        let x = Tensor::randn([2, 2, 2], &mut rng);
+        gradgradcheck_module(&ln, &[x], |v| v[0], &o).unwrap();
     }
 }

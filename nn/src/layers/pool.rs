@@ -195,7 +195,7 @@ impl<T: Float> Forward<T> for AdaptiveAvgPool2d {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::module::gradcheck_module;
+    use crate::module::{gradcheck_module, gradgradcheck_module};
     use autograd::{GradcheckOptions, Tape, Tensor};
 
     // Distinct values, so no window has a tie for its max (max is not differentiable there).
@@ -270,5 +270,28 @@ mod tests {
             let plane = k / 6;
             assert_eq!(xs.as_slice()[plane * 20 + i], yv);
         }
+    }
+
+    #[test]
+    fn pools_gradgradcheck() {
+        let o = GradcheckOptions::default();
+        let small = Tensor::from_fn([1, 2, 3, 4], |i| ((i * 37 % 24) as f64) * 0.1 - 1.2);
+        // squared inside, so the second derivative is not identically zero
+        fn sq<'t>(v: &[Var<'t, f64>]) -> Var<'t, f64> {
+            v[0].square()
+        }
+        let max = MaxPool2d {
+            stride: Some((1, 1)),
+            padding: (1, 0),
+            ..MaxPool2d::new(2)
+        };
+        gradgradcheck_module(&max, std::slice::from_ref(&small), sq, &o).unwrap();
+        let avg = AvgPool2d {
+            padding: (1, 1),
+            count_include_pad: false,
+            ..AvgPool2d::new(2)
+        };
+        gradgradcheck_module(&avg, std::slice::from_ref(&small), sq, &o).unwrap();
+        gradgradcheck_module(&AdaptiveAvgPool2d::new(2, 3), &[small], sq, &o).unwrap();
     }
 }

@@ -98,7 +98,7 @@ impl<T: Float> Forward<T> for RmsNorm<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::module::gradcheck_module;
+    use crate::module::{gradcheck_module, gradgradcheck_module};
     use autograd::{GradcheckOptions, Tape};
     use rand::rngs::StdRng;
     use rand::SeedableRng;
@@ -137,5 +137,13 @@ mod tests {
             Ctx::new(&tape).call(&norm, bad),
             Err(Error::Module(_))
         ));
+    }
+
+    #[test]
+    fn rms_norm_gradgradchecks() {
+        let mut rng = StdRng::seed_from_u64(14);
+        let norm = RmsNorm::<f64>::with_options(&[3], Some(1e-6), true).unwrap();
+        let x = Tensor::randn([2, 3], &mut rng);
+        gradgradcheck_module(&norm, &[x], |v| v[0], &GradcheckOptions::default()).unwrap();
     }
 }

@@ -126,7 +126,7 @@ impl<T: Float> Forward<T> for Upsample {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::module::gradcheck_module;
+    use crate::module::{gradcheck_module, gradgradcheck_module};
     use autograd::{GradcheckOptions, Tape, Tensor};
 
     #[test]
@@ -169,5 +169,20 @@ mod tests {
             Upsample::scale(2.0, UpsampleMode::Nearest).forward(&Ctx::new(&tape), flat),
             Err(Error::InputShape { .. })
         ));
+    }
+
+    #[test]
+    fn upsample_gradgradchecks() {
+        let x = Tensor::from_fn([1, 1, 2, 3], |i| (i as f64 * 0.53).cos());
+        let o = GradcheckOptions::default();
+        let bilinear = UpsampleMode::Bilinear {
+            align_corners: false,
+        };
+        for m in [
+            Upsample::scale(2.0, UpsampleMode::Nearest),
+            Upsample::size(3, 4, bilinear),
+        ] {
+            gradgradcheck_module(&m, std::slice::from_ref(&x), |v| v[0].square(), &o).unwrap();
+        }
     }
 }
