@@ -30,6 +30,7 @@
 
 pub mod error;
 pub mod gradcheck;
+pub mod io;
 pub mod op;
 pub mod ops;
 mod param;
