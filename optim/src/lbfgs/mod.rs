@@ -197,8 +197,10 @@ impl<T: Float> LbfgsState<T> {
     fn push(&mut self, y: &[T], s: &[T], ro: T, history_size: usize) {
         let (n, k) = (y.len(), self.history_len());
         let drop = usize::from(k >= history_size);
+        // Rows of `width` elements, minus the oldest when full, plus the new one.
         let keep = |t: &Tensor<T>, row: &[T]| {
-            let mut v = t.as_slice()[drop * n..].to_vec();
+            let width = row.len();
+            let mut v = t.as_slice()[drop * width..].to_vec();
             v.extend_from_slice(row);
             v
         };
