@@ -222,7 +222,8 @@ impl<'a, T: Float> ClosureCx<'a, T> {
         Ok(())
     }
 
-    /// `p ← p + α·d` over the flat vector (PyTorch's `_add_grad(α, d)`).
+    /// `p ← p + α·d` over the flat vector (PyTorch's `_add_grad(α, d)`), as one fused
+    /// multiply-add per element, which is what PyTorch's `add_(d, alpha=α)` computes on CPU.
     ///
     /// # Errors
     /// [`Error::Autograd`] (shape mismatch) when `dir` does not have
@@ -248,7 +249,7 @@ impl<'a, T: Float> ClosureCx<'a, T> {
         self.for_each_param(dir, |g, p, d| {
             let a = alphas[g];
             for (p, &d) in p.iter_mut().zip(d) {
-                *p += a * d;
+                *p = d.mul_add(a, *p);
             }
         });
         Ok(())

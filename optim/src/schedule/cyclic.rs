@@ -123,7 +123,10 @@ struct Phase {
 /// [Smith & Topin 2017](https://arxiv.org/abs/1708.07120). Matches
 /// `torch.optim.lr_scheduler.OneCycleLR` (phase ends at `pct_start·total − 1` and
 /// `total − 1`, three-phase also `2·pct_start·total − 2`), including that it replaces the
-/// optimiser's rate and momentum (β₁ for the Adam family) and sets `initial_lr`.
+/// optimiser's rate and momentum (β₁ for the Adam family) and sets `initial_lr`. One
+/// deliberate difference: stepped once more than `total_steps − 1` times (PyTorch allows
+/// reaching `total_steps`), the rate stays at its final value where PyTorch extrapolates
+/// the last phase (to a negative rate with linear annealing).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OneCycleLr {
     settings: OneCycleSettings,
@@ -246,7 +249,11 @@ impl OneCycleLr {
         let last = self.phases.len() - 1;
         for (i, p) in self.phases.iter().enumerate() {
             if step <= p.end_step || i == last {
-                let pct = (step - start) / (p.end_step - start);
+                // PyTorch lets the schedule be stepped once past its last step (to
+                // total_steps, where the loop's final scheduler step lands) and
+                // extrapolates there, which linear annealing takes below zero. Here that
+                // step holds the end values instead; the steps a run takes are unchanged.
+                let pct = ((step - start) / (p.end_step - start)).min(1.0);
                 let a = s.anneal_strategy;
                 return (
                     a.at(lr_of(p.lr.0), lr_of(p.lr.1), pct),
