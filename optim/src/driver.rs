@@ -209,3 +209,7 @@ impl<R: UpdateRule<T>, T: Float> Optimizer for Optim<R, T> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

@@ -202,3 +202,269 @@ fn bad_schedule_settings_are_rejected() {
     // a failed constructor leaves the rates alone
     assert_eq!(o.group_lrs(), vec![0.1, 0.02]);
 }
+
+#[test]
+fn cosine_with_a_huge_t_max_stays_finite_and_positive() {
+    // t_max near u64::MAX once cast to i64 negative (and 2·t_max overflowed)
+    for t_max in [u64::MAX, u64::MAX / 2 + 1, i64::MAX as u64 + 7] {
+        let mut o = opt();
+        let mut s = CosineAnnealingLr::new(&mut o, t_max, 0.001).unwrap();
+        for _ in 0..5 {
+            s.step(&mut o).unwrap();
+        }
+        for (lr, base) in o.group_lrs().into_iter().zip(BASES) {
+            // π·5/t_max is ~0, so the rate has barely moved from its base
+            assert!(
+                lr.is_finite() && (lr - base).abs() < 1e-12,
+                "t_max {t_max}: {lr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn new_schedules_follow_their_closed_forms() {
+    let mut o = opt();
+    let mut s = ConstantLr::new(&mut o, 0.5, 3).unwrap();
+    check(
+        &mut o,
+        &mut s,
+        8,
+        1e-15,
+        |e, b| if e < 3 { b * 0.5 } else { b },
+    );
+
+    let mut o = opt();
+    let mut s = PolynomialLr::new(&mut o, 4, 2.0).unwrap();
+    check(&mut o, &mut s, 8, 1e-14, |e, b| {
+        b * (1.0 - e.min(4) as f64 / 4.0).powi(2)
+    });
+
+    let mut o = opt();
+    let mut s = CosineAnnealingWarmRestarts::new(&mut o, 2, 2, 0.0).unwrap();
+    // cycles of 2, 4, 8: restarts at e = 2 and 6
+    check(&mut o, &mut s, 12, 1e-14, |e, b| {
+        let (t_cur, t_i) = match e {
+            0..=1 => (e, 2),
+            2..=5 => (e - 2, 4),
+            _ => (e - 6, 8),
+        };
+        b * (1.0 + (PI * t_cur as f64 / t_i as f64).cos()) / 2.0
+    });
+
+    let mut o = opt();
+    let mut s = LambdaLr::new(&mut o, |e| 1.0 / (e + 1) as f64).unwrap();
+    check(&mut o, &mut s, 6, 1e-15, |e, b| b / (e + 1) as f64);
+
+    let mut o = opt();
+    let mut s = MultiplicativeLr::new(&mut o, |_| 0.5).unwrap();
+    check(&mut o, &mut s, 6, 1e-15, |e, b| b * 0.5f64.powi(e as i32));
+}
+
+#[test]
+fn one_cycle_and_cyclic_drive_the_momentum_and_need_one() {
+    let p = Param::new(Tensor::<f64>::zeros([1]));
+    let sgd = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    };
+    let mut o = Optim::new(vec![p.clone()], 0.1, sgd).unwrap();
+    let mut s = OneCycleLr::new(&mut o, OneCycleSettings::new(1.0, 10)).unwrap();
+    // max_lr/div_factor, through the cosine formula at pct 0 (as PyTorch, a few ulp off)
+    assert!((o.lr() - 1.0 / 25.0).abs() < 1e-16);
+    assert_eq!(o.group_momentums(), vec![Some(0.95)]);
+    assert_eq!(o.group_initial_lrs(), vec![Some(0.04)]);
+    for _ in 0..2 {
+        s.step(&mut o).unwrap(); // the peak is at step 2 (0.3·10 − 1)
+    }
+    assert!((o.group_momentums()[0].unwrap() - 0.85).abs() < 1e-15);
+    for _ in 2..10 {
+        s.step(&mut o).unwrap();
+    }
+    let e = s.step(&mut o).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Unsupported {
+                optimizer: "OneCycleLr",
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    // plain SGD has no momentum to cycle
+    let mut plain = Optim::new(vec![p.clone()], 0.1, Sgd::default()).unwrap();
+    let e = CyclicLr::new(&mut plain, CyclicSettings::new(0.01, 0.1)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Unsupported {
+                optimizer: "CyclicLr",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(plain.lr(), 0.1); // a failed constructor changes nothing
+                                 // without momentum cycling it works
+    let s = CyclicLr::new(
+        &mut plain,
+        CyclicSettings {
+            cycle_momentum: false,
+            ..CyclicSettings::new(0.01, 0.1)
+        },
+    );
+    assert!(s.is_ok());
+    assert_eq!(plain.lr(), 0.01);
+}
+
+#[test]
+fn bad_settings_of_the_new_schedules_are_rejected() {
+    let mut o = opt();
+    let msg = |e: Error| e.to_string();
+    assert_eq!(
+        msg(ConstantLr::new(&mut o, 0.0, 3).unwrap_err()),
+        "invalid factor 0: must be in (0, 1]"
+    );
+    assert_eq!(
+        msg(PolynomialLr::new(&mut o, 0, 1.0).unwrap_err()),
+        "invalid total_iters 0: must be >= 1"
+    );
+    assert_eq!(
+        msg(PolynomialLr::new(&mut o, 5, f64::NAN).unwrap_err()),
+        "invalid power NaN: must be a finite number >= 0"
+    );
+    assert_eq!(
+        msg(CosineAnnealingWarmRestarts::new(&mut o, 0, 1, 0.0).unwrap_err()),
+        "invalid T_0 0: must be >= 1"
+    );
+    assert_eq!(
+        msg(CosineAnnealingLr::new(&mut o, 10, -1.0).unwrap_err()),
+        "invalid eta_min -1: must be a finite number >= 0"
+    );
+    let one = |f: fn(&mut OneCycleSettings)| {
+        let mut s = OneCycleSettings::new(1.0, 10);
+        f(&mut s);
+        s
+    };
+    let mut sgd = Optim::new(
+        vec![Param::new(Tensor::<f64>::zeros([1]))],
+        0.1,
+        Sgd {
+            momentum: 0.9,
+            ..Sgd::default()
+        },
+    )
+    .unwrap();
+    for (settings, name) in [
+        (one(|s| s.total_steps = 0), "total_steps"),
+        (one(|s| s.pct_start = 1.5), "pct_start"),
+        (one(|s| s.pct_start = 0.1), "pct_start"), // 0.1·10 − 1 = 0: a zero-length phase
+        (one(|s| s.div_factor = 0.0), "div_factor"),
+        (one(|s| s.max_lr = f64::NAN), "max_lr"),
+    ] {
+        let e = OneCycleLr::new(&mut sgd, settings).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidHyperparameter { name: n, .. } if n == name),
+            "{e}"
+        );
+    }
+    let e = CyclicLr::new(
+        &mut sgd,
+        CyclicSettings {
+            step_size_up: 0,
+            ..CyclicSettings::new(0.01, 0.1)
+        },
+    )
+    .unwrap_err();
+    assert_eq!(msg(e), "invalid step_size_up 0: must be >= 1");
+    // a closure returning NaN is a rate error at the step, and the rate is kept
+    let mut o = opt();
+    let mut s = LambdaLr::new(&mut o, |e| if e < 2 { 1.0 } else { f64::NAN }).unwrap();
+    s.step(&mut o).unwrap();
+    let e = s.step(&mut o).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidHyperparameter { name: "lr", .. }),
+        "{e}"
+    );
+    assert_eq!(o.group_lrs(), BASES.to_vec());
+    assert_eq!(s.last_epoch(), 1);
+}
+
+#[test]
+fn combined_schedules_reject_plateau_and_bad_milestones() {
+    let mut o = opt();
+    let plateau = ReduceLrOnPlateau::new(&o, PlateauConfig::default()).unwrap();
+    let e = ChainedScheduler::new(&o, vec![Box::new(plateau)]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Unsupported {
+                optimizer: "ChainedScheduler",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let a = ExponentialLr::new(&mut o, 0.9).unwrap();
+    let b = ExponentialLr::new(&mut o, 0.8).unwrap();
+    let e = SequentialLr::new(&mut o, vec![Box::new(a), Box::new(b)], vec![]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidHyperparameter {
+                name: "milestones",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn scheduler_state_round_trips_and_rejects_foreign_or_bad_state() {
+    let mut o = opt();
+    let mut s = CosineAnnealingWarmRestarts::new(&mut o, 3, 2, 0.0).unwrap();
+    for _ in 0..5 {
+        s.step(&mut o).unwrap();
+    }
+    let state = s.state();
+    let mut o2 = opt();
+    let mut t = CosineAnnealingWarmRestarts::new(&mut o2, 3, 2, 0.0).unwrap();
+    t.load_state(&state).unwrap();
+    assert_eq!(
+        (t.t_cur(), t.t_i(), t.last_epoch()),
+        (s.t_cur(), s.t_i(), 5)
+    );
+    // another scheduler's state
+    let step = StepLr::new(&mut o2, 2, 0.5).unwrap();
+    let e = t.load_state(&step.state()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::StateKind {
+                expected: "CosineAnnealingWarmRestarts",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // T_cur past T_i
+    let mut bad = state.clone();
+    bad.put_u64("T_cur", 100);
+    let e = t.load_state(&bad).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidState { key, .. } if key == "scheduler.T_cur"),
+        "{e}"
+    );
+    // a NaN base rate
+    let mut bad = state.clone();
+    bad.put_f64s("base_lrs", &[f64::NAN, 0.1]);
+    let e = t.load_state(&bad).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidState { key, .. } if key == "scheduler.base_lrs"),
+        "{e}"
+    );
+    assert_eq!(t.state(), state); // failed loads changed nothing
+}
