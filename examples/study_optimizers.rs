@@ -465,7 +465,10 @@ fn main() -> Result<()> {
         let paths_file = dir.join(case.file);
         contour_grid(
             &paths_file,
-            &format!("{}: paths from {:?} (hollow: start, filled: end)", case.name, case.start),
+            &format!(
+                "{}: paths from {:?} (hollow: start, filled: end)",
+                case.name, case.start
+            ),
             &grid(case, 121)?,
             &case.levels,
             &paths,

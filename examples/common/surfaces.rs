@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use anyhow::Result;
-use plotters::prelude::*;
 pub use plotters::prelude::SeriesLabelPosition;
+use plotters::prelude::*;
 
 /// Values of a function on a regular `nx × ny` grid over `x × y`; `z[j * nx + i]` is the
 /// value at the `i`-th x and the `j`-th y.
@@ -243,10 +243,17 @@ where
         }
     }
     for piece in pieces.iter().filter(|p| !p.is_empty()) {
-        chart.draw_series(LineSeries::new(piece.iter().copied(), color.stroke_width(2)))?;
+        chart.draw_series(LineSeries::new(
+            piece.iter().copied(),
+            color.stroke_width(2),
+        ))?;
     }
     if let Some(&start) = path.points.first().filter(|q| inside(q)) {
-        chart.draw_series(std::iter::once(Circle::new(start, 4, color.stroke_width(2))))?;
+        chart.draw_series(std::iter::once(Circle::new(
+            start,
+            4,
+            color.stroke_width(2),
+        )))?;
     }
     if let Some(&end) = path.points.iter().rev().find(|q| inside(q)) {
         chart.draw_series(std::iter::once(Circle::new(end, 4, color.filled())))?;
@@ -269,7 +276,8 @@ pub fn contour_grid(
     cols: usize,
 ) -> Result<()> {
     let rows = paths.len().div_ceil(cols);
-    let root = SVGBackend::new(path, (300 * cols as u32, 290 * rows as u32 + 40)).into_drawing_area();
+    let root =
+        SVGBackend::new(path, (300 * cols as u32, 290 * rows as u32 + 40)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, body) = root.split_vertically(40);
     top.draw(&Text::new(
@@ -327,17 +335,19 @@ pub fn log_log_chart(
         let color = path_color(i);
         // Points closer than about a pixel (in log space) to the last one kept add nothing
         // but file size: runs of 10⁴ steps have long flat stretches.
-        let (lx, ly) = ((x1 * 1.5 / x0).log10() / 700.0, (y1 * 4.0 / y0).log10() / 450.0);
+        let (lx, ly) = (
+            (x1 * 1.5 / x0).log10() / 700.0,
+            (y1 * 4.0 / y0).log10() / 450.0,
+        );
         let mut kept: Vec<(f64, f64)> = Vec::new();
         for &p in points.iter().filter(ok) {
-            let far = |q: &(f64, f64)| {
-                (p.0 / q.0).log10().abs() > lx || (p.1 / q.1).log10().abs() > ly
-            };
+            let far =
+                |q: &(f64, f64)| (p.0 / q.0).log10().abs() > lx || (p.1 / q.1).log10().abs() > ly;
             if kept.last().is_none_or(far) {
                 kept.push(p);
             }
         }
-        if let (Some(&last), Some(&end)) = (kept.last(), points.iter().filter(ok).last()) {
+        if let (Some(&last), Some(&end)) = (kept.last(), points.iter().rfind(ok)) {
             if last != end {
                 kept.push(end);
             }
@@ -345,7 +355,9 @@ pub fn log_log_chart(
         chart
             .draw_series(LineSeries::new(kept.iter().copied(), color.stroke_width(2)))?
             .label(name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
         // markers at log-spaced x, offset per series so they do not sit on each other
         let mut next = x0 * 1.5f64.powf(i as f64 / series.len() as f64);
         for &(x, y) in &kept {
@@ -355,8 +367,16 @@ pub fn log_log_chart(
             next = x * 2.5;
             match i % 3 {
                 0 => chart.draw_series(std::iter::once(Circle::new((x, y), 4, color.filled())))?,
-                1 => chart.draw_series(std::iter::once(TriangleMarker::new((x, y), 5, color.filled())))?,
-                _ => chart.draw_series(std::iter::once(Cross::new((x, y), 4, color.stroke_width(2))))?,
+                1 => chart.draw_series(std::iter::once(TriangleMarker::new(
+                    (x, y),
+                    5,
+                    color.filled(),
+                )))?,
+                _ => chart.draw_series(std::iter::once(Cross::new(
+                    (x, y),
+                    4,
+                    color.stroke_width(2),
+                )))?,
             };
         }
     }

@@ -192,8 +192,7 @@ impl<'a, T: Float> ClosureCx<'a, T> {
         for (_, p) in &self.params {
             v.extend_from_slice(p.value().as_slice());
         }
-        let n = v.len();
-        Tensor::from_vec(v, [n]).expect("internal: a vector is its own length")
+        Tensor::from_fn([v.len()], |i| v[i])
     }
 
     /// All gradients as one flat vector; zeros for a parameter without one (PyTorch's
@@ -206,8 +205,7 @@ impl<'a, T: Float> ClosureCx<'a, T> {
                 None => v.resize(v.len() + p.numel(), T::zero()),
             }
         }
-        let n = v.len();
-        Tensor::from_vec(v, [n]).expect("internal: a vector is its own length")
+        Tensor::from_fn([v.len()], |i| v[i])
     }
 
     /// Sets every parameter from a flat vector.

@@ -243,11 +243,13 @@ fn scheduler(spec: &Value, opt: &mut dyn Optimizer) -> Schedule {
             ok(ChainedScheduler::new(opt, kids).map(|s| Box::new(s) as _))
         }
         "ReduceLROnPlateau" => {
-            let mut c = PlateauConfig::default();
-            c.mode = match str_of(&mut g, "mode") {
-                "min" => PlateauMode::Min,
-                "max" => PlateauMode::Max,
-                other => panic!("mode {other:?}"),
+            let mut c = PlateauConfig {
+                mode: match str_of(&mut g, "mode") {
+                    "min" => PlateauMode::Min,
+                    "max" => PlateauMode::Max,
+                    other => panic!("mode {other:?}"),
+                },
+                ..PlateauConfig::default()
             };
             g.f64("factor", &mut c.factor);
             g.u64("patience", &mut c.patience);

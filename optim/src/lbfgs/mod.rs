@@ -184,9 +184,9 @@ fn dot<T: Float>(a: &[T], b: &[T]) -> T {
     let (mut even, mut odd) = (T::zero(), T::zero());
     for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
         if i % 2 == 0 {
-            even = even + x * y;
+            even += x * y;
         } else {
-            odd = odd + x * y;
+            odd += x * y;
         }
     }
     even + odd

@@ -110,7 +110,7 @@ impl StepLr {
     }
 
     fn recursive(&self, e: u64, lr: f64, _: f64) -> f64 {
-        if e % self.step_size != 0 {
+        if !e.is_multiple_of(self.step_size) {
             lr
         } else {
             lr * self.gamma

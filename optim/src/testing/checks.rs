@@ -221,7 +221,7 @@ fn f32_matches_f64<S: Subject>(kit: &Kit<S>) -> Result<Outcome> {
         for (i, (a, b)) in b32.values().iter().zip(b64.values()).enumerate() {
             let err = (a - b).abs() / (1.0 + b.abs());
             worst = worst.max(err);
-            if !(err <= tol) {
+            if err.is_nan() || err > tol {
                 return Ok(Outcome::Failed(format!(
                     "step {step}, element {i}: f32 {a:e} vs f64 {b:e} (relative {err:.1e} > {tol:e})"
                 )));
@@ -393,7 +393,7 @@ fn trajectory_inner<S: Subject>(
     let mut worst = (0.0f64, String::new());
     let mut check = |ours: f64, reference: f64, at: &dyn Fn() -> String| -> bool {
         let ratio = (ours - reference).abs() / (atol + rtol * reference.abs());
-        if !(ratio <= worst.0) {
+        if ratio.is_nan() || ratio > worst.0 {
             worst = (if ratio.is_nan() { f64::INFINITY } else { ratio }, at());
         }
         ratio <= 1.0
