@@ -16,7 +16,6 @@
 //! `<path>.tmp` is never touched, and an existing target keeps its permissions.
 //!
 //! ```
-//! use std::collections::BTreeMap;
 //! use autograd::io::{StoredTensor, TensorFile};
 //! use autograd::Tensor;
 //!
