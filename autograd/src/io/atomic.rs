@@ -30,8 +30,9 @@ impl Drop for TempFile {
 /// it. If `path` exists, the new file gets its permissions.
 ///
 /// # Errors
-/// [`Error::Io`] naming `path` when any step fails; the temporary file is gone then and
-/// `path` is unchanged.
+/// [`Error::Io`] naming `path` when any step fails. The temporary file is gone then; `path`
+/// is unchanged, except when only the final flush of the directory failed (the new file is
+/// in place, but a crash could still undo the rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |source| Error::Io {
         path: path.to_owned(),
