@@ -1,4 +1,4 @@
-//! The crash-safe file write of [`super`].
+//! The crash-safe file write of [`crate::io`].
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -23,7 +23,7 @@ impl Drop for TempFile {
     }
 }
 
-/// Replaces the file at `path` with `bytes`, crash-safely (see the [module docs](self)).
+/// Replaces the file at `path` with `bytes`, crash-safely (see the [module docs](crate::io)).
 ///
 /// The temporary file is `.{file name}.{pid}-{n}.tmp` in the same directory (so the rename
 /// is atomic), created exclusively; it is synced before the rename and the directory after
