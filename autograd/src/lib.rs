@@ -32,6 +32,7 @@ pub mod error;
 pub mod gradcheck;
 #[cfg(feature = "ndarray")]
 mod ndarray_interop;
+pub mod io;
 pub mod npy;
 pub mod op;
 pub mod ops;
