@@ -30,9 +30,9 @@
 
 pub mod error;
 pub mod gradcheck;
+pub mod io;
 #[cfg(feature = "ndarray")]
 mod ndarray_interop;
-pub mod io;
 pub mod npy;
 pub mod op;
 pub mod ops;
