@@ -73,9 +73,13 @@
 /// | --- | --- |
 /// | `torch.optim.Adam(model.parameters(), lr=1e-3, amsgrad=True)` | `Optim::new(model.parameters(), 1e-3, Adam { amsgrad: true, ..Adam::default() })?` |
 /// | `opt.zero_grad(); loss.backward(); opt.step()` | `opt.zero_grad(); loss.backward()?; opt.step()?;` |
-/// | `param_groups[i]["lr"] = ..` | `opt.set_group_lr(i, ..)?` / `opt.set_lr(..)` |
-/// | `torch.optim.lr_scheduler.CosineAnnealingLR` etc. | `optim::CosineAnnealingLr` etc. (`LrScheduler::step(&mut opt)`) |
+/// | `param_groups[i]["lr"] = ..` | `opt.set_group_lr(i, ..)?` / `opt.set_lr(..)?` (validated: no NaN or negative rate) |
+/// | `param_groups[i]["momentum"]` / `["betas"][0]` | `opt.group_momentums()` / `opt.set_group_momentum(i, ..)?` |
+/// | `torch.optim.lr_scheduler.CosineAnnealingLR` etc. | `optim::CosineAnnealingLr` etc. (`LrScheduler::step(&mut opt)`); every PyTorch schedule |
+/// | `scheduler.step(val_loss)` | `plateau.step_with(&mut opt, val_loss)?` |
+/// | `opt.step(closure)` (LBFGS) | `opt.step_with(&mut || { ...; loss.backward()?; Ok(value) })?` on a `ClosureOptim` (gradients are cleared for you) |
 /// | `torch.nn.utils.clip_grad_norm_` | `optim::clip_grad_norm(&params, max_norm, 2.0)?` |
 /// | `opt.state_dict()` | `opt.state_dict()` / `opt.save(path)?` (safetensors) |
-/// | subclassing `torch.optim.Optimizer` | implement `UpdateRule` (hyper-parameters, state, one per-tensor `update`): the driver does the rest |
+/// | saving optimiser and scheduler together | `opt.save_with_scheduler(path, &sched)?` / `opt.load_with_scheduler(path, &mut sched)?` |
+/// | subclassing `torch.optim.Optimizer` | implement `UpdateRule` (hyper-parameters, state, one per-tensor `update`): the driver does the rest; `ClosureRule` for a rule that re-evaluates the loss; check it with `optim::testing::Kit` |
 pub mod for_pytorch_users {}

@@ -30,6 +30,7 @@
 
 pub mod error;
 pub mod gradcheck;
+pub mod io;
 #[cfg(feature = "ndarray")]
 mod ndarray_interop;
 pub mod npy;

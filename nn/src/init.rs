@@ -139,8 +139,13 @@ fn check_finite(init: &'static str, shape: &Shape, vals: &[(&str, f64)]) -> Resu
 }
 
 /// Every element equal to `value`.
-pub fn constant<T: Float>(shape: impl Into<Shape>, value: f64) -> Tensor<T> {
-    Tensor::full(shape, T::of(value))
+///
+/// # Errors
+/// [`Error::Init`] for a non-finite `value`, as every other initialiser rejects one.
+pub fn constant<T: Float>(shape: impl Into<Shape>, value: f64) -> Result<Tensor<T>> {
+    let shape = shape.into();
+    check_finite("constant", &shape, &[("value", value)])?;
+    Ok(Tensor::full(shape, T::of(value)))
 }
 
 /// Zeros.
@@ -464,7 +469,7 @@ impl Init {
     ) -> Result<Tensor<T>> {
         let shape = shape.into();
         match *self {
-            Init::Constant(v) => Ok(constant(shape, v)),
+            Init::Constant(v) => constant(shape, v),
             Init::Zeros => Ok(zeros(shape)),
             Init::Ones => Ok(ones(shape)),
             Init::Normal { mean, std } => normal(shape, mean, std, rng),
@@ -642,5 +647,25 @@ mod tests {
             .tensor::<f32>([7], &mut rng())
             .unwrap_err();
         assert!(e.to_string().contains("at least 2 dimensions"), "{e}");
+    }
+
+    #[test]
+    fn constant_rejects_non_finite_values_like_every_initialiser() {
+        let mut r = rng();
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let e = Init::Constant(v).tensor::<f32>([2, 3], &mut r).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::Init {
+                        init: "constant",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            assert!(constant::<f64>([4], v).is_err());
+        }
+        assert_eq!(constant::<f64>([2], 0.5).unwrap().to_vec(), vec![0.5, 0.5]);
     }
 }
