@@ -333,7 +333,6 @@ fn sdpa<'t>(h: &Harness<'_, 't>) -> anyhow::Result<Run<'t>> {
 /// tgt_key_padding_mask=.., memory_key_padding_mask=..)`.
 fn transformer<'t>(h: &Harness<'_, 't>) -> anyhow::Result<Run<'t>> {
     let a = h.attrs();
-    let c = h.call_args();
     let decoder = h.case.module == "TransformerDecoderLayer";
     let hints: &[(&str, &str)] = if decoder {
         &[
