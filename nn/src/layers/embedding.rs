@@ -67,7 +67,7 @@ impl<T: Float> Embedding<T> {
     /// now, and no gradient ever reaches it.
     ///
     /// ```
-    /// use autograd::{Tape, Tensor};
+    /// use autograd::Tape;
     /// use nn::{Ctx, Embedding};
     /// use rand::SeedableRng;
     /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);

@@ -19,8 +19,8 @@ use crate::Module;
 /// let gn = GroupNorm::<f64>::new(2, 4)?;
 /// let tape = Tape::new();
 /// let y = Ctx::new(&tape).call(&gn, tape.constant(Tensor::from_fn([1, 4, 3], |i| i as f64)))?;
-/// // each group (6 values) now has mean 0
-/// let m = y.value().reshape([2, 6])?.mean_axes(&[1], false)?;
+/// // each group (6 values) now sums (so averages) to 0
+/// let m = y.value().reshape([2, 6])?.sum_axes(&[1], false)?;
 /// assert!(m.as_slice().iter().all(|v| v.abs() < 1e-12));
 /// # Ok::<(), nn::Error>(())
 /// ```

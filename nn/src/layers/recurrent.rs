@@ -494,7 +494,7 @@ stack_module!(Rnn);
 ///
 /// ```
 /// use autograd::{Tape, Tensor};
-/// use nn::{Ctx, LstmState, RnnConfig};
+/// use nn::{Ctx, RnnConfig};
 /// use rand::SeedableRng;
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 /// let lstm = RnnConfig { bidirectional: true, ..RnnConfig::new(3, 4) }.lstm::<f64>(&mut rng)?;
