@@ -338,8 +338,9 @@ proptest! {
     fn max_pooling_with_dilation_and_ceil_mode_matches_direct_loops(
         (x, k, args) in (1usize..=3, 1usize..=3, 1usize..=3, 1usize..=3, 0usize..=1, 0usize..=1, 1usize..=2, 1usize..=2, any::<bool>())
             .prop_flat_map(|(kh, kw, sh, sw, ph, pw, dh, dw, ceil)| {
-                let ph = ph.min((dh * (kh - 1) + 1) / 2);
-                let pw = pw.min((dw * (kw - 1) + 1) / 2);
+                // at most half the dilated span d(k-1)+1, rounded down
+                let ph = ph.min((dh * (kh - 1)).div_ceil(2));
+                let pw = pw.min((dw * (kw - 1)).div_ceil(2));
                 let args = MaxPool2dArgs { stride: Some((sh, sw)), padding: (ph, pw), dilation: (dh, dw), ceil_mode: ceil };
                 (
                     (1usize..=2, 1usize..=2, dh * (kh - 1) + 1..=dh * (kh - 1) + 4, dw * (kw - 1) + 1..=dw * (kw - 1) + 4)

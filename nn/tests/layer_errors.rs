@@ -55,10 +55,13 @@ fn fails_in_place(layer: Box<dyn Layer<f64>>, name: &str, shape: &[usize]) {
     }
 }
 
+/// A layer, the name its errors must carry, and an input shape it must reject.
+type BadInput = (Box<dyn Layer<f64>>, &'static str, Vec<usize>);
+
 #[test]
 fn bad_inputs_name_the_layer_its_path_the_shape_and_the_line() {
     let conv1 = || Conv1d::<f64>::new(4, 6, 3, &mut rng()).unwrap();
-    let cases: Vec<(Box<dyn Layer<f64>>, &str, Vec<usize>)> = vec![
+    let cases: Vec<BadInput> = vec![
         (Box::new(conv1()), "Conv1d", vec![2, 3, 8]), // wrong channels
         (Box::new(conv1()), "Conv1d", vec![1, 4, 2]), // kernel larger than input
         (Box::new(conv1()), "Conv1d", vec![1, 4, 0]), // zero-length

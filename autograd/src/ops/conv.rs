@@ -281,7 +281,7 @@ fn check_rank(op: &'static str, s: &Shape, rank: usize, layout: &str) -> Result<
 
 #[track_caller]
 fn check_nonzero(op: &'static str, what: &str, s: &Shape) -> Result<()> {
-    if s.iter().any(|&d| d == 0) {
+    if s.contains(&0) {
         return Err(Error::invalid(
             op,
             format!("{what} has a zero-length dimension"),

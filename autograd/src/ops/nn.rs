@@ -110,7 +110,7 @@ impl<'t, T: Float> Var<'t, T> {
         eps: f64,
     ) -> Result<Self> {
         let s = self.shape();
-        if s.rank() < 2 || s.iter().any(|&d| d == 0) {
+        if s.rank() < 2 || s.contains(&0) {
             return Err(Error::invalid(
                 "group_norm",
                 "expected [N, C, *] with no zero-length dimension",

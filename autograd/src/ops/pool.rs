@@ -178,7 +178,7 @@ fn check_image(op: &'static str, xs: &Shape) -> Result<()> {
     if xs.rank() != 4 {
         return Err(Error::invalid(op, "expected an NCHW tensor of rank 4", xs));
     }
-    if xs.iter().any(|&d| d == 0) {
+    if xs.contains(&0) {
         return Err(Error::invalid(
             op,
             "the input has a zero-length dimension",

@@ -17,7 +17,7 @@ fn check(
     if xs.rank() != 4 {
         return Err(Error::invalid(op, "expected an NCHW tensor of rank 4", xs));
     }
-    if xs.iter().any(|&d| d == 0) || size.0 == 0 || size.1 == 0 {
+    if xs.contains(&0) || size.0 == 0 || size.1 == 0 {
         return Err(Error::invalid(
             op,
             format!("zero-length input or output size {size:?}"),

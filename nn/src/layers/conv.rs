@@ -89,7 +89,7 @@ pub(crate) fn check_input(
     if s.rank() != 2 + windows.len() || s[1] != channels {
         return Err(Error::input(layer, layout, s.clone()));
     }
-    if s.iter().any(|&d| d == 0) {
+    if s.contains(&0) {
         return Err(Error::input(
             layer,
             format!("{layout} with no zero-length dimension"),

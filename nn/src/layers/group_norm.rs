@@ -94,7 +94,7 @@ impl<T: Float> Forward<T> for GroupNorm<T> {
     #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let s = x.shape();
-        if s.rank() < 2 || s[1] != self.num_channels || s.iter().any(|&d| d == 0) {
+        if s.rank() < 2 || s[1] != self.num_channels || s.contains(&0) {
             return Err(Error::input(
                 "GroupNorm",
                 format!(

@@ -13,7 +13,7 @@ fn check<T: Float>(layer: &'static str, x: Var<'_, T>) -> Result<()> {
     if s.rank() != 4 {
         return Err(Error::input(layer, "[N, C, H, W]", s));
     }
-    if s.iter().any(|&d| d == 0) {
+    if s.contains(&0) {
         return Err(Error::input(
             layer,
             "[N, C, H, W] with no zero-length dimension",

@@ -209,8 +209,9 @@ fn check_input<T: Float>(
 }
 
 /// The feed-forward block `linear2(dropout(act(linear1(y))))`.
+// `&Box`: `Ctx::call` takes a sized module, and the box is what implements `Forward`.
 #[track_caller]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::borrowed_box)]
 fn feed_forward<'t, T: Float>(
     cx: &Ctx<'t, T>,
     linear1: &Linear<T>,

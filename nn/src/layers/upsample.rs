@@ -46,6 +46,9 @@ pub struct Upsample {
     pub mode: UpsampleMode,
 }
 
+/// An output size `(rows, cols)`, and the scale factors it came from, if any.
+type Target = ((usize, usize), Option<(f64, f64)>);
+
 impl Upsample {
     /// Scales both axes by `factor`.
     pub fn scale(factor: f64, mode: UpsampleMode) -> Self {
@@ -67,7 +70,7 @@ impl Upsample {
 
     /// The output size for an input of `rows × cols`, and the scales to map coordinates.
     #[track_caller]
-    fn target(&self, rows: usize, cols: usize) -> Result<((usize, usize), Option<(f64, f64)>)> {
+    fn target(&self, rows: usize, cols: usize) -> Result<Target> {
         match (self.size, self.scale_factor) {
             (Some(size), None) => Ok((size, None)),
             (None, Some((sh, sw))) => {
@@ -100,7 +103,7 @@ impl<T: Float> Forward<T> for Upsample {
     #[track_caller]
     fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let s = x.shape();
-        if s.rank() != 4 || s.iter().any(|&d| d == 0) {
+        if s.rank() != 4 || s.contains(&0) {
             return Err(Error::input(
                 "Upsample",
                 "[N, C, H, W] with no zero-length dimension",
@@ -142,9 +145,10 @@ mod tests {
                 align_corners: true,
             },
         ] {
-            gradcheck_module(&Upsample::scale(2.0, mode), &[x.clone()], |v| v[0], &o).unwrap();
+            let xs = std::slice::from_ref(&x);
+            gradcheck_module(&Upsample::scale(2.0, mode), xs, |v| v[0], &o).unwrap();
             // a size that is no multiple of the input's, smaller in one axis
-            gradcheck_module(&Upsample::size(5, 1, mode), &[x.clone()], |v| v[0], &o).unwrap();
+            gradcheck_module(&Upsample::size(5, 1, mode), xs, |v| v[0], &o).unwrap();
         }
     }
 

@@ -180,9 +180,9 @@ where
         })
     });
     let res = if second_order {
-        autograd::gradgradcheck(&reduced, &all, opts)
+        autograd::gradgradcheck(reduced, &all, opts)
     } else {
-        autograd::gradcheck(&reduced, &all, opts)
+        autograd::gradcheck(reduced, &all, opts)
     };
     restore()?;
     if let Some(e) = nn_err.into_inner() {

@@ -113,8 +113,8 @@ fn sdpa_gradchecks_to_second_order_including_a_learnt_additive_mask() {
         .map_err(Error::into_autograd)?;
         Ok(out.tanh().sum())
     });
-    autograd::gradcheck(&f, &inputs, &opts()).unwrap();
-    autograd::gradgradcheck(&f, &inputs, &opts()).unwrap();
+    autograd::gradcheck(f, &inputs, &opts()).unwrap();
+    autograd::gradgradcheck(f, &inputs, &opts()).unwrap();
 }
 
 #[test]
@@ -433,8 +433,7 @@ fn mha_attention_dropout_is_seeded_and_off_in_evaluation() {
         let y = Ctx::new(&tape)
             .call(m, AttentionInput::self_attention(tape.constant(x.clone())))
             .unwrap();
-        let v = y.0.value();
-        v
+        y.0.value()
     };
     let (a, b) = (run(&m), run(&m));
     assert_ne!(a, b, "a new mask per call in training");

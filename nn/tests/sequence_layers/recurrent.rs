@@ -385,8 +385,7 @@ fn inter_layer_dropout_applies_only_in_training() {
         let y = Ctx::new(&tape)
             .call(&lstm, (tape.constant(x.clone()), None))
             .unwrap();
-        let v = y.0.value();
-        v
+        y.0.value()
     };
     assert_ne!(run(), run());
     lstm.eval();
