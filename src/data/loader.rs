@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 
 use super::dataset::{Collate, DataError, Dataset};
 use super::rng::{derive, BatchRng};
+use super::sampler::{AllExamples, Sampler};
 
 /// How a [`DataLoader`] batches. Build with [`LoaderOptions::new`] and struct update syntax:
 /// `LoaderOptions { drop_last: true, seed: 7, ..LoaderOptions::new(64) }`.
@@ -90,6 +91,7 @@ pub struct LoaderState {
 pub struct DataLoader<D, C> {
     dataset: Arc<D>,
     collate: Arc<C>,
+    sampler: Arc<dyn Sampler>,
     opts: LoaderOptions,
     epoch: u64,
     batch: usize,
@@ -106,6 +108,22 @@ where
     /// # Errors
     /// [`DataError::InvalidOption`] for a batch size of 0.
     pub fn new(dataset: D, opts: LoaderOptions, collate: C) -> Result<Self, DataError> {
+        Self::with_sampler(dataset, opts, AllExamples, collate)
+    }
+
+    /// A loader at the start of epoch 0 whose epochs visit the examples `sampler` chooses
+    /// from the loader's order (one replica's shard: [`DistributedSampler`]).
+    ///
+    /// [`DistributedSampler`]: super::DistributedSampler
+    ///
+    /// # Errors
+    /// [`DataError::InvalidOption`] for a batch size of 0.
+    pub fn with_sampler(
+        dataset: D,
+        opts: LoaderOptions,
+        sampler: impl Sampler + 'static,
+        collate: C,
+    ) -> Result<Self, DataError> {
         if opts.batch_size == 0 {
             return Err(DataError::InvalidOption {
                 name: "batch_size",
@@ -116,6 +134,7 @@ where
         Ok(DataLoader {
             dataset: Arc::new(dataset),
             collate: Arc::new(collate),
+            sampler: Arc::new(sampler),
             opts,
             epoch: 0,
             batch: 0,
@@ -132,9 +151,19 @@ where
         &self.dataset
     }
 
+    /// The sampler.
+    pub fn sampler(&self) -> &dyn Sampler {
+        &*self.sampler
+    }
+
+    /// Examples in one epoch (the dataset's length unless a sampler chooses fewer or more).
+    pub fn examples_per_epoch(&self) -> usize {
+        self.sampler.len(self.dataset.len())
+    }
+
     /// Batches in one epoch.
     pub fn batches_per_epoch(&self) -> usize {
-        let (n, b) = (self.dataset.len(), self.opts.batch_size);
+        let (n, b) = (self.examples_per_epoch(), self.opts.batch_size);
         if self.opts.drop_last {
             n / b
         } else {
@@ -186,13 +215,15 @@ where
         Ok(())
     }
 
-    /// The order in which epoch `epoch` visits the examples.
+    /// The order in which epoch `epoch` visits the examples: the dataset's indices,
+    /// shuffled by the stream `(seed, epoch)` when `shuffle` is on, then chosen by the
+    /// sampler.
     pub fn order(&self, epoch: u64) -> Vec<usize> {
         let mut idx: Vec<usize> = (0..self.dataset.len()).collect();
         if self.opts.shuffle {
             BatchRng::new(derive(self.opts.seed, epoch, 0)).shuffle(&mut idx);
         }
-        idx
+        self.sampler.sample(idx)
     }
 
     /// The remaining batches of the current epoch, from the current position. When the
@@ -681,5 +712,46 @@ mod tests {
             "{:?}",
             got[2]
         );
+    }
+
+    #[test]
+    fn distributed_shards_of_batch_b_make_up_the_single_process_batches_of_r_times_b() {
+        use crate::data::{DistributedSampler, Remainder};
+        let (n, replicas, b) = (40, 4, 3); // 40 = 4 × 10: no padding; 4 batches, the last of 1
+        let opts = LoaderOptions {
+            seed: 11,
+            ..LoaderOptions::new(b)
+        };
+        let mut single = loader(
+            n,
+            LoaderOptions {
+                seed: 11,
+                ..LoaderOptions::new(replicas * b)
+            },
+        );
+        let mut ranks: Vec<_> = (0..replicas)
+            .map(|r| {
+                let s = DistributedSampler::new(replicas, r, Remainder::Pad).unwrap();
+                DataLoader::with_sampler(numbers(n), opts.clone(), s, collate as CollateFn)
+                    .unwrap()
+            })
+            .collect();
+        let mut orders = Vec::new();
+        for _epoch in 0..3 {
+            let whole = epoch_batches(&mut single);
+            let shards: Vec<Vec<Batch>> = ranks.iter_mut().map(|l| epoch_batches(l)).collect();
+            assert!(shards.iter().all(|s| s.len() == whole.len()));
+            for (k, batch) in whole.iter().enumerate() {
+                let mut union: Vec<usize> = shards.iter().flat_map(|s| s[k].0.clone()).collect();
+                let mut expected = batch.0.clone();
+                union.sort();
+                expected.sort();
+                assert_eq!(union, expected, "batch {k}");
+            }
+            orders.push(whole);
+        }
+        // no set_epoch: every epoch of the shards reshuffled with the loader
+        assert_ne!(orders[0], orders[1]);
+        assert_ne!(orders[1], orders[2]);
     }
 }
