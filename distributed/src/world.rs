@@ -160,12 +160,12 @@ impl World {
             }
             let waited = start.elapsed();
             if waited > self.timeout.get() {
-                eprintln!(
+                say(&format!(
                     "[rank {}] gradlab-distributed: {op} did not complete within {:.1} s: another \
                      rank failed, hung or left early; aborting the job",
                     self.rank,
                     waited.as_secs_f64()
-                );
+                ));
                 self.abort(TIMEOUT_EXIT_CODE);
             }
             // Open MPI progresses non-blocking collectives inside MPI_Test, so poll often;
@@ -226,6 +226,10 @@ impl World {
     /// Every rank's `value` (all of the same length), in rank order.
     pub fn all_gather<T: Equivalence + Clone + Default>(&self, value: &[T]) -> Vec<Vec<T>> {
         let n = value.len();
+        if n == 0 {
+            // (see `broadcast`: an empty byte slice would read as MPI_IN_PLACE)
+            return vec![Vec::new(); self.size];
+        }
         let mut recv = vec![vec![T::default(); n * self.size]];
         self.all_gather_many("all-gather", &[value.to_vec()], &mut recv);
         let flat = recv.pop().unwrap_or_default();
@@ -252,8 +256,14 @@ impl World {
             .collect()
     }
 
-    /// Overwrites `buf` on every rank with rank 0's `buf` (`MPI_Ibcast`).
+    /// Overwrites `buf` on every rank with rank 0's `buf` (`MPI_Ibcast`). Every rank must
+    /// pass a buffer of the same length.
     pub fn broadcast<T: Equivalence>(&self, buf: &mut [T]) {
+        if buf.is_empty() {
+            // Nothing to move; and an empty slice of bytes points at address 1, which Open
+            // MPI reads as MPI_IN_PLACE and rejects (MPI_ERR_ARG).
+            return;
+        }
         let start = Instant::now();
         mpi::request::scope(|scope| {
             let req = self.comm.process_at_rank(0).immediate_broadcast_into(scope, buf);
@@ -320,11 +330,11 @@ impl World {
 impl Drop for World {
     fn drop(&mut self) {
         if !self.finished.get() {
-            eprintln!(
+            say(&format!(
                 "[rank {}] gradlab-distributed: the World was dropped without World::finish \
                  (an error or a panic on this rank); aborting the job so that no rank waits for it",
                 self.rank
-            );
+            ));
             self.abort(if std::thread::panicking() {
                 PANIC_EXIT_CODE
             } else {
@@ -346,6 +356,13 @@ fn is_collective(e: &(dyn std::error::Error + 'static)) -> bool {
         cur = c.source();
     }
     false
+}
+
+/// Writes `text` and a newline to stderr in one call: `eprintln!` may split a line into
+/// several writes, which `mpirun` then interleaves with other ranks' output.
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(format!("{text}\n").as_bytes());
 }
 
 /// The panic payload as text.
@@ -374,7 +391,7 @@ pub fn launch<E: Into<BoxError>>(f: impl FnOnce(&World) -> Result<(), E>) -> Exi
     let world = match World::init() {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("gradlab-distributed: {e}");
+            say(&format!("gradlab-distributed: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -386,25 +403,28 @@ pub fn launch<E: Into<BoxError>>(f: impl FnOnce(&World) -> Result<(), E>) -> Exi
         }
         Ok(Err(e)) => {
             let e: BoxError = e.into();
-            eprintln!("[rank {rank}] error: {e}");
+            let mut text = format!("[rank {rank}] error: {e}");
             let mut source = e.source();
             while let Some(s) = source {
-                eprintln!("[rank {rank}]   caused by: {s}");
+                text.push_str(&format!("\n[rank {rank}]   caused by: {s}"));
                 source = s.source();
             }
             if is_collective(&*e) {
+                say(&text);
                 world.finish();
                 ExitCode::FAILURE
             } else {
-                eprintln!("[rank {rank}] aborting the job so that no other rank waits for this one");
+                say(&format!(
+                    "{text}\n[rank {rank}] aborting the job so that no other rank waits for this one"
+                ));
                 world.abort(FAILURE_EXIT_CODE)
             }
         }
         Err(payload) => {
-            eprintln!(
+            say(&format!(
                 "[rank {rank}] panicked ({}): aborting the job so that no other rank waits for this one",
                 panic_message(&*payload)
-            );
+            ));
             world.abort(PANIC_EXIT_CODE)
         }
     }

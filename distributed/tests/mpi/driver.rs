@@ -120,6 +120,8 @@ fn mpirun(case: &Case) -> Result<Outcome, String> {
         // CI runs as root; Open MPI refuses that unless told it is intended.
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        // The deliberate panics of the failure checks would print whole backtraces.
+        .env("RUST_BACKTRACE", "0")
         .env(SCENARIO_ENV, case.scenario)
         .env(distributed::TIMEOUT_ENV, case.timeout_s.to_string())
         .stdin(Stdio::null())
