@@ -63,7 +63,8 @@ struct Args {
 /// Correct predictions of `model` on `batch`.
 fn correct(model: &Sequential<f32>, batch: &LabeledBatch<f32>) -> Result<usize, BoxError> {
     let tape = Tape::new();
-    let logits = tape.no_grad(|| Ctx::new(&tape).call(model, tape.constant(batch.inputs.clone())))?;
+    let logits =
+        tape.no_grad(|| Ctx::new(&tape).call(model, tape.constant(batch.inputs.clone())))?;
     let (_, argmax) = logits.value().extreme_axes(&[1], false, true)?;
     let classes = logits.shape()[1];
     Ok(argmax
@@ -76,7 +77,11 @@ fn correct(model: &Sequential<f32>, batch: &LabeledBatch<f32>) -> Result<usize, 
 fn train(world: &World, args: &Args) -> Result<(), BoxError> {
     let n = world.size();
     if args.batch % n != 0 {
-        return Err(format!("--batch {} does not split evenly over {n} ranks", args.batch).into());
+        return Err(format!(
+            "--batch {} does not split evenly over {n} ranks",
+            args.batch
+        )
+        .into());
     }
     autograd::set_num_threads(args.threads);
     let (train, test) = Digits::load(digits_path())?.split(1500, args.seed);
@@ -93,7 +98,10 @@ fn train(world: &World, args: &Args) -> Result<(), BoxError> {
         seed: args.seed,
         ..LoaderOptions::new(args.batch / n)
     };
-    world.agree("the loader's seed and batch", &format!("{} {}", opts.seed, args.batch))?;
+    world.agree(
+        "the loader's seed and batch",
+        &format!("{} {}", opts.seed, args.batch),
+    )?;
     let shard = DistributedSampler::new(n, world.rank(), Remainder::Pad)?;
     let mut loader = DataLoader::with_sampler(train, opts, shard, Digits::collate::<f32>)?;
     main_println!(
@@ -116,13 +124,16 @@ fn train(world: &World, args: &Args) -> Result<(), BoxError> {
         let start = Instant::now();
         for batch in loader.epoch() {
             let batch = batch?;
-            let loss = ddp.step(LossReduction::mean(batch.len()), |m| -> Result<f64, BoxError> {
-                let tape = Tape::new();
-                let logits = Ctx::new(&tape).call(m, tape.constant(batch.inputs.clone()))?;
-                let loss = nn::loss::cross_entropy(logits, &batch.labels)?;
-                loss.backward()?;
-                Ok(loss.item()? as f64)
-            })?;
+            let loss = ddp.step(
+                LossReduction::mean(batch.len()),
+                |m| -> Result<f64, BoxError> {
+                    let tape = Tape::new();
+                    let logits = Ctx::new(&tape).call(m, tape.constant(batch.inputs.clone()))?;
+                    let loss = nn::loss::cross_entropy(logits, &batch.labels)?;
+                    loss.backward()?;
+                    Ok(loss.item()? as f64)
+                },
+            )?;
             loss_sum += loss * batch.len() as f64;
             seen += batch.len();
             steps += 1;
@@ -131,7 +142,11 @@ fn train(world: &World, args: &Args) -> Result<(), BoxError> {
         // every rank's examples of the epoch, padding included (what the steps processed)
         let totals = world.sum(&[loss_sum, seen as f64]);
         examples += totals[1] as u64;
-        main_println!(world, "epoch {epoch:>3}: train loss {:.4}", totals[0] / totals[1]);
+        main_println!(
+            world,
+            "epoch {epoch:>3}: train loss {:.4}",
+            totals[0] / totals[1]
+        );
     }
     let comm = world.comm_stats();
     let comm_time = comm.time - comm_before.time;
@@ -154,7 +169,10 @@ fn train(world: &World, args: &Args) -> Result<(), BoxError> {
     // The slowest rank's times are the job's.
     let times = world.all_gather(&[busy.as_secs_f64(), comm_time.as_secs_f64()]);
     let wall = times.iter().map(|t| t[0]).fold(0.0, f64::max);
-    let shares: Vec<String> = times.iter().map(|t| format!("{:.0}%", 100.0 * t[1] / t[0])).collect();
+    let shares: Vec<String> = times
+        .iter()
+        .map(|t| format!("{:.0}%", 100.0 * t[1] / t[0]))
+        .collect();
     main_println!(
         world,
         "held-out accuracy {:.2}% ({} of {})",

@@ -28,11 +28,15 @@ pub(crate) struct Bucket {
 pub(crate) fn plan(numels: &[usize], cap: usize) -> Vec<Bucket> {
     let mut buckets = vec![Bucket::default()];
     for (param, &numel) in numels.iter().enumerate().rev() {
-        let last = buckets.last_mut().expect("internal: buckets start non-empty");
+        let last = buckets
+            .last_mut()
+            .expect("internal: buckets start non-empty");
         if last.len > 0 && last.len + numel > cap {
             buckets.push(Bucket::default());
         }
-        let last = buckets.last_mut().expect("internal: buckets start non-empty");
+        let last = buckets
+            .last_mut()
+            .expect("internal: buckets start non-empty");
         last.slots.push(Slot {
             param,
             offset: last.len,

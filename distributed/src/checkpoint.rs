@@ -37,7 +37,10 @@ pub fn checkpoint_paths(dir: impl AsRef<Path>) -> (PathBuf, PathBuf) {
 
 /// Runs `f` on rank 0 and tells every rank whether it succeeded: `Err(message)` everywhere
 /// when it failed there.
-fn on_main_agreed(world: &World, f: impl FnOnce() -> std::result::Result<(), String>) -> std::result::Result<(), String> {
+fn on_main_agreed(
+    world: &World,
+    f: impl FnOnce() -> std::result::Result<(), String>,
+) -> std::result::Result<(), String> {
     let mut status = Vec::new();
     if world.is_main() {
         if let Err(e) = f() {
@@ -66,7 +69,11 @@ where
     ///
     /// # Errors
     /// [`Error::Checkpoint`] on every rank when rank 0 could not write.
-    pub fn save_checkpoint(&self, dir: impl AsRef<Path>, scheduler: Option<&dyn LrScheduler>) -> Result<()> {
+    pub fn save_checkpoint(
+        &self,
+        dir: impl AsRef<Path>,
+        scheduler: Option<&dyn LrScheduler>,
+    ) -> Result<()> {
         let dir = dir.as_ref();
         let (model_path, opt_path) = checkpoint_paths(dir);
         on_main_agreed(self.world(), || {
@@ -91,7 +98,11 @@ where
     /// # Errors
     /// [`Error::Checkpoint`] on every rank when rank 0 cannot read the files or when they do
     /// not fit the model or the optimiser (the same bytes fail the same way everywhere).
-    pub fn load_checkpoint(&mut self, dir: impl AsRef<Path>, scheduler: Option<&mut dyn LrScheduler>) -> Result<()> {
+    pub fn load_checkpoint(
+        &mut self,
+        dir: impl AsRef<Path>,
+        scheduler: Option<&mut dyn LrScheduler>,
+    ) -> Result<()> {
         let dir = dir.as_ref();
         let checkpoint_error = |reason: String| Error::Checkpoint {
             path: dir.display().to_string(),
@@ -108,7 +119,8 @@ where
         .map_err(checkpoint_error)?;
         self.world().broadcast_bytes(&mut model_bytes);
         self.world().broadcast_bytes(&mut opt_bytes);
-        nn::state::from_bytes(self.model(), &model_bytes).map_err(|e| checkpoint_error(e.to_string()))?;
+        nn::state::from_bytes(self.model(), &model_bytes)
+            .map_err(|e| checkpoint_error(e.to_string()))?;
         let loaded = match scheduler {
             None => StateDict::from_bytes(&opt_bytes)
                 .map_err(optim::Error::from)

@@ -336,7 +336,9 @@ where
         if let Some(p) = self.pending {
             if p.mean != mean {
                 self.model.zero_grad();
-                return Err("the micro-batches of one step mix mean- and sum-reduced losses".into());
+                return Err(
+                    "the micro-batches of one step mix mean- and sum-reduced losses".into(),
+                );
             }
         }
         let examples = self.pending.map_or(0, |p| p.examples) + n;
@@ -466,7 +468,10 @@ where
     /// `out[b]` = the sum over ranks of `acc[b]`, for every bucket.
     fn reduce(&mut self) {
         match self.opts.reduce_order {
-            ReduceOrder::Native => self.world.all_reduce_sum("gradient all-reduce", &self.acc, &mut self.out),
+            ReduceOrder::Native => {
+                self.world
+                    .all_reduce_sum("gradient all-reduce", &self.acc, &mut self.out)
+            }
             ReduceOrder::RankOrder => {
                 self.world
                     .all_gather_many("gradient all-gather", &self.acc, &mut self.gathered);
@@ -523,7 +528,10 @@ where
             let mut offset = 0;
             for (_, b) in &self.buffers {
                 let n = b.value().numel();
-                b.set_value(Tensor::from_vec(flat[offset..offset + n].to_vec(), b.shape())?)?;
+                b.set_value(Tensor::from_vec(
+                    flat[offset..offset + n].to_vec(),
+                    b.shape(),
+                )?)?;
                 offset += n;
             }
         }
@@ -585,7 +593,10 @@ fn check_same_model<T: Float + Equivalence>(
     let dtype = dtype_name::<T>();
     let mut desc = String::new();
     for (name, p) in params {
-        desc.push_str(&format!("parameter\t{name}\t{dtype} {:?}\n", p.shape().dims()));
+        desc.push_str(&format!(
+            "parameter\t{name}\t{dtype} {:?}\n",
+            p.shape().dims()
+        ));
     }
     for (name, b) in buffers {
         desc.push_str(&format!("buffer\t{name}\t{dtype} {:?}\n", b.shape().dims()));

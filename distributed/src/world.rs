@@ -83,8 +83,8 @@ impl World {
             },
             Err(_) => DEFAULT_TIMEOUT,
         };
-        let (universe, _) = mpi::initialize_with_threading(Threading::Funneled)
-            .ok_or(Error::AlreadyInitialized)?;
+        let (universe, _) =
+            mpi::initialize_with_threading(Threading::Funneled).ok_or(Error::AlreadyInitialized)?;
         let world = universe.world();
         let comm = world.duplicate();
         Ok(World {
@@ -152,7 +152,12 @@ impl World {
     }
 
     /// Waits for `req`, polling so that a missing peer ends in a bounded time.
-    fn wait<'a, D: ?Sized, S: Scope<'a>>(&self, op: &dyn Display, start: Instant, mut req: Request<'a, D, S>) {
+    fn wait<'a, D: ?Sized, S: Scope<'a>>(
+        &self,
+        op: &dyn Display,
+        start: Instant,
+        mut req: Request<'a, D, S>,
+    ) {
         loop {
             match req.test() {
                 Ok(_) => break,
@@ -181,20 +186,30 @@ impl World {
 
     fn account(&self, start: Instant, collectives: usize) {
         self.comm_time.set(self.comm_time.get() + start.elapsed());
-        self.comm_calls.set(self.comm_calls.get() + collectives as u64);
+        self.comm_calls
+            .set(self.comm_calls.get() + collectives as u64);
     }
 
     /// Element-wise sums of `send` over the ranks, one `MPI_Iallreduce` per buffer, all in
     /// flight together; `recv[i]` gets the sum of every rank's `send[i]`.
-    pub(crate) fn all_reduce_sum<T: Equivalence>(&self, op: &str, send: &[Vec<T>], recv: &mut [Vec<T>]) {
+    pub(crate) fn all_reduce_sum<T: Equivalence>(
+        &self,
+        op: &str,
+        send: &[Vec<T>],
+        recv: &mut [Vec<T>],
+    ) {
         let start = Instant::now();
         mpi::request::scope(|scope| {
             let reqs: Vec<_> = send
                 .iter()
                 .zip(recv.iter_mut())
                 .map(|(s, r)| {
-                    self.comm
-                        .immediate_all_reduce_into(scope, &s[..], &mut r[..], SystemOperation::sum())
+                    self.comm.immediate_all_reduce_into(
+                        scope,
+                        &s[..],
+                        &mut r[..],
+                        SystemOperation::sum(),
+                    )
                 })
                 .collect();
             let n = reqs.len();
@@ -207,13 +222,21 @@ impl World {
 
     /// Every rank's `send[i]` gathered into `recv[i]` (rank `r`'s copy at
     /// `r * send[i].len()`), one `MPI_Iallgather` per buffer, all in flight together.
-    pub(crate) fn all_gather_many<T: Equivalence>(&self, op: &str, send: &[Vec<T>], recv: &mut [Vec<T>]) {
+    pub(crate) fn all_gather_many<T: Equivalence>(
+        &self,
+        op: &str,
+        send: &[Vec<T>],
+        recv: &mut [Vec<T>],
+    ) {
         let start = Instant::now();
         mpi::request::scope(|scope| {
             let reqs: Vec<_> = send
                 .iter()
                 .zip(recv.iter_mut())
-                .map(|(s, r)| self.comm.immediate_all_gather_into(scope, &s[..], &mut r[..]))
+                .map(|(s, r)| {
+                    self.comm
+                        .immediate_all_gather_into(scope, &s[..], &mut r[..])
+                })
                 .collect();
             let n = reqs.len();
             for (i, req) in reqs.into_iter().enumerate() {
@@ -233,7 +256,9 @@ impl World {
         let mut recv = vec![vec![T::default(); n * self.size]];
         self.all_gather_many("all-gather", &[value.to_vec()], &mut recv);
         let flat = recv.pop().unwrap_or_default();
-        (0..self.size).map(|r| flat[r * n..(r + 1) * n].to_vec()).collect()
+        (0..self.size)
+            .map(|r| flat[r * n..(r + 1) * n].to_vec())
+            .collect()
     }
 
     /// Every rank's bytes (of any lengths), in rank order.
@@ -266,7 +291,10 @@ impl World {
         }
         let start = Instant::now();
         mpi::request::scope(|scope| {
-            let req = self.comm.process_at_rank(0).immediate_broadcast_into(scope, buf);
+            let req = self
+                .comm
+                .process_at_rank(0)
+                .immediate_broadcast_into(scope, buf);
             self.wait(&"broadcast", start, req);
         });
         self.account(start, 1);
@@ -362,7 +390,9 @@ fn is_collective(e: &(dyn std::error::Error + 'static)) -> bool {
 /// several writes, which `mpirun` then interleaves with other ranks' output.
 fn say(text: &str) {
     use std::io::Write;
-    let _ = std::io::stderr().lock().write_all(format!("{text}\n").as_bytes());
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(format!("{text}\n").as_bytes());
 }
 
 /// The panic payload as text.

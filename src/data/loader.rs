@@ -732,8 +732,7 @@ mod tests {
         let mut ranks: Vec<_> = (0..replicas)
             .map(|r| {
                 let s = DistributedSampler::new(replicas, r, Remainder::Pad).unwrap();
-                DataLoader::with_sampler(numbers(n), opts.clone(), s, collate as CollateFn)
-                    .unwrap()
+                DataLoader::with_sampler(numbers(n), opts.clone(), s, collate as CollateFn).unwrap()
             })
             .collect();
         let mut orders = Vec::new();

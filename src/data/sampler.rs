@@ -221,7 +221,11 @@ mod tests {
                     .flat_map(|r| shard(replicas, r, Remainder::Uneven, n))
                     .collect();
                 all.sort();
-                assert_eq!(all, (0..n).collect::<Vec<_>>(), "n {n}, {replicas} replicas");
+                assert_eq!(
+                    all,
+                    (0..n).collect::<Vec<_>>(),
+                    "n {n}, {replicas} replicas"
+                );
             }
         }
     }
@@ -231,12 +235,17 @@ mod tests {
         for n in 1..30 {
             for replicas in 1..5 {
                 for rem in [Remainder::Pad, Remainder::Drop] {
-                    let shards: Vec<_> = (0..replicas).map(|r| shard(replicas, r, rem, n)).collect();
+                    let shards: Vec<_> =
+                        (0..replicas).map(|r| shard(replicas, r, rem, n)).collect();
                     assert!(shards.iter().all(|s| s.len() == shards[0].len()));
                     let mut all: Vec<usize> = shards.concat();
                     all.sort();
                     all.dedup();
-                    let distinct = if rem == Remainder::Pad { n } else { n / replicas * replicas };
+                    let distinct = if rem == Remainder::Pad {
+                        n
+                    } else {
+                        n / replicas * replicas
+                    };
                     assert_eq!(all.len(), distinct, "n {n}, {replicas} replicas, {rem:?}");
                 }
             }
@@ -259,7 +268,10 @@ mod tests {
     fn invalid_replicas_or_rank_are_errors() {
         assert!(matches!(
             DistributedSampler::new(0, 0, Remainder::Pad),
-            Err(DataError::InvalidOption { name: "replicas", .. })
+            Err(DataError::InvalidOption {
+                name: "replicas",
+                ..
+            })
         ));
         assert!(matches!(
             DistributedSampler::new(2, 2, Remainder::Pad),

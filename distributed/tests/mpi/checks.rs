@@ -8,10 +8,12 @@ use std::time::Instant;
 
 use anyhow::{anyhow, ensure, Result};
 use autograd::{Float, Tape, Tensor};
-use distributed::{main_println, Ddp, DdpOptions, Error, LossReduction, MainLogger, ReduceOrder, World};
+use distributed::{
+    main_println, Ddp, DdpOptions, Error, LossReduction, MainLogger, ReduceOrder, World,
+};
 use gradlab::data::{
-    digits_path, AllExamples, DataLoader, Dataset, Digits, DistributedSampler, LabeledBatch, LoaderOptions, Remainder,
-    Sampler,
+    digits_path, AllExamples, DataLoader, Dataset, Digits, DistributedSampler, LabeledBatch,
+    LoaderOptions, Remainder, Sampler,
 };
 use gradlab::metrics::At;
 use nn::loss::{CrossEntropyLoss, Reduction};
@@ -24,19 +26,58 @@ type Check = fn(&World) -> Result<()>;
 /// Runs every check; returns (passed, failed), the same on every rank.
 pub fn all(world: &World) -> (usize, usize) {
     let checks: &[(&str, Check)] = &[
-        ("sampler_shards_partition_each_epoch", sampler_shards_partition_each_epoch),
-        ("f32_native_matches_one_process_with_batch_n_times_b", f32_native_matches_one_process),
-        ("f64_rank_order_is_bitwise_a_single_process_accumulating_the_shards", f64_rank_order_bitwise),
-        ("f64_native_reduction_matches_a_single_process", f64_native_matches),
-        ("uneven_last_batches_average_over_examples_not_ranks", uneven_last_batches),
-        ("sum_reduced_losses_are_not_divided_by_the_world_size", sum_reduced_losses),
-        ("no_sync_accumulates_micro_batches_without_communicating", no_sync_accumulation),
-        ("buckets_are_one_collective_each_and_do_not_change_the_result", buckets),
-        ("buffers_are_rank_0s_broadcast_before_each_forward", buffers_follow_rank_0),
-        ("a_failing_or_panicking_closure_fails_the_step_on_every_rank", failing_closures),
-        ("mixed_reductions_are_refused_on_every_rank", mixed_reductions),
-        ("checkpoints_move_between_distributed_and_single_process_runs", checkpoints),
-        ("sharded_evaluation_counts_every_example_once", sharded_evaluation),
+        (
+            "sampler_shards_partition_each_epoch",
+            sampler_shards_partition_each_epoch,
+        ),
+        (
+            "f32_native_matches_one_process_with_batch_n_times_b",
+            f32_native_matches_one_process,
+        ),
+        (
+            "f64_rank_order_is_bitwise_a_single_process_accumulating_the_shards",
+            f64_rank_order_bitwise,
+        ),
+        (
+            "f64_native_reduction_matches_a_single_process",
+            f64_native_matches,
+        ),
+        (
+            "uneven_last_batches_average_over_examples_not_ranks",
+            uneven_last_batches,
+        ),
+        (
+            "sum_reduced_losses_are_not_divided_by_the_world_size",
+            sum_reduced_losses,
+        ),
+        (
+            "no_sync_accumulates_micro_batches_without_communicating",
+            no_sync_accumulation,
+        ),
+        (
+            "buckets_are_one_collective_each_and_do_not_change_the_result",
+            buckets,
+        ),
+        (
+            "buffers_are_rank_0s_broadcast_before_each_forward",
+            buffers_follow_rank_0,
+        ),
+        (
+            "a_failing_or_panicking_closure_fails_the_step_on_every_rank",
+            failing_closures,
+        ),
+        (
+            "mixed_reductions_are_refused_on_every_rank",
+            mixed_reductions,
+        ),
+        (
+            "checkpoints_move_between_distributed_and_single_process_runs",
+            checkpoints,
+        ),
+        (
+            "sharded_evaluation_counts_every_example_once",
+            sharded_evaluation,
+        ),
         ("only_rank_0_logs", only_rank_0_logs),
         ("disagreeing_values_are_found", disagreement),
     ];
@@ -113,11 +154,19 @@ fn batches<T: Float>(
 }
 
 fn shard(world: &World, remainder: Remainder) -> Result<DistributedSampler> {
-    Ok(DistributedSampler::new(world.size(), world.rank(), remainder)?)
+    Ok(DistributedSampler::new(
+        world.size(),
+        world.rank(),
+        remainder,
+    )?)
 }
 
 /// Cross-entropy of `model` on `batch`, backward; the loss.
-fn backward<T: Float>(model: &Sequential<T>, batch: &LabeledBatch<T>, reduction: Reduction) -> nn::Result<f64> {
+fn backward<T: Float>(
+    model: &Sequential<T>,
+    batch: &LabeledBatch<T>,
+    reduction: Reduction,
+) -> nn::Result<f64> {
     let tape = Tape::new();
     let logits = Ctx::new(&tape).call(model, tape.constant(batch.inputs.clone()))?;
     let loss = CrossEntropyLoss {
@@ -174,7 +223,12 @@ fn adam<T: Float>(model: &impl Module<T>) -> Result<Optim<Adam, T>> {
 }
 
 /// One step of a single process on `batch` with a mean loss.
-fn single_step<T: Float>(model: &Sequential<T>, opt: &mut dyn Optimizer, batch: &LabeledBatch<T>, r: Reduction) -> Result<()> {
+fn single_step<T: Float>(
+    model: &Sequential<T>,
+    opt: &mut dyn Optimizer,
+    batch: &LabeledBatch<T>,
+    r: Reduction,
+) -> Result<()> {
     opt.zero_grad();
     backward(model, batch, r)?;
     opt.step()?;
@@ -212,12 +266,18 @@ fn sampler_shards_partition_each_epoch(world: &World) -> Result<()> {
     let n = world.size();
     // 23 examples: padded to a multiple of 2 and 3 (24)
     let data = Numbers(23);
-    let collate = |items: Vec<u64>, _: &mut gradlab::data::BatchRng| Ok::<_, gradlab::data::DataError>(items);
+    let collate =
+        |items: Vec<u64>, _: &mut gradlab::data::BatchRng| Ok::<_, gradlab::data::DataError>(items);
     let opts = LoaderOptions {
         seed: 5,
         ..LoaderOptions::new(4)
     };
-    let mut mine = DataLoader::with_sampler(data.clone(), opts.clone(), shard(world, Remainder::Pad)?, collate)?;
+    let mut mine = DataLoader::with_sampler(
+        data.clone(),
+        opts.clone(),
+        shard(world, Remainder::Pad)?,
+        collate,
+    )?;
     let single = DataLoader::new(data, opts, collate)?;
     let mut previous = None;
     for epoch in 0..3 {
@@ -226,11 +286,24 @@ fn sampler_shards_partition_each_epoch(world: &World) -> Result<()> {
         // interleaved back, the shards are the single-process order padded from its start
         let mut expected: Vec<u64> = single.order(epoch).iter().map(|&i| i as u64).collect();
         let total = own.len() * n;
-        let pad: Vec<u64> = expected.iter().copied().cycle().take(total - expected.len()).collect();
+        let pad: Vec<u64> = expected
+            .iter()
+            .copied()
+            .cycle()
+            .take(total - expected.len())
+            .collect();
         expected.extend(pad);
-        let interleaved: Vec<u64> = (0..own.len()).flat_map(|i| all.iter().map(move |s| s[i])).collect();
-        ensure!(interleaved == expected, "epoch {epoch}: {interleaved:?} vs {expected:?}");
-        ensure!(previous.as_ref() != Some(&interleaved), "epoch {epoch} repeated the previous order");
+        let interleaved: Vec<u64> = (0..own.len())
+            .flat_map(|i| all.iter().map(move |s| s[i]))
+            .collect();
+        ensure!(
+            interleaved == expected,
+            "epoch {epoch}: {interleaved:?} vs {expected:?}"
+        );
+        ensure!(
+            previous.as_ref() != Some(&interleaved),
+            "epoch {epoch} repeated the previous order"
+        );
         previous = Some(interleaved);
     }
     Ok(())
@@ -250,14 +323,23 @@ fn f32_native_matches_one_process(world: &World) -> Result<()> {
     let whole = batches::<f32>(&data, AllExamples, n * b, 1)?;
     for k in 0..steps {
         let batch = &mine[k];
-        ddp.step(LossReduction::mean(batch.len()), |m| backward(m, batch, Reduction::Mean))?;
+        ddp.step(LossReduction::mean(batch.len()), |m| {
+            backward(m, batch, Reduction::Mean)
+        })?;
         single_step(&reference, &mut ref_opt, &whole[k], Reduction::Mean)?;
     }
     ddp.check_in_sync()?;
     // f32 rounding: a few ulps of the largest terms per step, over 6 steps
     let w = worst(ddp.model(), &reference, 1e-6, 1e-5);
-    main_println!(world, "    f32: worst deviation from one process {w:.3} of (atol 1e-6, rtol 1e-5)");
-    ensure!(w <= 1.0, "f32 parameters differ from one process with batch {}: {w}", n * b);
+    main_println!(
+        world,
+        "    f32: worst deviation from one process {w:.3} of (atol 1e-6, rtol 1e-5)"
+    );
+    ensure!(
+        w <= 1.0,
+        "f32 parameters differ from one process with batch {}: {w}",
+        n * b
+    );
     Ok(())
 }
 
@@ -279,7 +361,14 @@ fn accumulate_like_rank_order(
         let c: Vec<Vec<f64>> = reference
             .parameters()
             .iter()
-            .map(|p| p.grad().expect("every parameter has a gradient").as_slice().iter().map(|&g| 0.0 + w * g).collect())
+            .map(|p| {
+                p.grad()
+                    .expect("every parameter has a gradient")
+                    .as_slice()
+                    .iter()
+                    .map(|&g| 0.0 + w * g)
+                    .collect()
+            })
             .collect();
         total = Some(match total {
             None => c,
@@ -321,21 +410,33 @@ fn f64_against_single_process(world: &World, order: ReduceOrder) -> Result<(bool
     let whole = batches::<f64>(&data, AllExamples, n * b, 1)?;
     for k in 0..steps {
         let batch = &shards[world.rank()][k];
-        ddp.step(LossReduction::mean(batch.len()), |m| backward(m, batch, Reduction::Mean))?;
+        ddp.step(LossReduction::mean(batch.len()), |m| {
+            backward(m, batch, Reduction::Mean)
+        })?;
         let this_step: Vec<&LabeledBatch<f64>> = shards.iter().map(|s| &s[k]).collect();
         accumulate_like_rank_order(&acc_ref, &mut acc_opt, &this_step)?;
         single_step(&batch_ref, &mut batch_opt, &whole[k], Reduction::Mean)?;
     }
     ddp.check_in_sync()?;
     let w = worst(ddp.model(), &batch_ref, 1e-13, 1e-11);
-    ensure!(w <= 1.0, "f64 parameters differ from one process with batch {}: {w}", n * b);
+    ensure!(
+        w <= 1.0,
+        "f64 parameters differ from one process with batch {}: {w}",
+        n * b
+    );
     Ok((bitwise_equal(ddp.model(), &acc_ref), w))
 }
 
 fn f64_rank_order_bitwise(world: &World) -> Result<()> {
     let (bitwise, w) = f64_against_single_process(world, ReduceOrder::RankOrder)?;
-    main_println!(world, "    f64 rank order: bit for bit {bitwise}; vs one batch of N·B: {w:.3} of (1e-13, 1e-11)");
-    ensure!(bitwise, "RankOrder is not bit-identical to the single-process accumulation");
+    main_println!(
+        world,
+        "    f64 rank order: bit for bit {bitwise}; vs one batch of N·B: {w:.3} of (1e-13, 1e-11)"
+    );
+    ensure!(
+        bitwise,
+        "RankOrder is not bit-identical to the single-process accumulation"
+    );
     Ok(())
 }
 
@@ -344,7 +445,10 @@ fn f64_native_matches(world: &World) -> Result<()> {
     main_println!(world, "    f64 native ({} ranks): bit for bit {bitwise}; vs one batch of N·B: {w:.3} of (1e-13, 1e-11)", world.size());
     // Two summands are added the same way in any order (IEEE addition is commutative).
     if world.size() == 2 {
-        ensure!(bitwise, "two ranks: a native all-reduce adds two terms, which is order-free");
+        ensure!(
+            bitwise,
+            "two ranks: a native all-reduce adds two terms, which is order-free"
+        );
     }
     Ok(())
 }
@@ -355,7 +459,10 @@ fn uneven_last_batches(world: &World) -> Result<()> {
     let m = n * 2 * b - (n - 1);
     let (data, _) = digits()?.split(m, 4);
     let s = shard(world, Remainder::Uneven)?;
-    ensure!(s.batches_agree(m, b, false), "the shards must run the same number of batches");
+    ensure!(
+        s.batches_agree(m, b, false),
+        "the shards must run the same number of batches"
+    );
     let model = mlp::<f64>(300, 12)?;
     let opt = sgd(&model, 0.5)?;
     let mut ddp = Ddp::new(world, model, opt, DdpOptions::default())?;
@@ -365,13 +472,25 @@ fn uneven_last_batches(world: &World) -> Result<()> {
     let (mut ref_opt, mut naive_opt) = (sgd(&reference, 0.5)?, sgd(&naive, 0.5)?);
     let mine = batches::<f64>(&data, s, b, 3)?;
     let shards: Vec<Vec<LabeledBatch<f64>>> = (0..n)
-        .map(|r| batches(&data, DistributedSampler::new(n, r, Remainder::Uneven)?, b, 3))
+        .map(|r| {
+            batches(
+                &data,
+                DistributedSampler::new(n, r, Remainder::Uneven)?,
+                b,
+                3,
+            )
+        })
         .collect::<Result<_>>()?;
     let whole = batches::<f64>(&data, AllExamples, n * b, 3)?;
     ensure!(whole.len() == mine.len() && mine.len() == 6);
-    ensure!(whole[1].len() == n * b - (n - 1), "the second batch of each epoch is short");
+    ensure!(
+        whole[1].len() == n * b - (n - 1),
+        "the second batch of each epoch is short"
+    );
     for k in 0..mine.len() {
-        ddp.step(LossReduction::mean(mine[k].len()), |m| backward(m, &mine[k], Reduction::Mean))?;
+        ddp.step(LossReduction::mean(mine[k].len()), |m| {
+            backward(m, &mine[k], Reduction::Mean)
+        })?;
         single_step(&reference, &mut ref_opt, &whole[k], Reduction::Mean)?;
         // PyTorch DDP's rule, the plain average of the ranks' means, for contrast
         naive_opt.zero_grad();
@@ -379,23 +498,38 @@ fn uneven_last_batches(world: &World) -> Result<()> {
         for s in &shards {
             naive.zero_grad();
             backward(&naive, &s[k], Reduction::Mean)?;
-            let g: Vec<Vec<f64>> = naive.parameters().iter().map(|p| p.grad().unwrap().to_vec()).collect();
+            let g: Vec<Vec<f64>> = naive
+                .parameters()
+                .iter()
+                .map(|p| p.grad().unwrap().to_vec())
+                .collect();
             if sum.is_empty() {
                 sum = g;
             } else {
-                sum.iter_mut().zip(&g).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
+                sum.iter_mut()
+                    .zip(&g)
+                    .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
             }
         }
         for (p, g) in naive.parameters().iter().zip(sum) {
-            p.set_grad(Some(Tensor::from_vec(g.iter().map(|v| v / n as f64).collect(), p.shape())?))?;
+            p.set_grad(Some(Tensor::from_vec(
+                g.iter().map(|v| v / n as f64).collect(),
+                p.shape(),
+            )?))?;
         }
         naive_opt.step()?;
     }
     let w = worst(ddp.model(), &reference, 1e-13, 1e-11);
     let w_naive = worst(&naive, &reference, 1e-13, 1e-11);
-    main_println!(world, "    uneven: {w:.3} of tolerance; averaging the ranks' means instead: {w_naive:.3e}");
+    main_println!(
+        world,
+        "    uneven: {w:.3} of tolerance; averaging the ranks' means instead: {w_naive:.3e}"
+    );
     ensure!(w <= 1.0, "uneven batches: {w}");
-    ensure!(w_naive > 1e3, "the test cannot tell a plain average of means apart ({w_naive})");
+    ensure!(
+        w_naive > 1e3,
+        "the test cannot tell a plain average of means apart ({w_naive})"
+    );
     Ok(())
 }
 
@@ -411,7 +545,9 @@ fn sum_reduced_losses(world: &World) -> Result<()> {
     let mine = batches::<f64>(&data, shard(world, Remainder::Pad)?, b, 1)?;
     let whole = batches::<f64>(&data, AllExamples, n * b, 1)?;
     for k in 0..steps {
-        ddp.step(LossReduction::Sum, |m| backward(m, &mine[k], Reduction::Sum))?;
+        ddp.step(LossReduction::Sum, |m| {
+            backward(m, &mine[k], Reduction::Sum)
+        })?;
         single_step(&reference, &mut ref_opt, &whole[k], Reduction::Sum)?;
     }
     let w = worst(ddp.model(), &reference, 1e-13, 1e-11);
@@ -435,15 +571,25 @@ fn no_sync_accumulation(world: &World) -> Result<()> {
         let split = |range: std::ops::Range<usize>| -> Result<LabeledBatch<f64>> {
             let x = mine[k].inputs.to_vec();
             Ok(LabeledBatch {
-                inputs: Tensor::from_vec(x[range.start * 64..range.end * 64].to_vec(), [range.len(), 64])?,
+                inputs: Tensor::from_vec(
+                    x[range.start * 64..range.end * 64].to_vec(),
+                    [range.len(), 64],
+                )?,
                 labels: mine[k].labels[range].to_vec(),
             })
         };
         let (first, second) = (split(0..5)?, split(5..8)?);
         let before = world.comm_stats().collectives;
-        ddp.no_sync(LossReduction::mean(5), |m| backward(m, &first, Reduction::Mean))?;
-        ensure!(world.comm_stats().collectives == before, "no_sync communicated");
-        ddp.step(LossReduction::mean(3), |m| backward(m, &second, Reduction::Mean))?;
+        ddp.no_sync(LossReduction::mean(5), |m| {
+            backward(m, &first, Reduction::Mean)
+        })?;
+        ensure!(
+            world.comm_stats().collectives == before,
+            "no_sync communicated"
+        );
+        ddp.step(LossReduction::mean(3), |m| {
+            backward(m, &second, Reduction::Mean)
+        })?;
         single_step(&reference, &mut ref_opt, &whole[k], Reduction::Mean)?;
     }
     let w = worst(ddp.model(), &reference, 1e-13, 1e-11);
@@ -467,16 +613,28 @@ fn buckets(world: &World) -> Result<()> {
         let mut ddp = Ddp::new(world, model, opt, opts)?;
         // 64·16 | 16 | 16·10 | 10 in reverse: [10], [160], [16], [1024] at 40 elements
         let expected = if cap == usize::MAX { 1 } else { 4 };
-        ensure!(ddp.num_buckets() == expected, "{} buckets, expected {expected}", ddp.num_buckets());
+        ensure!(
+            ddp.num_buckets() == expected,
+            "{} buckets, expected {expected}",
+            ddp.num_buckets()
+        );
         for batch in mine.iter().take(3) {
             let before = world.comm_stats().collectives;
-            ddp.step(LossReduction::mean(batch.len()), |m| backward(m, batch, Reduction::Mean))?;
+            ddp.step(LossReduction::mean(batch.len()), |m| {
+                backward(m, batch, Reduction::Mean)
+            })?;
             let calls = world.comm_stats().collectives - before;
-            ensure!(calls == expected as u64, "{calls} collectives for {expected} buckets");
+            ensure!(
+                calls == expected as u64,
+                "{calls} collectives for {expected} buckets"
+            );
         }
         finals.push(ddp.into_parts().0);
     }
-    ensure!(bitwise_equal(&finals[0], &finals[1]), "bucketing changed the result");
+    ensure!(
+        bitwise_equal(&finals[0], &finals[1]),
+        "bucketing changed the result"
+    );
     Ok(())
 }
 
@@ -493,28 +651,48 @@ fn bn_mlp(seed: u64) -> Result<Sequential<f64>> {
 fn buffers_follow_rank_0(world: &World) -> Result<()> {
     let data = digits()?;
     let mine = batches::<f64>(&data, shard(world, Remainder::Pad)?, 8, 1)?;
-    let rank0 = batches::<f64>(&data, DistributedSampler::new(world.size(), 0, Remainder::Pad)?, 8, 1)?;
+    let rank0 = batches::<f64>(
+        &data,
+        DistributedSampler::new(world.size(), 0, Remainder::Pad)?,
+        8,
+        1,
+    )?;
     let model = bn_mlp(700 + world.rank() as u64)?;
     let opt = sgd(&model, 0.1)?;
     let mut ddp = Ddp::new(world, model, opt, DdpOptions::default())?;
     ddp.check_in_sync()?; // buffers broadcast at start too
-    // Rank 0's statistics evolve with rank 0's batches only: replay them on a copy that
-    // takes the synchronised parameters before each forward.
+                          // Rank 0's statistics evolve with rank 0's batches only: replay them on a copy that
+                          // takes the synchronised parameters before each forward.
     let replay = bn_mlp(1)?;
     for k in 0..4 {
         copy_params(&replay, ddp.model())?;
         let tape = Tape::new();
         Ctx::new(&tape).call(&replay, tape.constant(rank0[k].inputs.clone()))?;
-        ddp.step(LossReduction::mean(8), |m| backward(m, &mine[k], Reduction::Mean))?;
+        ddp.step(LossReduction::mean(8), |m| {
+            backward(m, &mine[k], Reduction::Mean)
+        })?;
     }
     // right after a step each rank holds the statistics of its own last batch…
     let differs = ddp.check_in_sync().is_err();
-    ensure!(differs == (world.size() > 1), "buffers were averaged or not updated locally");
+    ensure!(
+        differs == (world.size() > 1),
+        "buffers were averaged or not updated locally"
+    );
     // …and the broadcast before the next forward makes them rank 0's
     ddp.sync_buffers()?;
     ddp.check_in_sync()?;
-    for ((name, a), (_, b)) in ddp.model().named_buffers().iter().zip(replay.named_buffers()) {
-        let same = a.value().as_slice().iter().zip(b.value().as_slice()).all(|(x, y)| x.to_bits() == y.to_bits());
+    for ((name, a), (_, b)) in ddp
+        .model()
+        .named_buffers()
+        .iter()
+        .zip(replay.named_buffers())
+    {
+        let same = a
+            .value()
+            .as_slice()
+            .iter()
+            .zip(b.value().as_slice())
+            .all(|(x, y)| x.to_bits() == y.to_bits());
         ensure!(same, "buffer {name} is not rank 0's replayed statistics");
     }
     Ok(())
@@ -529,15 +707,18 @@ fn failing_closures(world: &World) -> Result<()> {
     let last = world.size() - 1;
     let before: Vec<Tensor<f64>> = ddp.model().parameters().iter().map(|p| p.value()).collect();
     for how in ["error", "panic"] {
-        let res = ddp.step(LossReduction::mean(8), |m| -> Result<f64, Box<dyn std::error::Error + Send + Sync>> {
-            if world.rank() == last {
-                if how == "panic" {
-                    panic!("deliberate panic on rank {last}");
+        let res = ddp.step(
+            LossReduction::mean(8),
+            |m| -> Result<f64, Box<dyn std::error::Error + Send + Sync>> {
+                if world.rank() == last {
+                    if how == "panic" {
+                        panic!("deliberate panic on rank {last}");
+                    }
+                    return Err("deliberate failure".into());
                 }
-                return Err("deliberate failure".into());
-            }
-            Ok(backward(m, &mine[0], Reduction::Mean)?)
-        });
+                Ok(backward(m, &mine[0], Reduction::Mean)?)
+            },
+        );
         match res {
             Err(Error::StepFailed { rank, source, .. }) if world.rank() == last => {
                 ensure!(rank == last);
@@ -549,11 +730,18 @@ fn failing_closures(world: &World) -> Result<()> {
             }
             other => return Err(anyhow!("{how}: unexpected {other:?}")),
         }
-        let unchanged = ddp.model().parameters().iter().zip(&before).all(|(p, b)| p.value() == *b);
+        let unchanged = ddp
+            .model()
+            .parameters()
+            .iter()
+            .zip(&before)
+            .all(|(p, b)| p.value() == *b);
         ensure!(unchanged, "a failed step changed the parameters");
     }
     // the next step works again on every rank
-    ddp.step(LossReduction::mean(8), |m| backward(m, &mine[1], Reduction::Mean))?;
+    ddp.step(LossReduction::mean(8), |m| {
+        backward(m, &mine[1], Reduction::Mean)
+    })?;
     ddp.check_in_sync()?;
     Ok(())
 }
@@ -564,7 +752,11 @@ fn mixed_reductions(world: &World) -> Result<()> {
     let model = mlp::<f64>(900, 8)?;
     let opt = sgd(&model, 0.1)?;
     let mut ddp = Ddp::new(world, model, opt, DdpOptions::default())?;
-    let reduction = if world.is_main() { LossReduction::mean(8) } else { LossReduction::Sum };
+    let reduction = if world.is_main() {
+        LossReduction::mean(8)
+    } else {
+        LossReduction::Sum
+    };
     match ddp.step(reduction, |m| backward(m, &mine[0], Reduction::Mean)) {
         Err(Error::ReductionMismatch { mean_ranks: 1, .. }) if world.size() > 1 => {}
         Ok(_) if world.size() == 1 => {}
@@ -590,7 +782,9 @@ fn checkpoints(world: &World) -> Result<()> {
     let mut sched = StepLr::new(&mut opt, 2, 0.5)?;
     let mut ddp = Ddp::new(world, model, opt, DdpOptions::default())?;
     for batch in &mine[..3] {
-        ddp.step(LossReduction::mean(b), |m| backward(m, batch, Reduction::Mean))?;
+        ddp.step(LossReduction::mean(b), |m| {
+            backward(m, batch, Reduction::Mean)
+        })?;
         sched.step(ddp.optimizer_mut())?;
     }
     ddp.save_checkpoint(&dir, Some(&sched))?;
@@ -601,12 +795,17 @@ fn checkpoints(world: &World) -> Result<()> {
     nn::state::load(&single, &model_path)?;
     single_opt.load_with_scheduler(&opt_path, &mut single_sched)?;
     for k in 3..6 {
-        ddp.step(LossReduction::mean(b), |m| backward(m, &mine[k], Reduction::Mean))?;
+        ddp.step(LossReduction::mean(b), |m| {
+            backward(m, &mine[k], Reduction::Mean)
+        })?;
         sched.step(ddp.optimizer_mut())?;
         single_step(&single, &mut single_opt, &whole[k], Reduction::Mean)?;
         single_sched.step(&mut single_opt)?;
     }
-    ensure!(single_opt.lr() == ddp.optimizer().lr(), "schedules diverged");
+    ensure!(
+        single_opt.lr() == ddp.optimizer().lr(),
+        "schedules diverged"
+    );
     let w = worst(ddp.model(), &single, 1e-13, 1e-11);
     ensure!(w <= 1.0, "resumed in one process: {w}");
 
@@ -628,9 +827,15 @@ fn checkpoints(world: &World) -> Result<()> {
     let mut sched = StepLr::new(&mut opt, 2, 0.5)?;
     let mut ddp = Ddp::new(world, model, opt, DdpOptions::default())?;
     ddp.load_checkpoint(&dir, Some(&mut sched))?;
-    ensure!(sched.last_epoch() == 3, "schedule not restored: {}", sched.last_epoch());
+    ensure!(
+        sched.last_epoch() == 3,
+        "schedule not restored: {}",
+        sched.last_epoch()
+    );
     for k in 3..6 {
-        ddp.step(LossReduction::mean(b), |m| backward(m, &mine[k], Reduction::Mean))?;
+        ddp.step(LossReduction::mean(b), |m| {
+            backward(m, &mine[k], Reduction::Mean)
+        })?;
         sched.step(ddp.optimizer_mut())?;
         single_step(&single, &mut single_opt, &whole[k], Reduction::Mean)?;
         single_sched.step(&mut single_opt)?;
@@ -646,7 +851,9 @@ fn checkpoints(world: &World) -> Result<()> {
     world.barrier();
     if world.is_main() {
         for d in ["ckpt-a", "ckpt-b"] {
-            let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("gradlab-dist-{}-{d}", std::process::id())));
+            let _ = std::fs::remove_dir_all(
+                std::env::temp_dir().join(format!("gradlab-dist-{}-{d}", std::process::id())),
+            );
         }
     }
     Ok(())
@@ -655,7 +862,8 @@ fn checkpoints(world: &World) -> Result<()> {
 /// Correct predictions of `model` on `batch`.
 fn correct<T: Float>(model: &Sequential<T>, batch: &LabeledBatch<T>) -> Result<usize> {
     let tape = Tape::new();
-    let logits = tape.no_grad(|| Ctx::new(&tape).call(model, tape.constant(batch.inputs.clone())))?;
+    let logits =
+        tape.no_grad(|| Ctx::new(&tape).call(model, tape.constant(batch.inputs.clone())))?;
     let v = logits.value();
     let row = |i: usize| &v.as_slice()[i * 10..(i + 1) * 10];
     Ok((0..batch.len())
@@ -674,8 +882,13 @@ fn sharded_evaluation(world: &World) -> Result<()> {
     let model = mlp::<f32>(1100, 16)?;
     let opt = adam(&model)?;
     let mut ddp = Ddp::new(world, model, opt, DdpOptions::default())?;
-    for batch in batches::<f32>(&train, shard(world, Remainder::Pad)?, 32, 1)?.iter().take(10) {
-        ddp.step(LossReduction::mean(batch.len()), |m| backward(m, batch, Reduction::Mean))?;
+    for batch in batches::<f32>(&train, shard(world, Remainder::Pad)?, 32, 1)?
+        .iter()
+        .take(10)
+    {
+        ddp.step(LossReduction::mean(batch.len()), |m| {
+            backward(m, batch, Reduction::Mean)
+        })?;
     }
     let count = |sampler: DistributedSampler| -> Result<Vec<f64>> {
         let mut c = [0.0, 0.0];
@@ -688,13 +901,21 @@ fn sharded_evaluation(world: &World) -> Result<()> {
     let sharded = count(shard(world, Remainder::Uneven)?)?;
     let all = batches::<f32>(&held_out, AllExamples, held_out.len(), 1)?;
     let single = correct(ddp.model(), &all[0])? as f64;
-    ensure!(sharded == vec![single, 295.0], "sharded {sharded:?}, single process [{single}, 295]");
+    ensure!(
+        sharded == vec![single, 295.0],
+        "sharded {sharded:?}, single process [{single}, 295]"
+    );
     // padding would count some examples twice
     let padded = count(shard(world, Remainder::Pad)?)?;
     if world.size() > 1 {
         ensure!(padded[1] > 295.0, "padding counted {} examples", padded[1]);
     }
-    main_println!(world, "    held-out accuracy {:.3} over exactly {} examples", single / 295.0, sharded[1]);
+    main_println!(
+        world,
+        "    held-out accuracy {:.3} over exactly {} examples",
+        single / 295.0,
+        sharded[1]
+    );
     Ok(())
 }
 
@@ -709,7 +930,11 @@ fn only_rank_0_logs(world: &World) -> Result<()> {
     world.barrier();
     if world.is_main() {
         let text = std::fs::read_to_string(log.path().unwrap())?;
-        ensure!(text.lines().count() == 3, "{} lines: {text}", text.lines().count());
+        ensure!(
+            text.lines().count() == 3,
+            "{} lines: {text}",
+            text.lines().count()
+        );
         std::fs::remove_dir_all(&dir)?;
     }
     Ok(())

@@ -30,7 +30,14 @@ struct Case {
 
 /// TCP on the loopback interface: the transport a multi-machine run uses, instead of
 /// shared memory.
-const TCP: &[&str] = &["--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", "lo"];
+const TCP: &[&str] = &[
+    "--mca",
+    "btl",
+    "tcp,self",
+    "--mca",
+    "btl_tcp_if_include",
+    "lo",
+];
 
 fn cases() -> Vec<Case> {
     let train = |name, ranks, mca| Case {
@@ -150,7 +157,9 @@ fn mpirun(case: &Case) -> Result<Outcome, String> {
         }
         if start.elapsed() > case.limit && !killed {
             // mpirun forwards SIGTERM to its ranks; SIGKILL would orphan them.
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             killed = true;
         }
         if start.elapsed() > case.limit + Duration::from_secs(10) {
@@ -197,7 +206,10 @@ pub fn run() -> ExitCode {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let (mut passed, mut failed) = (0, 0);
     for case in cases() {
-        if filter.as_deref().is_some_and(|f| !case.name.contains(f) && case.scenario != f) {
+        if filter
+            .as_deref()
+            .is_some_and(|f| !case.name.contains(f) && case.scenario != f)
+        {
             continue;
         }
         let verdict = mpirun(&case).and_then(|o| {

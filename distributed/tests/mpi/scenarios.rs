@@ -38,7 +38,10 @@ fn train(world: &World) -> Result<(), BoxError> {
 }
 
 /// A one-layer model with `inputs` inputs.
-fn tiny(world: &World, inputs: usize) -> Result<Ddp<'_, f64, Linear<f64>, Optim<Sgd, f64>>, BoxError> {
+fn tiny(
+    world: &World,
+    inputs: usize,
+) -> Result<Ddp<'_, f64, Linear<f64>, Optim<Sgd, f64>>, BoxError> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let model = Linear::<f64>::new(inputs, 8, &mut rng)?;
     let opt = Optim::new(model.parameters(), 0.1, Sgd::default())?;
@@ -63,7 +66,11 @@ fn step(ddp: &mut Ddp<'_, f64, Linear<f64>, Optim<Sgd, f64>>, fail: bool) -> Res
 
 /// The last rank's model has 9 inputs instead of 8.
 fn mismatch(world: &World) -> Result<(), BoxError> {
-    let inputs = if world.rank() == world.size() - 1 { 9 } else { 8 };
+    let inputs = if world.rank() == world.size() - 1 {
+        9
+    } else {
+        8
+    };
     let mut ddp = tiny(world, inputs)?;
     step(&mut ddp, false)
 }
@@ -92,7 +99,11 @@ fn hang(world: &World) -> Result<(), BoxError> {
 /// The last rank stops after one step, the others take three.
 fn early_exit(world: &World) -> Result<(), BoxError> {
     let mut ddp = tiny(world, 8)?;
-    let steps = if world.rank() == world.size() - 1 { 1 } else { 3 };
+    let steps = if world.rank() == world.size() - 1 {
+        1
+    } else {
+        3
+    };
     for _ in 0..steps {
         step(&mut ddp, false)?;
     }
