@@ -76,7 +76,7 @@ fn correct(model: &Sequential<f32>, batch: &LabeledBatch<f32>) -> Result<usize, 
 
 fn train(world: &World, args: &Args) -> Result<(), BoxError> {
     let n = world.size();
-    if args.batch % n != 0 {
+    if !args.batch.is_multiple_of(n) {
         return Err(format!(
             "--batch {} does not split evenly over {n} ranks",
             args.batch
@@ -187,7 +187,7 @@ fn train(world: &World, args: &Args) -> Result<(), BoxError> {
         1e3 * wall / steps.max(1) as f64,
         shares.join(", ")
     );
-    ddp.save_checkpoint(&args.save, None)?;
+    ddp.save_checkpoint(&args.save, None, Some(&loader.state()))?;
     main_println!(world, "checkpoint in {}", args.save.display());
     Ok(())
 }

@@ -42,7 +42,7 @@
 //!             main_println!(world, "epoch {epoch}: loss {loss:.4}");
 //!         }
 //!     }
-//!     ddp.save_checkpoint("out/ckpt", None)?;                   // rank 0 writes
+//!     ddp.save_checkpoint("out/ckpt", None, Some(&loader.state()))?; // rank 0 writes
 //!     Ok(())
 //! }
 //!

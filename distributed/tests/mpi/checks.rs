@@ -8,12 +8,13 @@ use std::time::Instant;
 
 use anyhow::{anyhow, ensure, Result};
 use autograd::{Float, Tape, Tensor};
+use distributed::checkpoint::LOADER_FILE;
 use distributed::{
     main_println, Ddp, DdpOptions, Error, LossReduction, MainLogger, ReduceOrder, World,
 };
 use gradlab::data::{
-    digits_path, AllExamples, DataLoader, Dataset, Digits, DistributedSampler, LabeledBatch,
-    LoaderOptions, Remainder, Sampler,
+    digits_path, AllExamples, BatchRng, DataError, DataLoader, Dataset, Digits, DistributedSampler,
+    LabeledBatch, LoaderOptions, LoaderState, Remainder, Sampler,
 };
 use gradlab::metrics::At;
 use nn::loss::{CrossEntropyLoss, Reduction};
@@ -153,6 +154,29 @@ fn batches<T: Float>(
     Ok(out)
 }
 
+/// The digits' collate function, as a plain function pointer.
+type CollateF64 =
+    fn(Vec<([f32; 64], usize)>, &mut BatchRng) -> Result<LabeledBatch<f64>, DataError>;
+
+/// A loader like [`batches`] uses (seed 3, shuffled), over f64 digits.
+fn loader_of(
+    data: &Digits,
+    sampler: impl Sampler + 'static,
+    batch: usize,
+) -> Result<DataLoader<Digits, CollateF64>> {
+    let opts = LoaderOptions {
+        seed: 3,
+        ..LoaderOptions::new(batch)
+    };
+    let collate: CollateF64 = Digits::collate::<f64>;
+    Ok(DataLoader::with_sampler(
+        data.clone(),
+        opts,
+        sampler,
+        collate,
+    )?)
+}
+
 fn shard(world: &World, remainder: Remainder) -> Result<DistributedSampler> {
     Ok(DistributedSampler::new(
         world.size(),
@@ -272,12 +296,8 @@ fn sampler_shards_partition_each_epoch(world: &World) -> Result<()> {
         seed: 5,
         ..LoaderOptions::new(4)
     };
-    let mut mine = DataLoader::with_sampler(
-        data.clone(),
-        opts.clone(),
-        shard(world, Remainder::Pad)?,
-        collate,
-    )?;
+    let mut mine =
+        DataLoader::with_sampler(data, opts.clone(), shard(world, Remainder::Pad)?, collate)?;
     let single = DataLoader::new(data, opts, collate)?;
     let mut previous = None;
     for epoch in 0..3 {
@@ -781,19 +801,31 @@ fn checkpoints(world: &World) -> Result<()> {
     let (model, mut opt) = build(1000 + world.rank() as u64)?;
     let mut sched = StepLr::new(&mut opt, 2, 0.5)?;
     let mut ddp = Ddp::new(world, model, opt, DdpOptions::default())?;
-    for batch in &mine[..3] {
+    let mut loader = loader_of(&data, shard(world, Remainder::Pad)?, b)?;
+    for batch in loader.epoch().take(3) {
+        let batch = batch?;
         ddp.step(LossReduction::mean(b), |m| {
-            backward(m, batch, Reduction::Mean)
+            backward(m, &batch, Reduction::Mean)
         })?;
         sched.step(ddp.optimizer_mut())?;
     }
-    ddp.save_checkpoint(&dir, Some(&sched))?;
+    ddp.save_checkpoint(&dir, Some(&sched), Some(&loader.state()))?;
     let (model_path, opt_path) = distributed::checkpoint::checkpoint_paths(&dir);
     // every rank plays the single process, with nothing but the single-process API
     let (single, mut single_opt) = build(1)?;
     let mut single_sched = StepLr::new(&mut single_opt, 2, 0.5)?;
     nn::state::load(&single, &model_path)?;
     single_opt.load_with_scheduler(&opt_path, &mut single_sched)?;
+    let mut single_loader = loader_of(&data, AllExamples, n * b)?;
+    single_loader.resume(LoaderState::load(dir.join(LOADER_FILE))?)?;
+    let next = single_loader
+        .epoch()
+        .next()
+        .ok_or_else(|| anyhow!("no batch"))??;
+    ensure!(
+        next == whole[3],
+        "the single process did not resume at batch 3"
+    );
     for k in 3..6 {
         ddp.step(LossReduction::mean(b), |m| {
             backward(m, &mine[k], Reduction::Mean)
@@ -822,11 +854,18 @@ fn checkpoints(world: &World) -> Result<()> {
         let (model_path, opt_path) = distributed::checkpoint::checkpoint_paths(&dir);
         nn::state::save(&single, &model_path)?;
         single_opt.save_with_scheduler(&opt_path, &single_sched)?;
+        let mut single_loader = loader_of(&data, AllExamples, n * b)?;
+        single_loader.epoch().take(3).for_each(drop);
+        single_loader.state().save(dir.join(LOADER_FILE))?;
     }
     let (model, mut opt) = build(3000 + world.rank() as u64)?;
     let mut sched = StepLr::new(&mut opt, 2, 0.5)?;
     let mut ddp = Ddp::new(world, model, opt, DdpOptions::default())?;
-    ddp.load_checkpoint(&dir, Some(&mut sched))?;
+    let position = ddp.load_checkpoint(&dir, Some(&mut sched))?;
+    let mut loader = loader_of(&data, shard(world, Remainder::Pad)?, b)?;
+    loader.resume(position.ok_or_else(|| anyhow!("no loader position"))?)?;
+    let next = loader.epoch().next().ok_or_else(|| anyhow!("no batch"))??;
+    ensure!(next == mine[3], "the ranks did not resume at their batch 3");
     ensure!(
         sched.last_epoch() == 3,
         "schedule not restored: {}",

@@ -37,11 +37,11 @@ fn train(world: &World) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// The wrapped one-layer model of the failure scenarios.
+type Tiny<'w> = Ddp<'w, f64, Linear<f64>, Optim<Sgd, f64>>;
+
 /// A one-layer model with `inputs` inputs.
-fn tiny(
-    world: &World,
-    inputs: usize,
-) -> Result<Ddp<'_, f64, Linear<f64>, Optim<Sgd, f64>>, BoxError> {
+fn tiny(world: &World, inputs: usize) -> Result<Tiny<'_>, BoxError> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let model = Linear::<f64>::new(inputs, 8, &mut rng)?;
     let opt = Optim::new(model.parameters(), 0.1, Sgd::default())?;
@@ -49,7 +49,7 @@ fn tiny(
 }
 
 /// One step of a squared-output loss on ones.
-fn step(ddp: &mut Ddp<'_, f64, Linear<f64>, Optim<Sgd, f64>>, fail: bool) -> Result<(), BoxError> {
+fn step(ddp: &mut Tiny<'_>, fail: bool) -> Result<(), BoxError> {
     ddp.step(LossReduction::mean(1), |m| -> Result<(), BoxError> {
         if fail {
             return Err("deliberate failure in the step".into());
