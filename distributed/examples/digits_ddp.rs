@@ -14,7 +14,8 @@
 //! the same optimisation steps (the same trajectory up to f32 rounding); only the time changes.
 //! Rank 0 prints, evaluates the held-out accuracy with every rank scoring its own shard
 //! exactly once, and writes a checkpoint that `examples/digits.rs`-style single-process code
-//! reads with `nn::state::load` / `Optimizer::load`.
+//! reads with `nn::state::load` / `Optimizer::load`. Last, it times steps that compute
+//! nothing: the communication alone, without waiting for a slower rank.
 
 // As in examples/digits.rs: glibc's allocator returns freed buffers to the OS each step.
 #[global_allocator]
@@ -189,6 +190,23 @@ fn train(world: &World, args: &Args) -> Result<(), BoxError> {
     );
     ddp.save_checkpoint(&args.save, None, Some(&loader.state()))?;
     main_println!(world, "checkpoint in {}", args.save.display());
+
+    // The cost of the communication alone: steps whose closure computes nothing, so every
+    // rank arrives at once and the collective's time is the transfer, not waiting for a
+    // slower rank. (No parameter gets a gradient, so the optimiser changes nothing.)
+    let reps = 200;
+    world.barrier();
+    let before = world.comm_stats().time;
+    for _ in 0..reps {
+        ddp.step(LossReduction::Sum, |_| Ok::<_, BoxError>(()))?;
+    }
+    let idle = (world.comm_stats().time - before).as_secs_f64() / reps as f64;
+    main_println!(
+        world,
+        "communication alone: {:.3} ms per step ({} bytes of gradients)",
+        1e3 * idle,
+        ddp.model().num_parameters() * std::mem::size_of::<f32>()
+    );
     Ok(())
 }
 

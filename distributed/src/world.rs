@@ -176,7 +176,9 @@ impl World {
             // Open MPI progresses non-blocking collectives inside MPI_Test, so poll often;
             // after a while, sleep a little to leave the core to a rank still computing
             // (oversubscribed runs).
-            if waited < Duration::from_millis(2) {
+            if waited < Duration::from_micros(500) {
+                std::hint::spin_loop();
+            } else if waited < Duration::from_millis(2) {
                 std::thread::yield_now();
             } else {
                 std::thread::sleep(Duration::from_micros(100));
