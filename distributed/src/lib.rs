@@ -32,12 +32,12 @@
 //!     for epoch in 0..10 {
 //!         for batch in loader.epoch() {                         // reshuffles every epoch
 //!             let batch = batch?;
-//!             let loss = ddp.step(LossReduction::mean(batch.len()), |model| {
+//!             let loss = ddp.step(LossReduction::mean(batch.len()), |model| -> Result<f32, distributed::BoxError> {
 //!                 let tape = Tape::new();
 //!                 let logits = Ctx::new(&tape).call(model, tape.constant(batch.inputs))?;
 //!                 let loss = nn::loss::cross_entropy(logits, &batch.labels)?;
 //!                 loss.backward()?;
-//!                 loss.item()
+//!                 Ok(loss.item()?)
 //!             })?;
 //!             main_println!(world, "epoch {epoch}: loss {loss:.4}");
 //!         }

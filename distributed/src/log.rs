@@ -9,8 +9,12 @@ use crate::world::World;
 
 /// Prints a line on rank 0 only (`println!` otherwise).
 ///
-/// ```ignore
+/// ```no_run
+/// let world = distributed::World::init()?;
+/// let (epoch, loss) = (3, 0.25);
 /// distributed::main_println!(world, "epoch {epoch}: loss {loss:.4}");
+/// world.finish();
+/// # Ok::<(), distributed::Error>(())
 /// ```
 #[macro_export]
 macro_rules! main_println {
