@@ -143,7 +143,7 @@ impl LoaderState {
     /// # Errors
     /// [`DataError::InvalidOption`] when `replicas` is 0 or does not divide the batch size.
     pub fn sharded(&self, replicas: usize) -> Result<Self, DataError> {
-        if replicas == 0 || self.batch_size % replicas != 0 {
+        if replicas == 0 || !self.batch_size.is_multiple_of(replicas) {
             return Err(DataError::InvalidOption {
                 name: "replicas",
                 value: format!("{replicas} (batch size {})", self.batch_size),
@@ -879,7 +879,7 @@ mod tests {
         let mut orders = Vec::new();
         for _epoch in 0..3 {
             let whole = epoch_batches(&mut single);
-            let shards: Vec<Vec<Batch>> = ranks.iter_mut().map(|l| epoch_batches(l)).collect();
+            let shards: Vec<Vec<Batch>> = ranks.iter_mut().map(epoch_batches).collect();
             assert!(shards.iter().all(|s| s.len() == whole.len()));
             for (k, batch) in whole.iter().enumerate() {
                 let mut union: Vec<usize> = shards.iter().flat_map(|s| s[k].0.clone()).collect();
