@@ -111,6 +111,9 @@ fn layer_panels(rows: &[LayerStats], pick: impl Fn(&LayerStats) -> Option<f64>) 
                 series: vec![Series::new(name, points)],
             }
         })
+        // A layer that does not have this diagnostic (a linear layer's dead fraction)
+        // gets no panel, rather than an empty one.
+        .filter(|p: &Panel| p.series.iter().any(|s| !s.points.is_empty()))
         .collect()
 }
 
@@ -238,10 +241,7 @@ impl Report {
         ];
         for (name, pick, caption) in metrics {
             let panels = layer_panels(&self.layers, pick);
-            if panels
-                .iter()
-                .all(|p| p.series.iter().all(|s| s.points.is_empty()))
-            {
+            if panels.is_empty() {
                 continue;
             }
             let cols = panels.len().min(5);
