@@ -452,7 +452,7 @@ fn main() -> Result<()> {
         &args,
         &out,
         &report_path,
-        &summary.to_string(),
+        &summary,
         &p,
         n_train,
         &y_val,
@@ -476,7 +476,7 @@ fn write_report(
     args: &Args,
     out: &Path,
     report_path: &Path,
-    summary: &str,
+    summary: &nn::Summary,
     p: &Progress,
     n_train: usize,
     truth: &[usize],
@@ -534,7 +534,7 @@ fn write_report(
         ),
         ("steps".into(), p.step.to_string()),
     ];
-    r.model_summary = Some(summary.to_string());
+    r.model = Some(summary.clone());
     r.curves_from_metrics(
         &metrics,
         Axis::Epoch,
