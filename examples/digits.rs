@@ -360,7 +360,7 @@ fn main() -> Result<()> {
             // After an epoch's last batch the epoch's end comes next and checkpoints
             // itself: a checkpoint here would skip the evaluation and the schedule's step.
             let epoch_done = batches.state().batch == 0;
-            let due = args.checkpoint_every > 0 && p.step % args.checkpoint_every == 0;
+            let due = args.checkpoint_every > 0 && p.step.is_multiple_of(args.checkpoint_every);
             if !epoch_done && (due || stop_now) {
                 checkpoint(&model, &opt, &sched, batches.state(), &p)?;
             }
