@@ -34,7 +34,7 @@ pub struct Report {
     pub title: String,
     /// The run's configuration, as name → value, in display order.
     pub config: Vec<(String, String)>,
-    /// The model summary ([`nn::summary`]): shown as a table, and its type names label
+    /// The model summary ([`nn::summary()`]): shown as a table, and its type names label
     /// the per-layer figures.
     pub model: Option<nn::Summary>,
     /// Loss curves (e.g. "train" per step, "held out" per epoch), against [`Report::x_label`].
