@@ -524,6 +524,20 @@ where
 
 impl<D, C> Batches<'_, D, C>
 where
+    D: Dataset + Send + Sync + 'static,
+    C: Collate<D::Item> + Send + Sync + 'static,
+    C::Batch: Send + 'static,
+{
+    /// The loader's position now: the batch after the last one yielded (the next epoch's
+    /// first once this epoch's last has been yielded). What a checkpoint taken inside the
+    /// loop saves, while the loader itself is borrowed by the iteration.
+    pub fn state(&self) -> LoaderState {
+        self.loader.state()
+    }
+}
+
+impl<D, C> Batches<'_, D, C>
+where
     D: Dataset,
     C: Collate<D::Item>,
 {
