@@ -12,6 +12,9 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "common/smoke.rs"]
+mod smoke;
+
 use std::time::Instant;
 
 use anyhow::Result;
@@ -41,6 +44,11 @@ struct Args {
     /// Keep timing fast workloads until this many seconds have passed.
     #[arg(long, default_value_t = 1.0)]
     min_time: f64,
+    /// Smoke mode (also `GRADLAB_SMOKE=1`): the fewest iterations allowed, no warm-up, no
+    /// minimum time, W4 without n = 1024, W5 over 10 steps; the numbers are marked
+    /// `"smoke": true` and mean nothing.
+    #[arg(long)]
+    smoke: bool,
 }
 
 /// Runs `f` `warmup` times, then at least `iters` times and until `min_time` seconds have
@@ -239,7 +247,12 @@ fn w3(a: &Args) -> Result<Value> {
 fn w4(a: &Args) -> Result<Vec<Value>> {
     let mut rng = StdRng::seed_from_u64(0);
     let mut res = Vec::new();
-    for n in [128usize, 512, 1024] {
+    let sizes: &[usize] = if a.smoke {
+        &[128, 512]
+    } else {
+        &[128, 512, 1024]
+    };
+    for &n in sizes {
         let x = Tensor::<f32>::randn([n, n], &mut rng);
         let y = Tensor::<f32>::randn([n, n], &mut rng);
         let t = timeit(
@@ -307,7 +320,7 @@ fn scalar_mlp(rng: &mut StdRng) -> ScalarMlp {
 
 /// W5, the micrograd demo: hinge loss + 1e-4 L2 on a graph of scalar nodes, full-batch SGD
 /// for 100 steps with lr = 1 - 0.9 k/100. Returns (seconds, final loss, final accuracy).
-fn w5_scalar(xs: &[[f64; 2]], ys: &[f64]) -> Result<(f64, f64, f64)> {
+fn w5_scalar(xs: &[[f64; 2]], ys: &[f64], steps: usize) -> Result<(f64, f64, f64)> {
     let mut rng = StdRng::seed_from_u64(1337);
     let model = scalar_mlp(&mut rng);
     let params: Vec<&Param<f64>> = model
@@ -318,7 +331,7 @@ fn w5_scalar(xs: &[[f64; 2]], ys: &[f64]) -> Result<(f64, f64, f64)> {
     let n_layers = model.len();
     let (mut loss_v, mut acc) = (0.0, 0.0);
     let t0 = Instant::now();
-    for k in 0..100 {
+    for k in 0..steps {
         let tape = Tape::<f64>::new();
         let bound: Vec<Vec<Neuron<'_>>> = model
             .iter()
@@ -378,7 +391,7 @@ fn w5_scalar(xs: &[[f64; 2]], ys: &[f64]) -> Result<(f64, f64, f64)> {
 }
 
 /// W5 with batched tensors: one matmul per layer.
-fn w5_batched(xs: &[[f64; 2]], ys: &[f64]) -> Result<(f64, f64, f64)> {
+fn w5_batched(xs: &[[f64; 2]], ys: &[f64], steps: usize) -> Result<(f64, f64, f64)> {
     let mut rng = StdRng::seed_from_u64(1337);
     let sizes = [2usize, 16, 16, 1];
     let params: Vec<(Param<f32>, Param<f32>)> = sizes
@@ -397,7 +410,7 @@ fn w5_batched(xs: &[[f64; 2]], ys: &[f64]) -> Result<(f64, f64, f64)> {
     let y = Tensor::from_vec(ys.iter().map(|&v| v as f32).collect(), [ys.len(), 1])?;
     let (mut loss_v, mut acc) = (0.0, 0.0);
     let t0 = Instant::now();
-    for k in 0..100 {
+    for k in 0..steps {
         let tape = Tape::<f32>::new();
         let mut h = tape.constant(x.clone());
         for (l, (w, b)) in params.iter().enumerate() {
@@ -438,10 +451,11 @@ fn w5_batched(xs: &[[f64; 2]], ys: &[f64]) -> Result<(f64, f64, f64)> {
     Ok((t0.elapsed().as_secs_f64(), loss_v, acc))
 }
 
-fn w5() -> Result<Vec<Value>> {
+/// W5 over `steps` SGD steps (100 as WORKLOADS.md says; fewer in smoke mode).
+fn w5(steps: usize) -> Result<Vec<Value>> {
     let (xs, ys) = moons()?;
-    let (t, loss, acc) = w5_scalar(&xs, &ys)?;
-    let (tb, lossb, accb) = w5_batched(&xs, &ys)?;
+    let (t, loss, acc) = w5_scalar(&xs, &ys, steps)?;
+    let (tb, lossb, accb) = w5_batched(&xs, &ys, steps)?;
     Ok(vec![
         json!({"workload": "W5", "name": "micrograd-moons", "total_s": t, "final_loss": loss,
                "final_accuracy": acc, "note": "scalar nodes, f64, as micrograd"}),
@@ -451,20 +465,24 @@ fn w5() -> Result<Vec<Value>> {
 }
 
 fn main() -> Result<()> {
-    let a = Args::parse();
+    let mut a = Args::parse();
+    let is_smoke = smoke::enabled(a.smoke);
+    if is_smoke {
+        (a.iters, a.warmup, a.min_time, a.smoke) = (20, 0, 0.0, true);
+    }
     anyhow::ensure!(
         a.iters >= 20,
         "WORKLOADS.md asks for at least 20 timed iterations"
     );
     autograd::set_num_threads(a.threads);
-    let meta = json!({"threads": a.threads, "gradlab": env!("CARGO_PKG_VERSION"), "dtype": "float32", "mode": "tape"});
+    let meta = json!({"threads": a.threads, "gradlab": env!("CARGO_PKG_VERSION"), "dtype": "float32", "mode": "tape", "smoke": is_smoke});
     for w in a.only.split(',').map(|s| s.trim().to_uppercase()) {
         let lines = match w.as_str() {
             "W3" => vec![w3(&a)?],
             "W4" => w4(&a)?,
             "W1" => vec![w1(&a)?],
             "W2" => vec![w2(&a)?],
-            "W5" => w5()?,
+            "W5" => w5(if is_smoke { 10 } else { 100 })?,
             other => anyhow::bail!("unknown workload {other}"),
         };
         for mut l in lines {

@@ -15,6 +15,9 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "common/smoke.rs"]
+mod smoke;
+
 use std::time::Instant;
 
 use anyhow::Result;
@@ -28,6 +31,10 @@ struct Args {
     /// Folder for the SVG figures.
     #[arg(long, default_value = "figures")]
     out: String,
+    /// Smoke mode (also `GRADLAB_SMOKE=1`): 10^4 samples instead of 10^6; figures go to
+    /// out/smoke/.
+    #[arg(long)]
+    smoke: bool,
 }
 
 type Act = for<'t> fn(Var<'t, f64>) -> Var<'t, f64>;
@@ -91,13 +98,21 @@ fn ns_per_element(act: Act32, x: &Tensor<f32>, backward: bool) -> Result<f64> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let dir = out_dir(&args.out)?;
+    let is_smoke = smoke::enabled(args.smoke);
+    let dir = out_dir(smoke::out_dir(
+        &args.out,
+        "figures",
+        "study_activations",
+        is_smoke,
+    ))?;
     // A wide input range, as in the article's plots, sampled finely.
     let n = 4001;
     let xs = Tensor::from_fn([n], |i| -10.0 + 20.0 * i as f64 / (n - 1) as f64);
     let mut rng = StdRng::seed_from_u64(0);
-    let gauss = Tensor::<f64>::randn([1_000_000], &mut rng);
-    let bench = Tensor::<f32>::randn([1_000_000], &mut rng);
+    // Smoke mode: 10^4 samples instead of 10^6 (the means and timings are then rough).
+    let samples = if is_smoke { 10_000 } else { 1_000_000 };
+    let gauss = Tensor::<f64>::randn([samples], &mut rng);
+    let bench = Tensor::<f32>::randn([samples], &mut rng);
 
     let (mut fs, mut dfs, mut rows) = (Vec::new(), Vec::new(), Vec::new());
     for (name, act, act32) in activations() {

@@ -21,16 +21,18 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "common/smoke.rs"]
+mod smoke;
+
 use std::time::Instant;
 
 use anyhow::Result;
 use autograd::{Tape, Tensor};
 use clap::Parser;
-use gradlab::datasets::{digits_path, Digits};
+use gradlab::data::{digits_path, DataLoader, Digits, LoaderOptions, TensorDataset};
 use gradlab::plot::{line_chart, out_dir, print_table, Series};
 use nn::{loss, Ctx, Init, LinearConfig, Module, Relu, Sequential, Sigmoid};
 use optim::{Optim, Optimizer, Sgd};
-use rand::seq::SliceRandom;
 use rand::{rngs::StdRng, SeedableRng};
 
 #[derive(Parser)]
@@ -56,6 +58,9 @@ struct Args {
     /// Mini-batch size.
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// Smoke mode (also `GRADLAB_SMOKE=1`): 8- and 4-layer nets of width 32, one epoch.
+    #[arg(long)]
+    smoke: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -206,19 +211,21 @@ fn train(cfg: &Config, data: &Data, args: &Args) -> Result<Run> {
             ..Sgd::default()
         },
     )?;
-    // The same batch order for every configuration.
-    let mut rng = StdRng::seed_from_u64(1);
-    let mut order: Vec<usize> = (0..data.y_train.len()).collect();
+    // The same batch order for every configuration: one loader seed.
+    let train_set = TensorDataset::new(data.x_train.clone(), data.y_train.clone())?;
+    let opts = LoaderOptions {
+        seed: 1,
+        ..LoaderOptions::new(args.batch)
+    };
+    let mut loader = DataLoader::new(train_set, opts, TensorDataset::<f32>::collate)?;
     let (mut losses, mut first_grads) = (Vec::new(), Vec::new());
     for _ in 0..args.epochs {
-        order.shuffle(&mut rng);
-        for idx in order.chunks(args.batch) {
-            let x = rows(&data.x_train, idx)?;
-            let y: Vec<usize> = idx.iter().map(|&i| data.y_train[i]).collect();
+        for batch in loader.epoch() {
+            let batch = batch?;
             opt.zero_grad();
             let tape = Tape::new();
-            let logits = Ctx::new(&tape).call(&net, tape.constant(x))?;
-            let l = loss::cross_entropy(logits, &y)?;
+            let logits = Ctx::new(&tape).call(&net, tape.constant(batch.inputs))?;
+            let l = loss::cross_entropy(logits, &batch.labels)?;
             losses.push(l.item()? as f64);
             l.backward()?;
             let g = first_w.grad().expect("the first layer has a gradient");
@@ -242,18 +249,6 @@ fn train(cfg: &Config, data: &Data, args: &Args) -> Result<Run> {
     })
 }
 
-/// The rows `idx` of a `[n, d]` tensor.
-fn rows(x: &Tensor<f32>, idx: &[usize]) -> Result<Tensor<f32>> {
-    let d = x.dims()[1];
-    let v = x.as_slice();
-    let data = idx
-        .iter()
-        .flat_map(|&i| &v[i * d..(i + 1) * d])
-        .copied()
-        .collect();
-    Ok(Tensor::from_vec(data, [idx.len(), d])?)
-}
-
 fn moving_average(v: &[f64], w: usize) -> Vec<(f64, f64)> {
     (0..v.len())
         .map(|i| {
@@ -265,8 +260,17 @@ fn moving_average(v: &[f64], w: usize) -> Vec<(f64, f64)> {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
-    let dir = out_dir(&args.out)?;
+    let mut args = Args::parse();
+    let is_smoke = smoke::enabled(args.smoke);
+    if is_smoke {
+        (args.depth_a, args.depth_b, args.width, args.epochs) = (vec![8], 4, 32, 1);
+    }
+    let dir = out_dir(smoke::out_dir(
+        &args.out,
+        "figures",
+        "study_depth",
+        is_smoke,
+    ))?;
     let all = Digits::load(digits_path())?;
     let (train_set, test_set) = all.split(1500, 0);
     let (x_train, y_train) = train_set.batch::<f32>(&(0..train_set.len()).collect::<Vec<_>>());

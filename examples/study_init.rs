@@ -21,6 +21,9 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "common/smoke.rs"]
+mod smoke;
+
 use anyhow::Result;
 use autograd::{Tape, Tensor, Var};
 use clap::Parser;
@@ -33,6 +36,10 @@ struct Args {
     /// Folder for the SVG figures.
     #[arg(long, default_value = "figures")]
     out: String,
+    /// Smoke mode (also `GRADLAB_SMOKE=1`): a batch of 100 instead of 1000; figures go to
+    /// out/smoke/.
+    #[arg(long)]
+    smoke: bool,
 }
 
 const WIDTH: usize = 256;
@@ -162,7 +169,7 @@ fn activations(net: &Sequential<f32>, x: &Tensor<f32>) -> Result<Vec<Vec<f64>>> 
 /// L = Σ c ⊙ y / B.
 fn readout<'t>(y: Var<'t, f32>, c: &Tensor<f32>) -> nn::Result<Var<'t, f32>> {
     let c = y.tape().constant(c.clone());
-    Ok(y.mul(c)?.sum().mul_scalar(1.0 / BATCH as f32))
+    Ok(y.mul(c)?.sum().mul_scalar(1.0 / y.shape()[0] as f32))
 }
 
 fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
@@ -182,16 +189,19 @@ fn slug(name: &str) -> String {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let dir = out_dir(&args.out)?;
+    let is_smoke = smoke::enabled(args.smoke);
+    let dir = out_dir(smoke::out_dir(&args.out, "figures", "study_init", is_smoke))?;
     let mut rng = StdRng::seed_from_u64(0);
-    let x = Tensor::<f32>::randn([BATCH, WIDTH], &mut rng);
+    // Smoke mode: a batch of 100 (the statistics are then rough).
+    let batch = if is_smoke { 100 } else { BATCH };
+    let x = Tensor::<f32>::randn([batch, WIDTH], &mut rng);
     // A fixed random linear read-out, L = Σ c ⊙ y / B: the top gradient ∂L/∂y = c/B is
     // then the same for every configuration, so the gradient norms below measure only
     // how the network carries it back, whatever the output's scale.
-    let c = Tensor::<f32>::randn([BATCH, WIDTH], &mut rng);
+    let c = Tensor::<f32>::randn([batch, WIDTH], &mut rng);
     println!(
-        "{DEPTH} x (Linear {WIDTH}->{WIDTH}, zero bias, activation); batch of {BATCH} N(0,1) inputs; \
-         loss = sum(c * y)/{BATCH} with fixed c ~ N(0,1)\n"
+        "{DEPTH} x (Linear {WIDTH}->{WIDTH}, zero bias, activation); batch of {batch} N(0,1) inputs; \
+         loss = sum(c * y)/{batch} with fixed c ~ N(0,1)\n"
     );
 
     let cfgs = configs();

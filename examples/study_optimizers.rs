@@ -26,6 +26,9 @@ mod surfaces;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "common/smoke.rs"]
+mod smoke;
+
 use std::time::Instant;
 
 use anyhow::Result;
@@ -45,6 +48,9 @@ struct Args {
     /// Print steps-to-tolerance over a learning-rate grid instead of the study.
     #[arg(long)]
     sweep: bool,
+    /// Smoke mode (also `GRADLAB_SMOKE=1`): a tenth of the steps; figures go to out/smoke/.
+    #[arg(long)]
+    smoke: bool,
 }
 
 /// A surface `f(x, y)`, elementwise over same-shaped `x` and `y`, so that one definition
@@ -359,8 +365,20 @@ fn sweep(cases: &[Case]) -> Result<()> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let dir = out_dir(&args.out)?;
-    let cases = cases();
+    let is_smoke = smoke::enabled(args.smoke);
+    let dir = out_dir(smoke::out_dir(
+        &args.out,
+        "figures",
+        "study_optimizers",
+        is_smoke,
+    ))?;
+    let mut cases = cases();
+    if is_smoke {
+        // A tenth of the steps: the paths stop short of the minima.
+        for c in &mut cases {
+            c.steps /= 10;
+        }
+    }
     if args.sweep {
         return sweep(&cases);
     }

@@ -25,17 +25,19 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "common/smoke.rs"]
+mod smoke;
+
 use std::time::Instant;
 
 use anyhow::Result;
 use autograd::{Tape, Tensor};
 use clap::Parser;
-use gradlab::datasets::{digits_path, Digits};
+use gradlab::data::{digits_path, DataLoader, Digits, LoaderOptions};
 use gradlab::plot::{line_chart, out_dir, print_table, Series};
 use nn::loss::cross_entropy;
 use nn::{Ctx, Init, LinearConfig, Module, Relu, Sequential, Tanh};
 use optim::{Optim, Optimizer, Sgd};
-use rand::seq::SliceRandom;
 use rand::{rngs::StdRng, SeedableRng};
 
 #[derive(Parser)]
@@ -49,6 +51,9 @@ struct Args {
     /// Evaluate the training error every this many iterations.
     #[arg(long, default_value_t = 5)]
     eval_every: usize,
+    /// Smoke mode (also `GRADLAB_SMOKE=1`): one seed, two settings, one epoch each.
+    #[arg(long)]
+    smoke: bool,
 }
 
 const BATCH: usize = 32;
@@ -194,18 +199,20 @@ fn train(
     let all: Vec<usize> = (0..data.len()).collect();
     let (x_all, y_all) = data.batch::<f32>(&all);
     // Batch order depends on the seed only, so ReLU and tanh see the same batches.
-    let mut order_rng = StdRng::seed_from_u64(1000 + seed);
-    let mut order = all.clone();
+    let opts = LoaderOptions {
+        seed: 1000 + seed,
+        ..LoaderOptions::new(BATCH)
+    };
+    let mut loader = DataLoader::new(data.clone(), opts, Digits::collate::<f32>)?;
     let mut curve = vec![(0, error_rate(&net, &x_all, &y_all)?)];
     let mut it = 0;
     for _ in 0..setting.epochs {
-        order.shuffle(&mut order_rng);
-        for idx in order.chunks(BATCH) {
-            let (x, y) = data.batch::<f32>(idx);
+        for batch in loader.epoch() {
+            let batch = batch?;
             opt.zero_grad();
             let tape = Tape::new();
-            let logits = Ctx::new(&tape).call(&net, tape.constant(x))?;
-            cross_entropy(logits, &y)?.backward()?;
+            let logits = Ctx::new(&tape).call(&net, tape.constant(batch.inputs))?;
+            cross_entropy(logits, &batch.labels)?.backward()?;
             opt.step()?;
             it += 1;
             if it % eval_every == 0 {
@@ -231,8 +238,22 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
-    let dir = out_dir(&args.out)?;
+    let mut args = Args::parse();
+    let is_smoke = smoke::enabled(args.smoke);
+    let mut settings = settings();
+    if is_smoke {
+        args.seeds = 1;
+        settings.truncate(2);
+        for s in &mut settings {
+            s.epochs = 1;
+        }
+    }
+    let dir = out_dir(smoke::out_dir(
+        &args.out,
+        "figures",
+        "study_relu_vs_tanh",
+        is_smoke,
+    ))?;
     let t0 = Instant::now();
     let (train_set, _) = Digits::load(digits_path())?.split(N_TRAIN, SPLIT_SEED);
     let iters_per_epoch = N_TRAIN.div_ceil(BATCH) as f64;
@@ -249,7 +270,7 @@ fn main() -> Result<()> {
     let mut summary = Vec::new();
     let mut curves_main: Vec<Series> = Vec::new();
     let mut curves_median: Vec<Series> = Vec::new();
-    for setting in &settings() {
+    for setting in &settings {
         let mut rows = Vec::new();
         // reached[threshold][act] per seed
         let mut reached = vec![vec![Vec::new(), Vec::new()]; THRESHOLDS.len()];

@@ -2,6 +2,7 @@
 //! network building blocks ([`nn`]) and PyTorch-exact optimisers ([`optim`]).
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod data;
 pub mod guide;
 pub mod metrics;

@@ -174,6 +174,51 @@ impl MetricsLogger {
         Ok(MetricsLogger { path, file })
     }
 
+    /// Continues the log of a run resumed from a checkpoint taken after step `step`: the
+    /// records the interrupted run logged after that step (it went on past its last
+    /// checkpoint before it stopped) are removed, since the resumed run logs them again;
+    /// records without a step are kept. The file is rewritten crash-safely, then appended
+    /// to, as with [`append`](MetricsLogger::append).
+    ///
+    /// # Errors
+    /// [`MetricsError::Io`] when the file cannot be read or rewritten;
+    /// [`MetricsError::Format`] for a complete line that is not a record.
+    pub fn resume(run_dir: impl AsRef<Path>, step: u64) -> Result<Self, MetricsError> {
+        let dir = run_dir.as_ref();
+        let path = dir.join(METRICS_FILE);
+        if path.exists() {
+            let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+            let mut kept = String::with_capacity(text.len());
+            // Only complete lines: a torn last line is dropped, as `append` does.
+            for (i, line) in text.split_inclusive('\n').enumerate() {
+                if !line.ends_with('\n') {
+                    break;
+                }
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let r = parse_record(line.trim_end()).map_err(|reason| MetricsError::Format {
+                    path: path.clone(),
+                    line: i + 1,
+                    reason,
+                    text: line.trim_end().to_string(),
+                })?;
+                if r.at.step.is_none_or(|s| s <= step) {
+                    kept.push_str(line);
+                }
+            }
+            if kept.len() != text.len() {
+                autograd::io::write_atomic(&path, kept.as_bytes()).map_err(|e| {
+                    MetricsError::Io {
+                        path: path.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    }
+                })?;
+            }
+        }
+        Self::append(dir)
+    }
+
     /// The log file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -364,6 +409,42 @@ mod tests {
 
     fn temp_dir(tag: &str) -> PathBuf {
         std::env::temp_dir().join(format!("gradlab-metrics-{tag}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn resume_drops_what_was_logged_after_the_checkpoint() {
+        let dir = temp_dir("resume");
+        let mut log = MetricsLogger::create(&dir).unwrap();
+        log.log(At::epoch(0), &[("config", 1.0)]).unwrap();
+        for s in 1..=6 {
+            log.log(At::step(s), &[("loss", s as f64)]).unwrap();
+        }
+        log.log(At::epoch(0).at_step(3), &[("val_acc", 0.5)])
+            .unwrap();
+        drop(log);
+        // a torn line from the crash
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.join(METRICS_FILE))
+            .unwrap();
+        f.write_all(b"{\"step\":7,\"lo").unwrap();
+        // checkpoint after step 4: steps 5, 6 and the torn 7 go; the step-less record and
+        // the epoch record at step 3 stay
+        let mut log = MetricsLogger::resume(&dir, 4).unwrap();
+        log.log(At::step(5), &[("loss", 50.0)]).unwrap();
+        let m = read_metrics(log.path()).unwrap();
+        assert_eq!(m.torn_tail, None);
+        assert_eq!(
+            m.series("loss", Axis::Step).points,
+            vec![(1.0, 1.0), (2.0, 2.0), (3.0, 3.0), (4.0, 4.0), (5.0, 50.0)]
+        );
+        assert_eq!(m.last("config"), Some(1.0));
+        assert_eq!(m.last("val_acc"), Some(0.5));
+        // no file yet: a fresh log
+        let fresh = temp_dir("resume-fresh");
+        assert!(MetricsLogger::resume(&fresh, 9).is_ok());
+        std::fs::remove_dir_all(&dir).ok();
+        std::fs::remove_dir_all(&fresh).ok();
     }
 
     #[test]

@@ -31,6 +31,7 @@
 //! | [`loss`] | every `torch.nn` loss, with PyTorch's options and reductions |
 //! | [`state`] | safetensors save/load |
 //! | [`diagnostics`] | activation statistics, saturation, dead units, gradient norms |
+//! | [`summary`](mod@summary) | the model summary: each layer's path, type, output shape and parameters |
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
@@ -45,6 +46,7 @@ pub mod layers;
 pub mod loss;
 pub mod module;
 pub mod state;
+pub mod summary;
 
 pub use activation::{
     Activation, Elu, Gelu, Identity, LeakyRelu, LogSoftmax, PRelu, Relu, Selu, Sigmoid, Silu,
@@ -58,6 +60,7 @@ pub use module::{
     gradcheck_module, gradgradcheck_module, Buffer, Ctx, Forward, Generator, Layer, Mode, Module,
     ModuleCall, Vars,
 };
+pub use summary::{summary, summary_with, Summary};
 
 /// Derives [`Module`] from a struct's fields: each field is named after itself, and its
 /// type says what it is ([`module::Visit`]): a [`Param`](autograd::Param), [`Buffer`],

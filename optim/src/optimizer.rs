@@ -168,10 +168,23 @@ pub trait Optimizer {
     /// As [`load`](Optimizer::load), and the schedule's
     /// [`load_state`](LrScheduler::load_state) errors; neither is changed then.
     fn load_with_scheduler(&mut self, path: &Path, scheduler: &mut dyn LrScheduler) -> Result<()> {
-        let sd = StateDict::load(path)?;
-        let sched = crate::state::scheduler_state(&sd)?;
+        self.load_state_dict_with_scheduler(&StateDict::load(path)?, scheduler)
+    }
+
+    /// Restores a snapshot with a schedule's state (a file written by
+    /// [`save_with_scheduler`](Optimizer::save_with_scheduler), already read — say, received
+    /// from another process) into the optimiser and the schedule, all or nothing.
+    ///
+    /// # Errors
+    /// As [`load_with_scheduler`](Optimizer::load_with_scheduler), file reading aside.
+    fn load_state_dict_with_scheduler(
+        &mut self,
+        sd: &StateDict,
+        scheduler: &mut dyn LrScheduler,
+    ) -> Result<()> {
+        let sched = crate::state::scheduler_state(sd)?;
         let before = self.state_dict()?;
-        self.load_state_dict(&sd)?;
+        self.load_state_dict(sd)?;
         if let Err(e) = scheduler.load_state(&sched) {
             self.load_state_dict(&before)?;
             return Err(e);

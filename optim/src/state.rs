@@ -347,19 +347,22 @@ fn layout(what: String, expected: usize, found: usize) -> Result<()> {
     }
 }
 
-/// Adds a schedule's state to `sd` (metadata `scheduler.*`).
-pub(crate) fn insert_scheduler(sd: &mut StateDict, scheduler: &dyn LrScheduler) {
+/// Adds a schedule's state to `sd` (metadata `scheduler.*`), replacing any there: what
+/// [`Optimizer::save_with_scheduler`](crate::Optimizer::save_with_scheduler) writes, for
+/// callers that keep the state dict in a file of their own (a whole-run checkpoint).
+pub fn insert_scheduler(sd: &mut StateDict, scheduler: &dyn LrScheduler) {
     sd.metadata.retain(|k, _| !k.starts_with(SCHEDULER_PREFIX));
     for (k, v) in scheduler.state().into_entries() {
         sd.metadata.insert(format!("{SCHEDULER_PREFIX}{k}"), v);
     }
 }
 
-/// The schedule state stored in `sd`.
+/// The schedule state stored in `sd` by [`insert_scheduler`], for
+/// [`LrScheduler::load_state`].
 ///
 /// # Errors
 /// [`Error::StateFile`] (metadata) when `sd` has none.
-pub(crate) fn scheduler_state(sd: &StateDict) -> Result<SchedulerState> {
+pub fn scheduler_state(sd: &StateDict) -> Result<SchedulerState> {
     let entries: BTreeMap<String, String> = sd
         .metadata
         .iter()

@@ -1,12 +1,14 @@
 //! `DataLoader`: seeded shuffling, batching, collation, optional background workers, and a
 //! position that can be saved and resumed.
 
+use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::dataset::{Collate, DataError, Dataset};
 use super::rng::{derive, BatchRng};
+use super::sampler::{AllExamples, Sampler};
 
 /// How a [`DataLoader`] batches. Build with [`LoaderOptions::new`] and struct update syntax:
 /// `LoaderOptions { drop_last: true, seed: 7, ..LoaderOptions::new(64) }`.
@@ -61,6 +63,121 @@ pub struct LoaderState {
     pub batch_size: usize,
 }
 
+const STATE_FIELDS: [&str; 5] = ["seed", "epoch", "batch", "dataset_len", "batch_size"];
+
+impl LoaderState {
+    /// Writes the state as one JSON object (`{"seed":7,"epoch":3,...}`), crash-safely
+    /// ([`autograd::io::write_atomic`]): the loader's part of a checkpoint, next to the model's
+    /// and the optimiser's safetensors files.
+    ///
+    /// # Errors
+    /// [`DataError::Io`] when the file cannot be written.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), DataError> {
+        let path = path.as_ref();
+        let values = [
+            self.seed,
+            self.epoch,
+            self.batch as u64,
+            self.dataset_len as u64,
+            self.batch_size as u64,
+        ];
+        let object: serde_json::Map<String, serde_json::Value> = STATE_FIELDS
+            .iter()
+            .zip(values)
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect();
+        let text = format!("{}\n", serde_json::Value::Object(object));
+        autograd::io::write_atomic(path, text.as_bytes()).map_err(|e| match e {
+            autograd::io::Error::Io { path, source } => DataError::Io { path, source },
+            other => DataError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })
+    }
+
+    /// Reads a state written by [`save`](LoaderState::save).
+    ///
+    /// # Errors
+    /// [`DataError::Io`] when the file cannot be read; [`DataError::Format`] when it is not
+    /// such an object (a field missing or not an unsigned integer).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, DataError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let format = |reason: String| DataError::Format {
+            path: path.to_owned(),
+            line: 1,
+            reason,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format(e.to_string()))?;
+        let mut fields = [0u64; 5];
+        for (slot, name) in fields.iter_mut().zip(STATE_FIELDS) {
+            *slot = value
+                .get(name)
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| format(format!("no unsigned integer `{name}`")))?;
+        }
+        let [seed, epoch, batch, dataset_len, batch_size] = fields;
+        let size = |name: &str, v: u64| {
+            usize::try_from(v).map_err(|_| format(format!("`{name}` = {v} does not fit usize")))
+        };
+        Ok(LoaderState {
+            seed,
+            epoch,
+            batch: size("batch", batch)?,
+            dataset_len: size("dataset_len", dataset_len)?,
+            batch_size: size("batch_size", batch_size)?,
+        })
+    }
+
+    /// The same position for `replicas` processes that each load `batch_size / replicas`
+    /// examples per batch from their [`DistributedSampler`](super::DistributedSampler) shard
+    /// (with [`Remainder::Pad`](super::Remainder::Pad) or
+    /// [`Remainder::Drop`](super::Remainder::Drop), batch `k` of the shards together is
+    /// batch `k` of this state's loader, and every epoch has as many batches).
+    ///
+    /// # Errors
+    /// [`DataError::InvalidOption`] when `replicas` is 0 or does not divide the batch size.
+    pub fn sharded(&self, replicas: usize) -> Result<Self, DataError> {
+        if replicas == 0 || !self.batch_size.is_multiple_of(replicas) {
+            return Err(DataError::InvalidOption {
+                name: "replicas",
+                value: format!("{replicas} (batch size {})", self.batch_size),
+                reason: "the batch size must split evenly over the replicas",
+            });
+        }
+        Ok(LoaderState {
+            batch_size: self.batch_size / replicas,
+            ..*self
+        })
+    }
+
+    /// The single-process position of `replicas` sharded loaders at this state (the inverse
+    /// of [`sharded`](LoaderState::sharded)): the batch size times `replicas`.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidOption`] when `replicas` is 0 or the product overflows.
+    pub fn unsharded(&self, replicas: usize) -> Result<Self, DataError> {
+        let batch_size = self
+            .batch_size
+            .checked_mul(replicas)
+            .filter(|_| replicas > 0)
+            .ok_or_else(|| DataError::InvalidOption {
+                name: "replicas",
+                value: format!("{replicas} (batch size {})", self.batch_size),
+                reason: "must be at least 1, and the global batch size must fit usize",
+            })?;
+        Ok(LoaderState {
+            batch_size,
+            ..*self
+        })
+    }
+}
+
 /// Batches of a [`Dataset`], collated by a [`Collate`], in a seeded order that changes every
 /// epoch (`torch.utils.data.DataLoader` with a generator, minus the pitfalls).
 ///
@@ -90,6 +207,7 @@ pub struct LoaderState {
 pub struct DataLoader<D, C> {
     dataset: Arc<D>,
     collate: Arc<C>,
+    sampler: Arc<dyn Sampler>,
     opts: LoaderOptions,
     epoch: u64,
     batch: usize,
@@ -106,6 +224,22 @@ where
     /// # Errors
     /// [`DataError::InvalidOption`] for a batch size of 0.
     pub fn new(dataset: D, opts: LoaderOptions, collate: C) -> Result<Self, DataError> {
+        Self::with_sampler(dataset, opts, AllExamples, collate)
+    }
+
+    /// A loader at the start of epoch 0 whose epochs visit the examples `sampler` chooses
+    /// from the loader's order (one replica's shard: [`DistributedSampler`]).
+    ///
+    /// [`DistributedSampler`]: super::DistributedSampler
+    ///
+    /// # Errors
+    /// [`DataError::InvalidOption`] for a batch size of 0.
+    pub fn with_sampler(
+        dataset: D,
+        opts: LoaderOptions,
+        sampler: impl Sampler + 'static,
+        collate: C,
+    ) -> Result<Self, DataError> {
         if opts.batch_size == 0 {
             return Err(DataError::InvalidOption {
                 name: "batch_size",
@@ -116,6 +250,7 @@ where
         Ok(DataLoader {
             dataset: Arc::new(dataset),
             collate: Arc::new(collate),
+            sampler: Arc::new(sampler),
             opts,
             epoch: 0,
             batch: 0,
@@ -132,9 +267,19 @@ where
         &self.dataset
     }
 
+    /// The sampler.
+    pub fn sampler(&self) -> &dyn Sampler {
+        &*self.sampler
+    }
+
+    /// Examples in one epoch (the dataset's length unless a sampler chooses fewer or more).
+    pub fn examples_per_epoch(&self) -> usize {
+        self.sampler.len(self.dataset.len())
+    }
+
     /// Batches in one epoch.
     pub fn batches_per_epoch(&self) -> usize {
-        let (n, b) = (self.dataset.len(), self.opts.batch_size);
+        let (n, b) = (self.examples_per_epoch(), self.opts.batch_size);
         if self.opts.drop_last {
             n / b
         } else {
@@ -186,13 +331,15 @@ where
         Ok(())
     }
 
-    /// The order in which epoch `epoch` visits the examples.
+    /// The order in which epoch `epoch` visits the examples: the dataset's indices,
+    /// shuffled by the stream `(seed, epoch)` when `shuffle` is on, then chosen by the
+    /// sampler.
     pub fn order(&self, epoch: u64) -> Vec<usize> {
         let mut idx: Vec<usize> = (0..self.dataset.len()).collect();
         if self.opts.shuffle {
             BatchRng::new(derive(self.opts.seed, epoch, 0)).shuffle(&mut idx);
         }
-        idx
+        self.sampler.sample(idx)
     }
 
     /// The remaining batches of the current epoch, from the current position. When the
@@ -372,6 +519,20 @@ where
             self.end.saturating_sub(self.loader.batch)
         };
         (0, Some(left))
+    }
+}
+
+impl<D, C> Batches<'_, D, C>
+where
+    D: Dataset + Send + Sync + 'static,
+    C: Collate<D::Item> + Send + Sync + 'static,
+    C::Batch: Send + 'static,
+{
+    /// The loader's position now: the batch after the last one yielded (the next epoch's
+    /// first once this epoch's last has been yielded). What a checkpoint taken inside the
+    /// loop saves, while the loader itself is borrowed by the iteration.
+    pub fn state(&self) -> LoaderState {
+        self.loader.state()
     }
 }
 
@@ -681,5 +842,70 @@ mod tests {
             "{:?}",
             got[2]
         );
+    }
+
+    #[test]
+    fn loader_states_round_trip_through_a_file_and_between_shards_and_one_process() {
+        let dir = std::env::temp_dir().join(format!("gradlab-loader-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("loader.json");
+        let state = LoaderState {
+            seed: u64::MAX,
+            epoch: 3,
+            batch: 5,
+            dataset_len: 1500,
+            batch_size: 64,
+        };
+        state.save(&path).unwrap();
+        assert_eq!(LoaderState::load(&path).unwrap(), state);
+        let two = state.sharded(2).unwrap();
+        assert_eq!(two.batch_size, 32);
+        assert_eq!(two.unsharded(2).unwrap(), state);
+        assert!(state.sharded(3).is_err() && state.sharded(0).is_err());
+        assert!(state.unsharded(0).is_err() && state.unsharded(usize::MAX).is_err());
+        std::fs::write(&path, r#"{"seed":1,"epoch":2,"batch":-1}"#).unwrap();
+        let err = LoaderState::load(&path).unwrap_err().to_string();
+        assert!(err.contains("no unsigned integer `batch`"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn distributed_shards_of_batch_b_make_up_the_single_process_batches_of_r_times_b() {
+        use crate::data::{DistributedSampler, Remainder};
+        let (n, replicas, b) = (40, 4, 3); // 40 = 4 × 10: no padding; 4 batches, the last of 1
+        let opts = LoaderOptions {
+            seed: 11,
+            ..LoaderOptions::new(b)
+        };
+        let mut single = loader(
+            n,
+            LoaderOptions {
+                seed: 11,
+                ..LoaderOptions::new(replicas * b)
+            },
+        );
+        let mut ranks: Vec<_> = (0..replicas)
+            .map(|r| {
+                let s = DistributedSampler::new(replicas, r, Remainder::Pad).unwrap();
+                DataLoader::with_sampler(numbers(n), opts.clone(), s, collate as CollateFn).unwrap()
+            })
+            .collect();
+        let mut orders = Vec::new();
+        for _epoch in 0..3 {
+            let whole = epoch_batches(&mut single);
+            let shards: Vec<Vec<Batch>> = ranks.iter_mut().map(epoch_batches).collect();
+            assert!(shards.iter().all(|s| s.len() == whole.len()));
+            for (k, batch) in whole.iter().enumerate() {
+                let mut union: Vec<usize> = shards.iter().flat_map(|s| s[k].0.clone()).collect();
+                let mut expected = batch.0.clone();
+                union.sort();
+                expected.sort();
+                assert_eq!(union, expected, "batch {k}");
+            }
+            orders.push(whole);
+        }
+        // no set_epoch: every epoch of the shards reshuffled with the loader
+        assert_ne!(orders[0], orders[1]);
+        assert_ne!(orders[1], orders[2]);
     }
 }

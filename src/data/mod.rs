@@ -4,8 +4,10 @@
 //! | --- | --- |
 //! | `dataset.rs` | the [`Dataset`] and [`Collate`] traits, [`LabeledBatch`], [`DataError`] |
 //! | `loader.rs` | [`DataLoader`]: seeded per-epoch shuffling, batching, `drop_last`, background workers, a resumable [`LoaderState`] |
+//! | `sampler.rs` | [`Sampler`]: which examples an epoch visits; [`DistributedSampler`], one process's shard for data-parallel training |
 //! | `rng.rs` | [`BatchRng`], the fixed generator behind every order and batch stream |
 //! | `digits.rs` | [`Digits`], the 8×8 handwritten digits of `data/digits.csv` |
+//! | `tensor.rs` | [`TensorDataset`]: rows of an in-memory tensor with labels |
 //! | `text.rs` | [`CharCorpus`], [`CharVocab`], [`TextSplit`], [`TextWindows`]: character-level text (`data/kjv.txt`) |
 //!
 //! A training loop reads one epoch at a time; the loader remembers where it is, so stopping
@@ -34,10 +36,14 @@ mod dataset;
 mod digits;
 mod loader;
 mod rng;
+mod sampler;
+mod tensor;
 mod text;
 
 pub use dataset::{Collate, DataError, Dataset, LabeledBatch};
 pub use digits::{digits_path, Digits};
 pub use loader::{Batches, DataLoader, LoaderOptions, LoaderState};
 pub use rng::BatchRng;
+pub use sampler::{AllExamples, DistributedSampler, Remainder, Sampler};
+pub use tensor::TensorDataset;
 pub use text::{kjv_path, CharCorpus, CharVocab, TextSplit, TextWindows, TokenBatch};

@@ -21,8 +21,11 @@ td, th { border: 1px solid #ddd; padding: 0.25em 0.7em; text-align: left; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 figure { margin: 0.6em 0; } figcaption { color: #666; font-size: 0.85em; }
-.figs { display: flex; flex-wrap: wrap; gap: 1em; }
+.figs { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+.figs figure.chart { flex: 1 1 460px; max-width: 580px; }
+.figs figure.chart svg { width: 100%; }
 svg { max-width: 100%; height: auto; }
+td.path { font-family: ui-monospace, 'SF Mono', Menlo, Consolas, monospace; white-space: pre; }
 footer { margin-top: 3em; color: #888; font-size: 0.8em; }
 ";
 
@@ -66,6 +69,10 @@ fn cards(r: &Report) -> Vec<(String, String)> {
                 format!("{:.1} %", 100.0 * v),
             ));
         }
+        // The best of a training curve says nothing a held-out one does not.
+        if s.name.starts_with("train") {
+            continue;
+        }
         let best = s
             .points
             .iter()
@@ -79,7 +86,7 @@ fn cards(r: &Report) -> Vec<(String, String)> {
             ));
         }
     }
-    if let Some(c) = &r.confusion {
+    if let Some(c) = r.confusion.as_ref().filter(|_| r.accuracy.is_empty()) {
         out.push((
             "confusion-matrix accuracy".into(),
             format!("{:.1} %", 100.0 * c.accuracy()),
@@ -90,7 +97,11 @@ fn cards(r: &Report) -> Vec<(String, String)> {
 
 /// The layers in order of first appearance, and each layer's (epoch, value) points of one
 /// diagnostic.
-fn layer_panels(rows: &[LayerStats], pick: impl Fn(&LayerStats) -> Option<f64>) -> Vec<Panel> {
+fn layer_panels(
+    rows: &[LayerStats],
+    model: Option<&nn::Summary>,
+    pick: impl Fn(&LayerStats) -> Option<f64>,
+) -> Vec<Panel> {
     let mut names: Vec<&str> = Vec::new();
     for r in rows {
         if !names.contains(&r.layer.as_str()) {
@@ -106,12 +117,61 @@ fn layer_panels(rows: &[LayerStats], pick: impl Fn(&LayerStats) -> Option<f64>) 
                 .filter_map(|r| Some((r.epoch as f64, pick(r)?)))
                 .filter(|p| p.1.is_finite())
                 .collect();
+            let type_name = model.and_then(|m| m.row(name)).map(|r| r.type_name);
             Panel {
-                title: name.to_string(),
+                title: match type_name {
+                    Some(t) => format!("{name} · {t}"),
+                    None => name.to_string(),
+                },
                 series: vec![Series::new(name, points)],
             }
         })
+        // A layer that does not have this diagnostic (a linear layer's dead fraction)
+        // gets no panel, rather than an empty one.
+        .filter(|p: &Panel| p.series.iter().any(|s| !s.points.is_empty()))
         .collect()
+}
+
+/// The model summary as a table (paths indented by depth) with its totals.
+fn model_section(h: &mut String, m: &nn::Summary) {
+    h.push_str("<h2 id=\"model\">Model</h2>\n<table>\n<tr><th>layer</th><th>type</th><th>output shape</th><th>parameters</th></tr>\n");
+    for r in &m.rows {
+        let name = if r.path.is_empty() {
+            "(model)"
+        } else {
+            &r.path
+        };
+        let shape = if r.output_shapes.is_empty() {
+            "–".to_string()
+        } else {
+            let s: Vec<String> = r.output_shapes.iter().map(|s| s.to_string()).collect();
+            s.join(", ")
+        };
+        let calls = if r.calls > 1 {
+            format!(" ×{}", r.calls)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"path\">{}{}</td><td>{}</td><td>{}{}</td><td class=\"n\">{}</td></tr>",
+            "  ".repeat(r.depth),
+            escape(name),
+            escape(r.type_name),
+            escape(&shape),
+            calls,
+            r.params
+        );
+    }
+    let inputs: Vec<String> = m.input_shapes.iter().map(|s| s.to_string()).collect();
+    let _ = writeln!(
+        h,
+        "</table>\n<p>{} parameters in {} tensors ({} bytes each); input {}.</p>",
+        m.total_params,
+        m.param_tensors,
+        m.elem_bytes,
+        escape(&inputs.join(", "))
+    );
 }
 
 type Pick = fn(&LayerStats) -> Option<f64>;
@@ -137,7 +197,7 @@ impl Report {
             !(self.loss.is_empty() && self.accuracy.is_empty() && self.learning_rate.is_empty());
         let sections: [(&str, &str, bool); 5] = [
             ("config", "Configuration", !self.config.is_empty()),
-            ("model", "Model", self.model_summary.is_some()),
+            ("model", "Model", self.model.is_some()),
             ("curves", "Training curves", has_curves),
             ("layers", "Layers", !self.layers.is_empty()),
             ("confusion", "Confusion matrix", self.confusion.is_some()),
@@ -173,8 +233,8 @@ impl Report {
             }
             h.push_str("</table>\n");
         }
-        if let Some(s) = &self.model_summary {
-            let _ = writeln!(h, "<h2 id=\"model\">Model</h2>\n<pre>{}</pre>", escape(s));
+        if let Some(m) = &self.model {
+            model_section(&mut h, m);
         }
         if has_curves {
             h.push_str("<h2 id=\"curves\">Training curves</h2>\n<div class=\"figs\">\n");
@@ -185,7 +245,7 @@ impl Report {
             ] {
                 if !series.is_empty() {
                     let svg = line_chart_svg(name, (&x, y), series, None)?;
-                    let _ = writeln!(h, "<figure>{}</figure>", inline(&svg));
+                    let _ = writeln!(h, "<figure class=\"chart\">{}</figure>", inline(&svg));
                 }
             }
             h.push_str("</div>\n");
@@ -237,15 +297,12 @@ impl Report {
             ),
         ];
         for (name, pick, caption) in metrics {
-            let panels = layer_panels(&self.layers, pick);
-            if panels
-                .iter()
-                .all(|p| p.series.iter().all(|s| s.points.is_empty()))
-            {
+            let panels = layer_panels(&self.layers, self.model.as_ref(), pick);
+            if panels.is_empty() {
                 continue;
             }
             let cols = panels.len().min(5);
-            let svg = small_multiples_svg(name, &panels, cols, (220, 150), None)?;
+            let svg = small_multiples_svg(name, &panels, cols, (240, 160), None)?;
             let _ = writeln!(
                 h,
                 "<figure>{}<figcaption>{}: {}</figcaption></figure>",
@@ -370,7 +427,25 @@ mod tests {
                 ("lr".into(), "0.01".into()),
                 ("note".into(), "a \"quoted\" <value>".into()),
             ],
-            model_summary: Some("Linear(64 -> 32)\nReLU\nLinear(32 -> 10)".into()),
+            model: Some(nn::Summary {
+                rows: ["", "fc1", "fc2 <tanh>", "out"]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| nn::summary::SummaryRow {
+                        path: p.to_string(),
+                        depth: (i > 0) as usize,
+                        type_name: if i == 0 { "Mlp" } else { "Linear" },
+                        output_shapes: vec![autograd::Shape::from([8, 10])],
+                        calls: 1,
+                        params: 10,
+                    })
+                    .collect(),
+                input_shapes: vec![autograd::Shape::from([8, 64])],
+                total_params: 30,
+                param_tensors: 6,
+                buffer_elems: 0,
+                elem_bytes: 4,
+            }),
             loss: vec![
                 Series::new("train", curve(|e| 2.0 / e)),
                 Series::new("held out", curve(|e| 2.2 / e)),

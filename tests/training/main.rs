@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+mod checkpoint;
+
 use autograd::Tape;
 use gradlab::datasets::{digits_path, Digits};
 use nn::{Ctx, Linear, Module, Relu, Sequential};
