@@ -96,10 +96,10 @@ fn main() -> Result<()> {
     let dir = out_dir(&args.out)?;
     // A wide input range, as in the article's plots, sampled finely.
     let n = 4001;
-    let xs = Tensor::from_fn([n], |i| -10.0 + 20.0 * i as f64 / (n - 1) as f64);
+    let xs = Tensor::from_fn([n], |i| -10.0 + 20.0 * i as f64 / (n - 1) as f64)?;
     let mut rng = StdRng::seed_from_u64(0);
-    let gauss = Tensor::<f64>::randn([1_000_000], &mut rng);
-    let bench = Tensor::<f32>::randn([1_000_000], &mut rng);
+    let gauss = Tensor::<f64>::randn([1_000_000], &mut rng)?;
+    let bench = Tensor::<f32>::randn([1_000_000], &mut rng)?;
 
     let (mut fs, mut dfs, mut rows) = (Vec::new(), Vec::new(), Vec::new());
     for (name, act, act32) in activations() {

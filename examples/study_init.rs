@@ -187,11 +187,11 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let dir = out_dir(&args.out)?;
     let mut rng = StdRng::seed_from_u64(0);
-    let x = Tensor::<f32>::randn([BATCH, WIDTH], &mut rng);
+    let x = Tensor::<f32>::randn([BATCH, WIDTH], &mut rng)?;
     // A fixed random linear read-out, L = Σ c ⊙ y / B: the top gradient ∂L/∂y = c/B is
     // then the same for every configuration, so the gradient norms below measure only
     // how the network carries it back, whatever the output's scale.
-    let c = Tensor::<f32>::randn([BATCH, WIDTH], &mut rng);
+    let c = Tensor::<f32>::randn([BATCH, WIDTH], &mut rng)?;
     println!(
         "{DEPTH} x (Linear {WIDTH}->{WIDTH}, zero bias, activation); batch of {BATCH} N(0,1) inputs; \
          loss = sum(c * y)/{BATCH} with fixed c ~ N(0,1)\n"

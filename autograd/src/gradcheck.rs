@@ -279,9 +279,9 @@ where
     F: for<'t> Fn(&[Var<'t, f64>]) -> Result<Var<'t, f64>>,
 {
     let mut rng = StdRng::seed_from_u64(opts.seed.wrapping_add(i as u64));
-    let v = Tensor::<f64>::randn(xs[i].shape().clone(), &mut rng);
+    let v = Tensor::<f64>::randn(xs[i].shape().clone(), &mut rng)?;
     let jv = directional(f, xs, i, &v, opts.eps)?;
-    let u = Tensor::<f64>::randn([jv.len()], &mut rng);
+    let u = Tensor::<f64>::randn([jv.len()], &mut rng)?;
     let num: f64 = jv.iter().zip(u.as_slice()).map(|(a, b)| a * b).sum();
     let tape = Tape::new();
     let vars: Vec<_> = xs.iter().map(|x| tape.var(x.clone())).collect();
@@ -450,7 +450,7 @@ where
 {
     let out_shape = eval(&f, inputs)?.shape().clone();
     let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x9e37_79b9);
-    let u = Tensor::<f64>::randn(out_shape, &mut rng);
+    let u = Tensor::<f64>::randn(out_shape, &mut rng)?;
     let vjp = func(move |vars| {
         let tape = vars[0].tape();
         let y = f(vars)?;

@@ -488,6 +488,18 @@ impl<T: Float> Tape<T> {
                 location,
             });
         }
+        // Checked as strictly as an op's inputs: a gradient from another tape would be read
+        // here by its id, i.e. as whatever unrelated node of this tape has that id.
+        if let Some(k) = grads
+            .iter()
+            .position(|g| g.is_some_and(|g| !std::ptr::eq(g.tape(), self)))
+        {
+            return Err(Error::BadBackward {
+                op: name,
+                reason: format!("a gradient for input {k} recorded on another tape"),
+                location,
+            });
+        }
         Ok(Some((grads, parents, name, location)))
     }
 
@@ -561,7 +573,7 @@ impl<T: Float> Tape<T> {
                 location: loc,
             });
         }
-        Ok(Tensor::ones(shape))
+        Ok(Tensor::filled(shape, T::one()))
     }
 
     /// First-order reverse sweep from `output`, adding gradients into bound params. Runs

@@ -179,3 +179,56 @@ fn a_rule_that_is_not_differentiable_fails_only_gradgradcheck() {
     assert_eq!(report.analytical, 0.0);
     assert!(err.to_string().starts_with("gradgradcheck:"), "{err}");
 }
+
+/// `y = 2x` whose rule returns its gradient recorded on another tape (a leaked one, so the
+/// lifetimes fit): `extra` nodes are recorded there first, so the gradient's id is either
+/// an unrelated node of the op's own tape or past its end.
+#[derive(Debug)]
+struct ForeignGrad {
+    extra: usize,
+}
+
+impl Op<f64> for ForeignGrad {
+    fn name(&self) -> &'static str {
+        "foreign_grad"
+    }
+    fn forward(&self, x: &[&Tensor<f64>]) -> Result<Tensor<f64>> {
+        Ok(x[0].map(|v| 2.0 * v))
+    }
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, f64>) -> Result<Vec<Option<Var<'t, f64>>>> {
+        let other: &'static Tape<f64> = Box::leak(Box::new(Tape::new()));
+        for _ in 0..self.extra {
+            other.constant(Tensor::scalar(0.0));
+        }
+        let g = other.constant(cx.grad().value().map(|v| 2.0 * v));
+        Ok(vec![Some(g)])
+    }
+}
+
+#[test]
+fn a_rule_returning_a_gradient_from_another_tape_is_an_error_on_both_paths() {
+    // extra = 0: the foreign gradient's id (0) is the input's own node on this tape, which
+    // was silently used as the gradient; extra = 50: past this tape's end (an index panic).
+    for extra in [0, 50] {
+        let p = autograd::Param::new(Tensor::from_vec(vec![1.0, 2.0], [2]).unwrap());
+        let tape = Tape::new();
+        let x = tape.param(&p);
+        let line = line!() + 1;
+        let y = tape.apply(ForeignGrad { extra }, &[x]).unwrap().sum();
+        for e in [y.backward().unwrap_err(), tape.grad(y, &[x]).unwrap_err()] {
+            match &e {
+                Error::BadBackward {
+                    op,
+                    reason,
+                    location,
+                } => {
+                    assert_eq!(*op, "foreign_grad");
+                    assert!(reason.contains("another tape"), "{e}");
+                    assert_eq!(location.line(), line, "{e}");
+                }
+                other => panic!("expected BadBackward, got {other}"),
+            }
+        }
+        assert!(p.grad().is_none(), "nothing was accumulated");
+    }
+}

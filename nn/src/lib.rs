@@ -13,7 +13,7 @@
 //!     .append(Relu)
 //!     .append(Linear::new(16, 3, &mut rng)?);
 //! let tape = Tape::new();
-//! let x = tape.constant(Tensor::randn([8, 4], &mut rng));
+//! let x = tape.constant(Tensor::randn([8, 4], &mut rng)?);
 //! let logits = mlp.forward(&Ctx::new(&tape), x)?;
 //! let l = loss::cross_entropy(logits, &[0, 1, 2, 0, 1, 2, 0, 1], 0.0, loss::Reduction::Mean)?;
 //! l.backward()?;
@@ -30,6 +30,7 @@
 //! | [`loss`] | losses with reductions |
 //! | [`state`] | safetensors save/load |
 //! | [`diagnostics`] | activation statistics, saturation, dead units, gradient norms |
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 

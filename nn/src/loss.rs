@@ -318,7 +318,7 @@ pub fn multi_margin<'t, T: Float>(
         } else {
             T::one()
         }
-    });
+    })?;
     let per = m
         .mul(x.tape().constant(keep))?
         .sum_axes(&[1], false)?
@@ -389,7 +389,11 @@ mod tests {
             .unwrap();
         }
         assert!(matches!(
-            mse(x, tape.constant(Tensor::zeros([3, 2])), Reduction::Mean),
+            mse(
+                x,
+                tape.constant(Tensor::zeros([3, 2]).unwrap()),
+                Reduction::Mean
+            ),
             Err(Error::InputShape { .. })
         ));
     }
@@ -462,7 +466,11 @@ mod tests {
             Err(Error::InvalidConfig { .. })
         ));
         assert!(matches!(
-            hinge(x, tape.constant(Tensor::zeros([2, 3])), Reduction::Mean),
+            hinge(
+                x,
+                tape.constant(Tensor::zeros([2, 3]).unwrap()),
+                Reduction::Mean
+            ),
             Err(Error::InvalidTarget { .. })
         ));
     }

@@ -83,7 +83,7 @@ pub enum Activation {
 /// assert_eq!(block.num_parameters(), 4 * 8 + 8 + 8 * 4 + 4);
 ///
 /// let tape = Tape::new();
-/// let y = block.forward(&nn::Ctx::new(&tape), tape.constant(Tensor::ones([2, 4])))?;
+/// let y = block.forward(&nn::Ctx::new(&tape), tape.constant(Tensor::ones([2, 4])?))?;
 /// assert_eq!(y.dims(), [2, 4]);
 /// # Ok::<(), nn::Error>(())
 /// ```
@@ -441,7 +441,7 @@ pub fn gradcheck_module<M: Module<f64> + ?Sized>(
             }
             match module.forward(&cx, v[0]) {
                 Ok(y) => {
-                    let c = Tensor::from_fn(y.shape(), |i| 1.0 + (i as f64 * 0.37).sin() * 0.5);
+                    let c = Tensor::from_fn(y.shape(), |i| 1.0 + (i as f64 * 0.37).sin() * 0.5)?;
                     Ok(y.mul(v[0].tape().constant(c))?.sum())
                 }
                 Err(Error::Autograd(e)) => Err(*e),
@@ -508,8 +508,8 @@ mod tests {
     }
     fn leaf(v: f64) -> Leaf {
         Leaf {
-            w: Param::new(Tensor::full([2], v)),
-            b: Buffer::new(Tensor::zeros([1])),
+            w: Param::new(Tensor::full([2], v).unwrap()),
+            b: Buffer::new(Tensor::zeros([1]).unwrap()),
         }
     }
 
@@ -536,7 +536,7 @@ mod tests {
         let tape = Tape::new();
         let cx = Ctx::recording(&tape);
         let y = cx
-            .call("net", &t, tape.constant(Tensor::ones([2])))
+            .call("net", &t, tape.constant(Tensor::ones([2]).unwrap()))
             .unwrap();
         // y = x · 2 · 3
         assert_eq!(y.value().to_vec(), [6.0, 6.0]);
@@ -549,8 +549,10 @@ mod tests {
         let l = leaf(2.0);
         let tape = Tape::new();
         let mut cx = Ctx::new(&tape);
-        cx.substitute(&l.w, tape.constant(Tensor::full([2], 5.0)));
-        let y = l.forward(&cx, tape.constant(Tensor::ones([2]))).unwrap();
+        cx.substitute(&l.w, tape.constant(Tensor::full([2], 5.0).unwrap()));
+        let y = l
+            .forward(&cx, tape.constant(Tensor::ones([2]).unwrap()))
+            .unwrap();
         assert_eq!(y.value().to_vec(), [5.0, 5.0]);
     }
 

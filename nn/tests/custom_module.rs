@@ -59,7 +59,7 @@ impl<T: Float> ResMlp<T> {
             input: Linear::new(inputs, dim, &mut rng)?,
             blocks,
             head: Linear::new(dim, classes, &mut rng)?,
-            log_temperature: Param::new(Tensor::zeros([1])),
+            log_temperature: Param::new(Tensor::zeros([1]).unwrap()),
         })
     }
 }
@@ -118,7 +118,7 @@ fn custom_modules_get_hierarchical_names_and_counts() {
 #[test]
 fn custom_module_gradchecks_with_respect_to_every_parameter() {
     let net = ResMlp::<f64>::new(3, 4, 2, 2, 1).unwrap();
-    let x = Tensor::randn([3, 3], &mut StdRng::seed_from_u64(2));
+    let x = Tensor::randn([3, 3], &mut StdRng::seed_from_u64(2)).unwrap();
     gradcheck_module(&net, &x, &GradcheckOptions::default()).unwrap();
 }
 
@@ -129,11 +129,12 @@ fn custom_module_trains_and_its_layers_show_in_diagnostics() {
     let mut rng = StdRng::seed_from_u64(4);
     let n = 32;
     let labels: Vec<usize> = (0..n).map(|i| i % 2).collect();
-    let noise = Tensor::<f64>::randn([n, 2], &mut rng);
+    let noise = Tensor::<f64>::randn([n, 2], &mut rng).unwrap();
     let x = Tensor::from_fn([n, 2], |k| {
         let sign = if labels[k / 2] == 0 { -1.0 } else { 1.0 };
         sign * 1.5 + 0.5 * noise.as_slice()[k]
-    });
+    })
+    .unwrap();
     let params = net.parameters();
     let loss_at = |net: &ResMlp<f64>| {
         let tape = Tape::new();

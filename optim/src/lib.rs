@@ -30,6 +30,7 @@
 //! | `state.rs` | [`StateDict`] and the safetensors state format |
 //!
 //! Writing a new optimiser is one [`UpdateRule`] impl (see `examples/custom_optimizer.rs`).
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 // `Error` wraps `autograd::Error` unboxed (transparent, as nn does), which puts it at

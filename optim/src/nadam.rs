@@ -1,6 +1,6 @@
 //! NAdam: Adam with Nesterov momentum.
 
-use autograd::{Float, Tensor};
+use autograd::{Float, ParamMut, Tensor};
 
 use crate::adam::validate_adam;
 use crate::common::{bias_correction, check_finite_non_negative, ema_square, lerp, WeightDecay};
@@ -107,7 +107,7 @@ impl<T: Float> UpdateRule<T> for NAdam {
     fn update(
         &self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
         state: &mut NAdamState<T>,
     ) -> Result<()> {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
-use autograd::{Float, Param, ParamId, Tensor};
+use autograd::{Float, Param, ParamId, ParamMut, Tensor};
 
 use crate::common::{check_finite_non_negative, check_lr};
 use crate::error::{Error, Result};
@@ -184,7 +184,7 @@ pub trait UpdateRule<T: Float>: Clone + fmt::Debug {
     fn update(
         &self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
         state: &mut Self::State,
     ) -> Result<()>;

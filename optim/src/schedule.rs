@@ -506,7 +506,7 @@ mod tests {
 
     /// An optimiser with two groups, base rates 0.1 and 0.02.
     fn opt() -> Optim<Sgd> {
-        let p = || Param::new(Tensor::<f64>::zeros([1]));
+        let p = || Param::new(Tensor::<f64>::zeros([1]).unwrap());
         Optim::with_groups(
             vec![
                 ParamGroup::new(vec![p()], 0.1),

@@ -596,15 +596,19 @@ mod tests {
             "optimizer state: tensor \"1.exp_avg_sq\" is missing"
         );
         let mut sd = good.clone();
-        sd.tensors
-            .insert("2.exp_avg".into(), StateTensor::F64(Tensor::zeros([2])));
+        sd.tensors.insert(
+            "2.exp_avg".into(),
+            StateTensor::F64(Tensor::zeros([2]).unwrap()),
+        );
         let e = opt.load_state_dict(&sd).unwrap_err();
         assert!(matches!(&e, Error::StateKey { key, problem: "unexpected" } if key == "2.exp_avg"));
 
         // a wrong shape
         let mut sd = good.clone();
-        sd.tensors
-            .insert("0.exp_avg".into(), StateTensor::F64(Tensor::zeros([2])));
+        sd.tensors.insert(
+            "0.exp_avg".into(),
+            StateTensor::F64(Tensor::zeros([2]).unwrap()),
+        );
         let e = opt.load_state_dict(&sd).unwrap_err();
         assert_eq!(
             e.to_string(),

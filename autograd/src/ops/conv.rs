@@ -30,15 +30,88 @@ impl Default for Conv2dArgs {
     }
 }
 
-/// Output size along one axis, or `None` when the window does not fit.
-fn out_len(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
-    let span = d * (k - 1) + 1;
-    let padded = n + 2 * p;
-    (padded >= span && s > 0).then(|| (padded - span) / s + 1)
+impl Conv2dArgs {
+    /// Checks the arguments on their own: stride, dilation and groups must be positive
+    /// (PyTorch rejects 0 for each).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `op`, the offending argument and `shape` (the
+    /// input's).
+    #[track_caller]
+    pub fn validate(&self, op: &'static str, shape: &Shape) -> Result<()> {
+        // No closure builds these errors: `#[track_caller]` does not reach through one.
+        for (what, v) in [("stride", self.stride), ("dilation", self.dilation)] {
+            if v.0 == 0 || v.1 == 0 {
+                return Err(Error::invalid(
+                    op,
+                    format!("{what} must be positive in both axes, got {v:?}"),
+                    shape,
+                ));
+            }
+        }
+        if self.groups == 0 {
+            return Err(Error::invalid(op, "groups must be positive", shape));
+        }
+        Ok(())
+    }
+}
+
+/// Output size along one axis: `(n + 2p - d(k-1) - 1) / s + 1`, in checked arithmetic
+/// (k, s, d ≥ 1). `Err` says why there is none: the window does not fit, or the padded
+/// size overflows.
+fn out_len(
+    n: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+) -> std::result::Result<usize, &'static str> {
+    let span = (k - 1)
+        .checked_mul(d)
+        .and_then(|x| x.checked_add(1))
+        .ok_or("the dilated window's span overflows")?;
+    let padded = p
+        .checked_mul(2)
+        .and_then(|x| x.checked_add(n))
+        .ok_or("the padded size overflows")?;
+    if padded < span {
+        return Err("the window does not fit in the padded input");
+    }
+    Ok((padded - span) / s + 1)
+}
+
+/// The output height and width of `kh × kw` windows over `x: [N, C, H, W]` (`a` validated).
+#[track_caller]
+fn out_hw(
+    x: &Shape,
+    (kh, kw): (usize, usize),
+    a: &Conv2dArgs,
+    op: &'static str,
+) -> Result<(usize, usize)> {
+    let (h, w) = (x[2], x[3]);
+    if kh == 0 || kw == 0 {
+        return Err(Error::invalid(
+            op,
+            format!("kernel size must be positive in both axes, got {kh}x{kw}"),
+            x,
+        ));
+    }
+    let location = std::panic::Location::caller();
+    let geometry = out_len(h, kh, a.stride.0, a.padding.0, a.dilation.0)
+        .and_then(|oh| Ok((oh, out_len(w, kw, a.stride.1, a.padding.1, a.dilation.1)?)));
+    geometry.map_err(|why| Error::InvalidArgument {
+        op,
+        reason: format!(
+            "a {kh}x{kw} window (stride {:?}, padding {:?}, dilation {:?}): {why}",
+            a.stride, a.padding, a.dilation
+        ),
+        shape: x.clone(),
+        location,
+    })
 }
 
 /// Flat im2col indices for `x: [N, C, H, W]` and a `kh × kw` window: the result is laid out
-/// `[N, OH, OW, C, kh, kw]`, with [`PAD`] for taps in the padding.
+/// `[N, OH, OW, C, kh, kw]`, with [`PAD`] for taps in the padding (`a` validated).
 #[track_caller]
 fn windows(
     x: &Shape,
@@ -47,34 +120,30 @@ fn windows(
     op: &'static str,
 ) -> Result<(Vec<usize>, usize, usize)> {
     let (n, c, h, w) = (x[0], x[1], x[2], x[3]);
-    let oh = out_len(h, kh, a.stride.0, a.padding.0, a.dilation.0);
-    let ow = out_len(w, kw, a.stride.1, a.padding.1, a.dilation.1);
-    let (Some(oh), Some(ow)) = (oh, ow) else {
-        return Err(Error::invalid(
-            op,
-            format!(
-                "a {kh}x{kw} window (stride {:?}, padding {:?}, dilation {:?}) does not fit",
-                a.stride, a.padding, a.dilation
-            ),
-            x,
-        ));
-    };
-    let mut idx = Vec::with_capacity(n * oh * ow * c * kh * kw);
+    let (oh, ow) = out_hw(x, (kh, kw), a, op)?;
+    // One entry per element of the [N, OH, OW, C, kh, kw] layout: a huge padding makes the
+    // list huge however small the input, so its size is checked and its allocation fallible.
+    let layout = Shape::from([n, oh, ow, c, kh, kw]);
+    let mut idx = crate::tensor::buffer(op, &layout)?;
+    // With no channels the windows can still be countless: do not loop over them.
+    let n = if layout.numel() == 0 { 0 } else { n };
     for b in 0..n {
         for y in 0..oh {
             for z in 0..ow {
                 for ch in 0..c {
                     let plane = (b * c + ch) * h * w;
                     for i in 0..kh {
-                        let r = (y * a.stride.0 + i * a.dilation.0) as isize - a.padding.0 as isize;
+                        // Unsigned throughout: position r of the padded input is row r - p
+                        // of the input, or padding when r < p or r - p >= h. Positions stay
+                        // below the padded size, which `out_len` showed fits in a usize.
+                        let r = y * a.stride.0 + i * a.dilation.0;
+                        let row = r.checked_sub(a.padding.0).filter(|&r| r < h);
                         for j in 0..kw {
-                            let q =
-                                (z * a.stride.1 + j * a.dilation.1) as isize - a.padding.1 as isize;
-                            let inside = r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < w;
-                            idx.push(if inside {
-                                plane + r as usize * w + q as usize
-                            } else {
-                                PAD
+                            let q = z * a.stride.1 + j * a.dilation.1;
+                            let col = q.checked_sub(a.padding.1).filter(|&q| q < w);
+                            idx.push(match (row, col) {
+                                (Some(r), Some(q)) => plane + r * w + q,
+                                _ => PAD,
                             });
                         }
                     }
@@ -98,15 +167,17 @@ impl<'t, T: Float> Var<'t, T> {
     /// `[N, C_in, H, W]`, `weight` is `[C_out, C_in/groups, kH, kW]`, `bias` is `[C_out]`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for wrong ranks, channel counts, groups, or a window that
-    /// does not fit.
+    /// [`Error::InvalidArgument`] for wrong ranks, channel counts, groups, a stride,
+    /// dilation or kernel size of 0, or a window that does not fit; [`Error::TooLarge`] when
+    /// a padding makes the output too large.
     #[track_caller]
     pub fn conv2d(self, weight: Self, bias: Option<Self>, args: Conv2dArgs) -> Result<Self> {
         let (xs, ws) = (self.shape(), weight.shape());
         check_rank4("conv2d", &xs)?;
         check_rank4("conv2d", &ws)?;
+        args.validate("conv2d", &xs)?;
         let g = args.groups;
-        if g == 0 || xs[1] % g != 0 || ws[0] % g != 0 || ws[1] * g != xs[1] {
+        if xs[1] % g != 0 || ws[0] % g != 0 || ws[1].checked_mul(g) != Some(xs[1]) {
             return Err(Error::invalid(
                 "conv2d",
                 format!(
@@ -126,16 +197,20 @@ impl<'t, T: Float> Var<'t, T> {
                 });
             }
         }
+        // Every argument is checked against the whole input here, so a grouped convolution
+        // reports the user's shapes, not one group's.
+        out_hw(&xs, (ws[2], ws[3]), &args, "conv2d")?;
         let out = if g == 1 {
             self.conv2d_dense(weight, args)?
         } else {
             let (ci, co) = (xs[1] / g, ws[0] / g);
-            let parts = (0..g)
-                .map(|k| {
-                    self.narrow(1, k * ci, ci)?
-                        .conv2d_dense(weight.narrow(0, k * co, co)?, args)
-                })
-                .collect::<Result<Vec<_>>>()?;
+            // A loop, not a closure: `#[track_caller]` does not reach through closures, and
+            // every node recorded here should point at the user's line.
+            let mut parts = Vec::with_capacity(g);
+            for k in 0..g {
+                let w = weight.narrow(0, k * co, co)?;
+                parts.push(self.narrow(1, k * ci, ci)?.conv2d_dense(w, args)?);
+            }
             Var::concat(&parts, 1)?
         };
         match bias {
@@ -171,12 +246,9 @@ impl<'t, T: Float> Var<'t, T> {
         let xs = self.shape();
         check_rank4(op, &xs)?;
         if kernel.0 == 0 || kernel.1 == 0 {
-            return Err(Error::invalid(op, "kernel size must be positive", &xs));
-        }
-        if padding.0 * 2 > kernel.0 || padding.1 * 2 > kernel.1 {
             return Err(Error::invalid(
                 op,
-                "padding must be at most half the kernel size",
+                format!("kernel size must be positive in both axes, got {kernel:?}"),
                 &xs,
             ));
         }
@@ -185,6 +257,15 @@ impl<'t, T: Float> Var<'t, T> {
             padding,
             ..Conv2dArgs::default()
         };
+        args.validate(op, &xs)?;
+        // `p > k / 2` rather than `2p > k`, which overflows for a huge padding.
+        if padding.0 > kernel.0 / 2 || padding.1 > kernel.1 / 2 {
+            return Err(Error::invalid(
+                op,
+                format!("padding {padding:?} must be at most half the kernel size {kernel:?}"),
+                &xs,
+            ));
+        }
         // Treat every channel as its own one-channel image, so windows stay per channel.
         let flat = Shape::from([xs[0] * xs[1], 1, xs[2], xs[3]]);
         let (idx, oh, ow) = windows(&flat, kernel, &args, op)?;
@@ -197,7 +278,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// window's arg-max.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a non-NCHW input or a window that does not fit.
+    /// [`Error::InvalidArgument`] for a non-NCHW input, a kernel size or stride of 0, a
+    /// padding over half the kernel, or a window that does not fit.
     #[track_caller]
     pub fn max_pool2d(
         self,
@@ -219,7 +301,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// PyTorch's default `count_include_pad=True`).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a non-NCHW input or a window that does not fit.
+    /// [`Error::InvalidArgument`] for a non-NCHW input, a kernel size or stride of 0, a
+    /// padding over half the kernel, or a window that does not fit.
     #[track_caller]
     pub fn avg_pool2d(
         self,
@@ -246,8 +329,8 @@ mod tests {
     #[test]
     fn conv2d_of_a_ramp_with_padding() {
         let tape = Tape::<f64>::new();
-        let x = tape.constant(Tensor::arange(9).reshape([1, 1, 3, 3]).unwrap());
-        let w = tape.constant(Tensor::ones([1, 1, 2, 2]));
+        let x = tape.constant(Tensor::arange(9).unwrap().reshape([1, 1, 3, 3]).unwrap());
+        let w = tape.constant(Tensor::ones([1, 1, 2, 2]).unwrap());
         let args = Conv2dArgs {
             padding: (1, 1),
             stride: (2, 2),
@@ -268,7 +351,7 @@ mod tests {
     #[test]
     fn pooling_drops_the_uncovered_edge() {
         let tape = Tape::<f64>::new();
-        let x = tape.var(Tensor::arange(25).reshape([1, 1, 5, 5]).unwrap());
+        let x = tape.var(Tensor::arange(25).unwrap().reshape([1, 1, 5, 5]).unwrap());
         let y = x.max_pool2d((2, 2), None, (0, 0)).unwrap();
         assert_eq!(y.value().to_vec(), vec![6., 8., 16., 18.]);
         let a = x.avg_pool2d((2, 2), None, (0, 0)).unwrap();

@@ -194,7 +194,7 @@ mod tests {
         let t = tape.constant(Tensor::from_vec(vec![0.0, 1.0], [1, 2]).unwrap());
         assert_eq!(x.mse(t).unwrap().value().item().unwrap(), 2.5);
         // bce_with_logits(0, y) = ln 2 for any y
-        let z = tape.constant(Tensor::zeros([1, 2]));
+        let z = tape.constant(Tensor::zeros([1, 2]).unwrap());
         assert!((z.bce_with_logits(t).unwrap().value().item().unwrap() - 2f64.ln()).abs() < 1e-15);
     }
 }

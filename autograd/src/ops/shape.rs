@@ -247,7 +247,7 @@ mod tests {
     #[test]
     fn shape_ops_on_literals() {
         let tape = Tape::<f64>::new();
-        let x = tape.var(Tensor::arange(6).reshape([2, 3]).unwrap());
+        let x = tape.var(Tensor::arange(6).unwrap().reshape([2, 3]).unwrap());
         assert_eq!(
             x.t().unwrap().value().to_vec(),
             vec![0., 3., 1., 4., 2., 5.]

@@ -186,7 +186,7 @@ mod tests {
             ..Conv2dConfig::new(2, 3, 3)
         };
         let conv: Conv2d<f64> = cfg.init(&mut rng).unwrap();
-        let x = Tensor::randn([2, 2, 5, 4], &mut rng);
+        let x = Tensor::randn([2, 2, 5, 4], &mut rng).unwrap();
         let tape = Tape::new();
         let y = conv
             .forward(&Ctx::new(&tape), tape.constant(x.clone()))
@@ -203,7 +203,7 @@ mod tests {
         .unwrap();
         gradcheck_module(
             &grouped,
-            &Tensor::randn([1, 2, 3, 3], &mut rng),
+            &Tensor::randn([1, 2, 3, 3], &mut rng).unwrap(),
             &GradcheckOptions::default(),
         )
         .unwrap();
@@ -235,13 +235,13 @@ mod tests {
         ));
         let conv = Conv2d::<f32>::new(3, 4, 3, &mut rng).unwrap();
         let tape = Tape::new();
-        let x = tape.constant(Tensor::zeros([1, 2, 5, 5]));
+        let x = tape.constant(Tensor::zeros([1, 2, 5, 5]).unwrap());
         assert!(matches!(
             conv.forward(&Ctx::new(&tape), x),
             Err(Error::InputShape { .. })
         ));
         // a 3×3 kernel does not fit a 2×2 image: an error, not a panic
-        let small = tape.constant(Tensor::zeros([1, 3, 2, 2]));
+        let small = tape.constant(Tensor::zeros([1, 3, 2, 2]).unwrap());
         assert!(conv.forward(&Ctx::new(&tape), small).is_err());
     }
 }

@@ -33,7 +33,7 @@ pub fn dropout<'t, T: Float>(
         } else {
             T::of(scale)
         }
-    });
+    })?;
     Ok(x.mul(x.tape().constant(mask))?)
 }
 
@@ -99,7 +99,7 @@ mod tests {
     fn dropout_zeroes_about_p_and_scales_survivors() {
         let d = Dropout::new(0.3, 7).unwrap();
         let tape = Tape::<f64>::new();
-        let x = tape.constant(Tensor::ones([100, 100]));
+        let x = tape.constant(Tensor::ones([100, 100]).unwrap());
         let y = d.forward(&Ctx::new(&tape), x).unwrap().value();
         let zeros = y.as_slice().iter().filter(|&&v| v == 0.0).count() as f64 / 1e4;
         // Binomial(1e4, 0.3): std of the fraction is √(0.21/1e4) ≈ 0.0046; 0.03 is > 6σ.
@@ -126,7 +126,7 @@ mod tests {
     fn dropout_gradchecks_in_training_mode_with_a_fixed_mask() {
         // Rebuild the layer from the same seed on every evaluation so finite differences
         // see the same mask.
-        let x = Tensor::from_fn([3, 4], |i| i as f64 * 0.3 - 1.0);
+        let x = Tensor::from_fn([3, 4], |i| i as f64 * 0.3 - 1.0).unwrap();
         gradcheck(
             |v| {
                 let d = Dropout::new(0.4, 11).unwrap();

@@ -113,7 +113,7 @@ mod tests {
     fn embedding_looks_up_rows_and_scatters_gradients() {
         let e = Embedding::<f64>::new(4, 3, &mut StdRng::seed_from_u64(0)).unwrap();
         e.weight
-            .set_value(Tensor::arange(12).reshape([4, 3]).unwrap())
+            .set_value(Tensor::arange(12).unwrap().reshape([4, 3]).unwrap())
             .unwrap();
         let tape = Tape::new();
         let x = tape.constant(Tensor::from_vec(vec![2.0, 0.0, 2.0], [3]).unwrap());

@@ -50,17 +50,25 @@ impl BatchNormConfig {
                 format!("need features > 0, eps > 0 and momentum in [0, 1], got {self:?}"),
             ));
         }
-        let affine = self.affine.then(|| {
-            (
-                Param::named("weight", Tensor::ones([c])),
-                Param::named("bias", Tensor::zeros([c])),
-            )
-        });
-        let stats = self.track_running_stats.then(|| RunningStats {
-            mean: Buffer::new(Tensor::zeros([c])),
-            var: Buffer::new(Tensor::ones([c])),
-            count: Buffer::integer(Tensor::zeros([])),
-        });
+        let affine = self
+            .affine
+            .then(|| -> Result<_> {
+                Ok((
+                    Param::named("weight", Tensor::ones([c])?),
+                    Param::named("bias", Tensor::zeros([c])?),
+                ))
+            })
+            .transpose()?;
+        let stats = self
+            .track_running_stats
+            .then(|| -> Result<_> {
+                Ok(RunningStats {
+                    mean: Buffer::new(Tensor::zeros([c])?),
+                    var: Buffer::new(Tensor::ones([c])?),
+                    count: Buffer::integer(Tensor::zeros([])?),
+                })
+            })
+            .transpose()?;
         Ok(BatchNorm {
             affine,
             stats,
@@ -153,7 +161,7 @@ impl<T: Float, const D: usize> BatchNorm<T, D> {
         n: usize,
     ) -> Result<()> {
         let count = stats.count.value().as_slice()[0] + T::one();
-        stats.count.set_value(Tensor::full([], count))?;
+        stats.count.set_value(Tensor::full([], count)?)?;
         let m = match self.config.momentum {
             Some(m) => m,
             None => 1.0 / count.as_f64(),
@@ -290,12 +298,14 @@ impl<T: Float> LayerNorm<T> {
                 ),
             ));
         }
-        let affine = elementwise_affine.then(|| {
-            (
-                Param::named("weight", Tensor::ones(normalized_shape.to_vec())),
-                Param::named("bias", Tensor::zeros(normalized_shape.to_vec())),
-            )
-        });
+        let affine = elementwise_affine
+            .then(|| -> Result<_> {
+                Ok((
+                    Param::named("weight", Tensor::ones(normalized_shape.to_vec())?),
+                    Param::named("bias", Tensor::zeros(normalized_shape.to_vec())?),
+                ))
+            })
+            .transpose()?;
         Ok(LayerNorm {
             normalized_shape: normalized_shape.to_vec(),
             eps,
@@ -352,11 +362,11 @@ mod tests {
         let c = bn.config.num_features;
         bn.weight()
             .unwrap()
-            .set_value(Tensor::uniform([c], 0.5, 1.5, rng))
+            .set_value(Tensor::uniform([c], 0.5, 1.5, rng).unwrap())
             .unwrap();
         bn.bias()
             .unwrap()
-            .set_value(Tensor::randn([c], rng))
+            .set_value(Tensor::randn([c], rng).unwrap())
             .unwrap();
     }
 
@@ -366,13 +376,13 @@ mod tests {
         let o = GradcheckOptions::default();
         let bn1 = BatchNorm1d::<f64>::new(3).unwrap();
         randomise_affine(&bn1, &mut rng);
-        gradcheck_module(&bn1, &Tensor::randn([5, 3], &mut rng), &o).unwrap();
-        gradcheck_module(&bn1, &Tensor::randn([4, 3, 2], &mut rng), &o).unwrap();
+        gradcheck_module(&bn1, &Tensor::randn([5, 3], &mut rng).unwrap(), &o).unwrap();
+        gradcheck_module(&bn1, &Tensor::randn([4, 3, 2], &mut rng).unwrap(), &o).unwrap();
         let bn2 = BatchNorm2d::<f64>::new(2).unwrap();
         randomise_affine(&bn2, &mut rng);
-        gradcheck_module(&bn2, &Tensor::randn([2, 2, 3, 3], &mut rng), &o).unwrap();
+        gradcheck_module(&bn2, &Tensor::randn([2, 2, 3, 3], &mut rng).unwrap(), &o).unwrap();
         bn2.eval();
-        gradcheck_module(&bn2, &Tensor::randn([2, 2, 3, 3], &mut rng), &o).unwrap();
+        gradcheck_module(&bn2, &Tensor::randn([2, 2, 3, 3], &mut rng).unwrap(), &o).unwrap();
     }
 
     #[test]
@@ -405,12 +415,12 @@ mod tests {
         assert_eq!(bn.running_stats().unwrap().0, rm);
         // a batch of one cannot be normalised in training mode
         bn.train();
-        let one = tape.constant(Tensor::ones([1, 2]));
+        let one = tape.constant(Tensor::ones([1, 2]).unwrap());
         assert!(matches!(
             bn.forward(&Ctx::new(&tape), one),
             Err(Error::InputShape { .. })
         ));
-        let wrong = tape.constant(Tensor::ones([4, 3]));
+        let wrong = tape.constant(Tensor::ones([4, 3]).unwrap());
         assert!(matches!(
             bn.forward(&Ctx::new(&tape), wrong),
             Err(Error::InputShape { .. })
@@ -423,15 +433,15 @@ mod tests {
         let ln = LayerNorm::<f64>::new(&[2, 3]).unwrap();
         ln.weight()
             .unwrap()
-            .set_value(Tensor::uniform([2, 3], 0.5, 1.5, &mut rng))
+            .set_value(Tensor::uniform([2, 3], 0.5, 1.5, &mut rng).unwrap())
             .unwrap();
         ln.bias()
             .unwrap()
-            .set_value(Tensor::randn([2, 3], &mut rng))
+            .set_value(Tensor::randn([2, 3], &mut rng).unwrap())
             .unwrap();
         gradcheck_module(
             &ln,
-            &Tensor::randn([4, 2, 3], &mut rng),
+            &Tensor::randn([4, 2, 3], &mut rng).unwrap(),
             &GradcheckOptions::default(),
         )
         .unwrap();
@@ -448,7 +458,7 @@ mod tests {
         // mean 2, biased var 2/3
         let s = (2.0f64 / 3.0 + 1e-5).sqrt();
         assert!((y[0] + 1.0 / s).abs() < 1e-12 && y[1].abs() < 1e-12);
-        let bad = tape.constant(Tensor::ones([2, 4]));
+        let bad = tape.constant(Tensor::ones([2, 4]).unwrap());
         assert!(matches!(
             plain.forward(&Ctx::new(&tape), bad),
             Err(Error::InputShape { .. })

@@ -80,18 +80,18 @@ mod tests {
 
     // Distinct values, so no window has a tie for its max (max is not differentiable there).
     fn x() -> Tensor<f64> {
-        Tensor::from_fn([2, 2, 4, 5], |i| ((i * 37 % 80) as f64) * 0.1 - 4.0)
+        Tensor::from_fn([2, 2, 4, 5], |i| ((i * 37 % 80) as f64) * 0.1 - 4.0).unwrap()
     }
 
     #[test]
     fn pools_have_torch_shapes_and_values() {
         let tape = Tape::<f64>::new();
-        let v = tape.constant(Tensor::arange(16).reshape([1, 1, 4, 4]).unwrap());
+        let v = tape.constant(Tensor::arange(16).unwrap().reshape([1, 1, 4, 4]).unwrap());
         let m = MaxPool2d::new(2).forward(&Ctx::new(&tape), v).unwrap();
         assert_eq!(m.value().to_vec(), [5., 7., 13., 15.]);
         let a = AvgPool2d::new(2).forward(&Ctx::new(&tape), v).unwrap();
         assert_eq!(a.value().to_vec(), [2.5, 4.5, 10.5, 12.5]);
-        let bad = tape.constant(Tensor::zeros([4, 4]));
+        let bad = tape.constant(Tensor::zeros([4, 4]).unwrap());
         assert!(matches!(
             MaxPool2d::new(2).forward(&Ctx::new(&tape), bad),
             Err(Error::InputShape { .. })
