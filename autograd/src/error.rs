@@ -6,7 +6,7 @@
 use std::fmt;
 use std::panic::Location;
 
-use crate::gradcheck::GradcheckReport;
+use crate::report::GradcheckReport;
 use crate::tensor::Shape;
 
 /// A source location recorded with `#[track_caller]`.
@@ -225,6 +225,24 @@ impl Error {
             | Error::Axis { location, .. }
             | Error::TooLarge { location, .. }
             | Error::InvalidArgument { location, .. } => *location = loc,
+            _ => {}
+        }
+        self
+    }
+
+    /// Renames the op of a shape or argument error to `op`: a composite op (softmax,
+    /// stack, conv2d...) reports the call the user made, not the primitive inside it that
+    /// failed. The location (already the user's line, through `#[track_caller]`) and the
+    /// shapes are kept; errors about recorded ops' rules (backward, anomalies) are left alone.
+    pub(crate) fn in_op(mut self, name: &'static str) -> Self {
+        match &mut self {
+            Error::Broadcast { op, .. }
+            | Error::ShapeMismatch { op, .. }
+            | Error::Matmul { op, .. }
+            | Error::Axis { op, .. }
+            | Error::TooLarge { op, .. }
+            | Error::InvalidArgument { op, .. }
+            | Error::ForeignVar { op, .. } => *op = name,
             _ => {}
         }
         self

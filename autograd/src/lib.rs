@@ -33,6 +33,7 @@ pub mod gradcheck;
 pub mod op;
 pub mod ops;
 mod param;
+pub mod report;
 mod tape;
 pub mod tensor;
 #[cfg(feature = "testing")]
@@ -40,10 +41,11 @@ pub mod testing;
 mod var;
 
 pub use error::{Error, Loc, Phase, Result};
-pub use gradcheck::{gradcheck, gradgradcheck, GradcheckOptions, GradcheckReport};
+pub use gradcheck::{gradcheck, gradgradcheck, GradcheckOptions};
 pub use op::{BackwardCx, Op, Unary, UnaryDerivative, ValueGrads};
 pub use ops::Conv2dArgs;
 pub use param::{Param, ParamId, ParamMut};
+pub use report::GradcheckReport;
 pub use tape::Tape;
 pub use tensor::kernels::threads::{num_threads, set_num_threads};
 pub use tensor::{DType, Float, Shape, Tensor, MAX_NUMEL};

@@ -1,10 +1,6 @@
 //! Every `Error` variant, produced on purpose: its fields, its message, and the location
 //! pointing at the line of this file that made the failing call.
 
-// autograd::Error is large by design (shapes and locations as fields, STYLE §4), and
-// these closures return it directly.
-#![allow(clippy::result_large_err)]
-
 use autograd::gradcheck::func;
 use autograd::{gradcheck, BackwardCx, Error, GradcheckOptions, Op, Result, Tape, Tensor, Var};
 
@@ -427,7 +423,7 @@ fn gradcheck_failure() {
     assert!(e.location().is_none());
     assert!(
         e.to_string().starts_with(
-            "gradcheck: the Jacobian of the output with respect to input 0 (shape [2]) is wrong"
+            "gradcheck (full Jacobian): the Jacobian of the output with respect to input 0 (shape [2]) is wrong"
         ),
         "{e}"
     );
@@ -444,4 +440,79 @@ fn gradcheck_failure() {
         )),
         "{e}"
     );
+}
+
+/// A composite op reports the call the user made, not the primitive inside it that failed
+/// (`softmax(x, 5)` said "max: axis 5 ...", `stack` said "unsqueeze"), with the user's
+/// line.
+#[test]
+fn composite_ops_name_themselves() {
+    let tape = Tape::<f64>::new();
+    let a = tape.var(Tensor::zeros([2, 3]).unwrap());
+    let b = tape.var(Tensor::zeros([3, 2]).unwrap());
+    let expect = |e: Error, op: &str, line: u32| {
+        let named = match &e {
+            Error::Axis { op: o, .. }
+            | Error::ShapeMismatch { op: o, .. }
+            | Error::Broadcast { op: o, .. }
+            | Error::InvalidArgument { op: o, .. }
+            | Error::ForeignVar { op: o, .. } => *o,
+            _ => "",
+        };
+        assert_eq!(named, op, "{e}");
+        assert!(e.to_string().starts_with(&format!("{op}: ")), "{e}");
+        points_here(&e, line);
+    };
+    let line = line!() + 1;
+    let e = a.softmax(5).unwrap_err();
+    expect(e, "softmax", line);
+    let line = line!() + 1;
+    let e = a.log_softmax(-3).unwrap_err();
+    expect(e, "log_softmax", line);
+    let line = line!() + 1;
+    let e = a.logsumexp(&[2], false).unwrap_err();
+    expect(e, "logsumexp", line);
+    let line = line!() + 1;
+    let e = Var::stack(&[a, a], 4).unwrap_err();
+    expect(e, "stack", line);
+    let line = line!() + 1;
+    let e = Var::stack(&[a, b], 0).unwrap_err();
+    expect(e, "stack", line);
+    let line = line!() + 1;
+    let e = Var::<f64>::stack(&[], 0).unwrap_err();
+    expect(e, "stack", line);
+    let other = Tape::<f64>::new();
+    let foreign = other.var(Tensor::zeros([2, 3]).unwrap());
+    let line = line!() + 1;
+    let e = Var::stack(&[a, foreign], 0).unwrap_err();
+    expect(e, "stack", line);
+    let w = tape.var(Tensor::zeros([4]).unwrap());
+    let line = line!() + 1;
+    let e = a.layer_norm(1, Some(w), None, 1e-5).unwrap_err();
+    expect(e, "layer_norm", line);
+    // stacking along a new last axis works, and -1 appends it
+    assert_eq!(Var::stack(&[a, a], -1).unwrap().dims(), vec![2, 3, 2]);
+}
+
+/// A grouped convolution whose window does not fit reports the input the user passed, not
+/// one group's slice of it, and the user's line.
+#[test]
+fn grouped_conv2d_reports_the_whole_input() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::zeros([1, 4, 2, 2]).unwrap());
+    let w = tape.var(Tensor::zeros([2, 2, 3, 3]).unwrap());
+    let args = autograd::Conv2dArgs {
+        groups: 2,
+        ..autograd::Conv2dArgs::default()
+    };
+    let line = line!() + 1;
+    let e = x.conv2d(w, None, args).unwrap_err();
+    match &e {
+        Error::InvalidArgument { op, shape, .. } => {
+            assert_eq!(*op, "conv2d");
+            assert_eq!(shape.dims(), &[1, 4, 2, 2], "{e}");
+        }
+        other => panic!("expected InvalidArgument, got {other}"),
+    }
+    points_here(&e, line);
 }

@@ -6,10 +6,6 @@
 //! Seeds are fixed (`RngAlgorithm::ChaCha` with a constant seed) so runs are reproducible;
 //! values stay away from kinks and ties so finite differences are meaningful.
 
-// autograd::Error is large by design (shapes and locations as fields, STYLE §4), and
-// these closures return it directly.
-#![allow(clippy::result_large_err)]
-
 use autograd::testing::{
     away_from, broadcast_pair, check_gradgrad, check_gradients, distinct, matmul_pair, positive,
     shapes, tensor, tensor_of, tensor_with, values,

@@ -9,10 +9,6 @@
 //! `rtol 1e-12, atol 1e-13`; second order `rtol 1e-10, atol 1e-12`; shape ops, relu, abs,
 //! max and max-pool exact.
 
-// autograd::Error is large by design (shapes and locations as fields, STYLE §4), and
-// these closures return it directly.
-#![allow(clippy::result_large_err)]
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -198,8 +198,18 @@ impl<'t, T: Float> Var<'t, T> {
             }
         }
         // Every argument is checked against the whole input here, so a grouped convolution
-        // reports the user's shapes, not one group's.
+        // reports the user's shapes, not one group's; what fails inside (an allocation)
+        // is reported as conv2d's too.
         out_hw(&xs, (ws[2], ws[3]), &args, "conv2d")?;
+        self.conv2d_checked(weight, bias, args)
+            .map_err(|e| e.in_op("conv2d"))
+    }
+
+    /// [`Var::conv2d`] once its arguments are checked.
+    #[track_caller]
+    fn conv2d_checked(self, weight: Self, bias: Option<Self>, args: Conv2dArgs) -> Result<Self> {
+        let (xs, ws) = (self.shape(), weight.shape());
+        let g = args.groups;
         let out = if g == 1 {
             self.conv2d_dense(weight, args)?
         } else {

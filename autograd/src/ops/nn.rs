@@ -17,6 +17,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// [`Error::Axis`] for an axis out of range.
     #[track_caller]
     pub fn softmax(self, axis: isize) -> Result<Self> {
+        // Checked here so a bad axis is reported as softmax's, not the inner max's.
+        self.shape().axis("softmax", axis)?;
         let e = self.sub(self.stable_shift(&[axis])?)?.exp();
         e.div(e.sum_axes(&[axis], true)?)
     }
@@ -28,6 +30,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// [`Error::Axis`] for an axis out of range.
     #[track_caller]
     pub fn log_softmax(self, axis: isize) -> Result<Self> {
+        self.shape().axis("log_softmax", axis)?;
         // Not x - (m + ln Σ e^{x-m}): adding m back and subtracting it again rounds at the
         // scale of m, so logits near 1000 lost ~1e-13 absolute (PyTorch keeps x - m).
         let shifted = self.sub(self.stable_shift(&[axis])?)?;
@@ -137,11 +140,12 @@ impl<'t, T: Float> Var<'t, T> {
         let centred = self.sub(self.mean_axes(&axes, true)?)?;
         let var = centred.square().mean_axes(&axes, true)?;
         let mut y = centred.mul(var.add_scalar(T::of(eps)).rsqrt())?;
+        // A mismatched weight or bias fails in the product or sum: report it as layer_norm's.
         if let Some(w) = weight {
-            y = y.mul(w)?;
+            y = y.mul(w).map_err(|e| e.in_op("layer_norm"))?;
         }
         if let Some(b) = bias {
-            y = y.add(b)?;
+            y = y.add(b).map_err(|e| e.in_op("layer_norm"))?;
         }
         Ok(y)
     }

@@ -121,7 +121,7 @@ unary_op!(
     /// `y = max(x, 0)`; `dy/dx = 1` for x > 0, else 0 (subgradient 0 at the kink). A NaN
     /// input stays NaN, and its gradient passes through, as in PyTorch (`clamp_min` forward,
     /// `threshold_backward`, which zeroes only where `x <= 0`).
-    Relu, "relu", |v| if v > T::zero() || v.is_nan() { v } else { T::zero() }, |x, y| Ok(mask(x, |v| !(v <= T::zero()))), value |x, y| if x <= T::zero() { T::zero() } else { T::one() }
+    Relu, "relu", |v| if v > T::zero() || v.is_nan() { v } else { T::zero() }, |x, y| Ok(mask(x, |v| v > T::zero() || v.is_nan())), value |x, y| if x <= T::zero() { T::zero() } else { T::one() }
 );
 unary_op!(
     /// The error function; `d erf(x)/dx = 2/√π · e^{-x²}`.
