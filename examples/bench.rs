@@ -103,14 +103,14 @@ fn train_step_bench(
     model: &Sequential<f32>,
     opt: &mut dyn Optimizer,
     x: &Tensor<f32>,
-    loss: impl for<'t> Fn(Var<'t, f32>) -> autograd::Result<Var<'t, f32>>,
+    loss: impl for<'t> Fn(Var<'t, f32>) -> nn::Result<Var<'t, f32>>,
     flops: f64,
 ) -> Result<serde_json::Map<String, Value>> {
     let t = timeit(
         || {
             opt.zero_grad();
             let tape = Tape::new();
-            let y = model.forward(&Ctx::new(&tape), tape.constant(x.clone()))?;
+            let y = Ctx::new(&tape).call(&model, tape.constant(x.clone()))?;
             loss(y)?.backward()?;
             opt.step()?;
             Ok(())
@@ -139,7 +139,14 @@ fn w1(a: &Args) -> Result<Value> {
     let x = Tensor::<f32>::randn([128, 784], &mut rng)?;
     let labels: Vec<usize> = (0..128).map(|_| rng.random_range(0..10)).collect();
     let flops = 3.0 * 2.0 * 128.0 * (784.0 * 512.0 + 512.0 * 512.0 + 512.0 * 10.0);
-    let out = train_step_bench(a, &model, &mut opt, &x, |y| y.cross_entropy(&labels), flops)?;
+    let out = train_step_bench(
+        a,
+        &model,
+        &mut opt,
+        &x,
+        |y| nn::loss::cross_entropy(y, &labels),
+        flops,
+    )?;
     let mut v = json!({"workload": "W1", "name": "mlp-train-step"});
     v.as_object_mut().unwrap().extend(out);
     Ok(v)
@@ -165,7 +172,7 @@ fn w2(a: &Args) -> Result<Value> {
         &model,
         &mut opt,
         &x,
-        |y| y.mse(y.tape().constant(zero.clone())),
+        |y| nn::loss::mse_loss(y, y.tape().constant(zero.clone())),
         flops,
     )?;
     let mut v =

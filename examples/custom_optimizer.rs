@@ -1,9 +1,10 @@
 //! A new optimiser written outside the `optim` crate: Lion, as one `UpdateRule` plus its
-//! state type, then used to fit a small tanh MLP to `sin(x)`.
+//! state type, checked with the test kit, then used to fit a small tanh MLP to `sin(x)`.
 //!
 //! Run with `cargo run --example custom_optimizer`.
 
 use autograd::{Float, Param, ParamMut, Tape, Tensor};
+use optim::testing::Kit;
 use optim::{
     CosineAnnealingLr, LrScheduler, Optim, Optimizer, RuleState, StepCx, UpdateRule, WeightDecay,
 };
@@ -35,8 +36,8 @@ impl<T: Float> UpdateRule<T> for Lion {
     type State = LionState<T>;
     const NAME: &'static str = "lion";
 
-    fn weight_decay(&self) -> f64 {
-        self.weight_decay
+    fn weight_decay(&self) -> Option<f64> {
+        Some(self.weight_decay) // the default for groups that do not set their own
     }
     fn init(&self, p: &Tensor<T>) -> LionState<T> {
         LionState {
@@ -90,6 +91,13 @@ fn main() -> anyhow::Result<()> {
         betas: (0.9, 0.99),
         weight_decay: 1e-3,
     };
+
+    // First the checks every built-in rule passes (optim::testing, feature "testing"):
+    // state round trip, f32 against f64, groups, determinism, descent, ...
+    let report = Kit::new(lion.clone()).run();
+    println!("{report}");
+    anyhow::ensure!(report.is_ok(), "Lion fails the kit");
+
     let mut opt = Optim::new(
         vec![w1.clone(), b1.clone(), w2.clone(), b2.clone()],
         3e-3,
@@ -105,7 +113,7 @@ fn main() -> anyhow::Result<()> {
         let tape = Tape::new();
         let h = (tape.constant(x.clone()).matmul(tape.param(&w1))? + tape.param(&b1)).tanh();
         let pred = h.matmul(tape.param(&w2))? + tape.param(&b2);
-        let loss = pred.mse(tape.constant(y.clone()))?;
+        let loss = nn::loss::mse_loss(pred, tape.constant(y.clone()))?;
         last = loss.item()?;
         first.get_or_insert(last);
         if step % 200 == 0 {

@@ -54,7 +54,7 @@ fn accuracy(model: &Sequential<f32>, data: &Digits) -> Result<f64> {
     let idx: Vec<usize> = (0..data.len()).collect();
     let (x, y) = data.batch::<f32>(&idx);
     let tape = Tape::new();
-    let logits = tape.no_grad(|| model.forward(&Ctx::new(&tape), tape.constant(x)))?;
+    let logits = tape.no_grad(|| Ctx::new(&tape).call(&model, tape.constant(x)))?;
     let (_, argmax) = logits.value().extreme_axes(&[1], false, true)?;
     let classes = logits.shape()[1];
     let correct = argmax
@@ -96,8 +96,8 @@ fn main() -> Result<()> {
         for idx in order.chunks(args.batch) {
             let (x, y) = train.batch::<f32>(idx);
             let tape = Tape::new();
-            let logits = model.forward(&Ctx::new(&tape), tape.constant(x))?;
-            let loss = logits.cross_entropy(&y)?;
+            let logits = Ctx::new(&tape).call(&model, tape.constant(x))?;
+            let loss = nn::loss::cross_entropy(logits, &y)?;
             total += loss.item()? as f64 * idx.len() as f64;
             opt.zero_grad();
             loss.backward()?;
@@ -147,7 +147,7 @@ fn main() -> Result<()> {
     // Why it trains: activation statistics and gradient norms per layer on the held-out set.
     let idx: Vec<usize> = (0..test.len()).collect();
     let (x, y) = test.batch::<f32>(&idx);
-    let report = nn::diagnose(&model, &x, |logits| Ok(logits.cross_entropy(&y)?))?;
+    let report = nn::diagnose(&model, &x, |logits| nn::loss::cross_entropy(logits, &y))?;
     println!("\n{report}");
     Ok(())
 }

@@ -9,8 +9,6 @@
 //! output is not zero-centred. tanh is zero-centred with f' up to 1 but still saturates.
 //! ReLU never saturates for x > 0 (but is dead for x < 0, and not zero-centred).
 
-mod common;
-
 // glibc's allocator hands large freed buffers back to the OS and page-faults them in again
 // on the next step; on graphs of large tensors that cost 7x in backward (measured:
 // tanh forward+backward on 10^6 elements, 11.5 vs 1.3 ns/element). mimalloc keeps them.
@@ -22,7 +20,7 @@ use std::time::Instant;
 use anyhow::Result;
 use autograd::{Tape, Tensor, Var};
 use clap::Parser;
-use common::{line_chart, out_dir, print_table, Series};
+use gradlab::plot::{line_chart, out_dir, print_table, Series};
 use rand::{rngs::StdRng, SeedableRng};
 
 #[derive(Parser)]

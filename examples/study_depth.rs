@@ -15,8 +15,6 @@
 //! Both train with the same SGD + momentum, batch order and seeds; gradients by autograd,
 //! the step-0 diagnosis by [`nn::diagnose`].
 
-mod common;
-
 // glibc's allocator hands large freed buffers back to the OS and page-faults them in again
 // on the next step; on graphs of large tensors that cost 7x in backward (measured:
 // tanh forward+backward on 10^6 elements, 11.5 vs 1.3 ns/element). mimalloc keeps them.
@@ -28,8 +26,8 @@ use std::time::Instant;
 use anyhow::Result;
 use autograd::{Tape, Tensor};
 use clap::Parser;
-use common::{line_chart, out_dir, print_table, Series};
 use gradlab::datasets::{digits_path, Digits};
+use gradlab::plot::{line_chart, out_dir, print_table, Series};
 use nn::{loss, Ctx, Init, LinearConfig, Module, Relu, Sequential, Sigmoid};
 use optim::{Optim, Optimizer, Sgd};
 use rand::seq::SliceRandom;
@@ -136,8 +134,8 @@ fn standardise(train: &Tensor<f32>, others: &[&Tensor<f32>]) -> Result<Vec<Tenso
 /// Mean cross-entropy and accuracy on a whole set, without recording gradients.
 fn evaluate(net: &Sequential<f32>, x: &Tensor<f32>, y: &[usize]) -> Result<(f64, f64)> {
     let tape = Tape::new();
-    let logits = tape.no_grad(|| net.forward(&Ctx::new(&tape), tape.constant(x.clone())))?;
-    let l = loss::cross_entropy(logits, y, 0.0, loss::Reduction::Mean)?.item()? as f64;
+    let logits = tape.no_grad(|| Ctx::new(&tape).call(&net, tape.constant(x.clone())))?;
+    let l = loss::cross_entropy(logits, y)?.item()? as f64;
     let (_, flat) = logits.value().extreme_axes(&[1], false, true)?;
     let correct = flat
         .iter()
@@ -193,7 +191,7 @@ fn train(cfg: &Config, data: &Data, args: &Args) -> Result<Run> {
     // Step 0, on the whole training set: the loss and the gradient reaching the first and
     // the last weight matrix before any update.
     let report = nn::diagnose(&net, &data.x_train, |y| {
-        loss::cross_entropy(y, &data.y_train, 0.0, loss::Reduction::Mean)
+        loss::cross_entropy(y, &data.y_train)
     })?;
     let g_first = report.param("0.weight").expect("first layer").grad_norm;
     let g_last = report.param(&last).expect("last layer").grad_norm;
@@ -219,8 +217,8 @@ fn train(cfg: &Config, data: &Data, args: &Args) -> Result<Run> {
             let y: Vec<usize> = idx.iter().map(|&i| data.y_train[i]).collect();
             opt.zero_grad();
             let tape = Tape::new();
-            let logits = net.forward(&Ctx::new(&tape), tape.constant(x))?;
-            let l = loss::cross_entropy(logits, &y, 0.0, loss::Reduction::Mean)?;
+            let logits = Ctx::new(&tape).call(&net, tape.constant(x))?;
+            let l = loss::cross_entropy(logits, &y)?;
             losses.push(l.item()? as f64);
             l.backward()?;
             let g = first_w.grad().expect("the first layer has a gradient");

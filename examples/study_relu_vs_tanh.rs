@@ -19,8 +19,6 @@
 //! images is measured every `--eval-every` iterations, because on digits 25 % is reached
 //! within the first epoch; the table reports iterations (and epochs = iterations / 47).
 
-mod common;
-
 // glibc's allocator hands large freed buffers back to the OS and page-faults them in again
 // on the next step; on graphs of large tensors that cost 7x in backward (measured:
 // tanh forward+backward on 10^6 elements, 11.5 vs 1.3 ns/element). mimalloc keeps them.
@@ -32,9 +30,9 @@ use std::time::Instant;
 use anyhow::Result;
 use autograd::{Tape, Tensor};
 use clap::Parser;
-use common::{line_chart, out_dir, print_table, Series};
 use gradlab::datasets::{digits_path, Digits};
-use nn::loss::{cross_entropy, Reduction};
+use gradlab::plot::{line_chart, out_dir, print_table, Series};
+use nn::loss::cross_entropy;
 use nn::{Ctx, Init, LinearConfig, Module, Relu, Sequential, Tanh};
 use optim::{Optim, Optimizer, Sgd};
 use rand::seq::SliceRandom;
@@ -166,7 +164,7 @@ fn mlp(act: Act, init: Init, seed: u64) -> Result<Sequential<f32>> {
 /// Fraction of `x` misclassified.
 fn error_rate(net: &Sequential<f32>, x: &Tensor<f32>, y: &[usize]) -> Result<f64> {
     let tape = Tape::new();
-    let logits = tape.no_grad(|| net.forward(&Ctx::new(&tape), tape.constant(x.clone())))?;
+    let logits = tape.no_grad(|| Ctx::new(&tape).call(&net, tape.constant(x.clone())))?;
     let (_, pred) = logits.value().extreme_axes(&[1], false, true)?;
     let classes = logits.shape()[1];
     let wrong = pred
@@ -206,8 +204,8 @@ fn train(
             let (x, y) = data.batch::<f32>(idx);
             opt.zero_grad();
             let tape = Tape::new();
-            let logits = net.forward(&Ctx::new(&tape), tape.constant(x))?;
-            cross_entropy(logits, &y, 0.0, Reduction::Mean)?.backward()?;
+            let logits = Ctx::new(&tape).call(&net, tape.constant(x))?;
+            cross_entropy(logits, &y)?.backward()?;
             opt.step()?;
             it += 1;
             if it % eval_every == 0 {

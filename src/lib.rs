@@ -3,8 +3,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod datasets;
+pub mod data;
 pub mod guide;
+pub mod metrics;
+pub mod plot;
+pub mod report;
+
+/// The data sets, under their former path (the examples still import them from here).
+pub mod datasets {
+    pub use crate::data::{digits_path, DataError, Digits};
+}
 
 pub use autograd;
 pub use nn;

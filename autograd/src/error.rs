@@ -128,6 +128,17 @@ pub enum Error {
         location: Loc,
     },
 
+    /// An `einsum` equation that cannot be parsed, or does not fit its operands.
+    #[error("einsum: {problem} in {equation:?} (at {location})")]
+    Einsum {
+        /// The equation as given.
+        equation: String,
+        /// What is wrong with it.
+        problem: crate::ops::EinsumProblem,
+        /// Caller's source line.
+        location: Loc,
+    },
+
     // --- autodiff ---
     /// Backward reached an op that has no backward rule.
     #[error(
@@ -204,6 +215,7 @@ impl Error {
             | Error::TooLarge { location, .. }
             | Error::InvalidArgument { location, .. }
             | Error::InvalidOption { location, .. }
+            | Error::Einsum { location, .. }
             | Error::NoBackward { location, .. }
             | Error::BadBackward { location, .. }
             | Error::NotScalar { location, .. }
@@ -224,7 +236,8 @@ impl Error {
             | Error::Matmul { location, .. }
             | Error::Axis { location, .. }
             | Error::TooLarge { location, .. }
-            | Error::InvalidArgument { location, .. } => *location = loc,
+            | Error::InvalidArgument { location, .. }
+            | Error::Einsum { location, .. } => *location = loc,
             _ => {}
         }
         self

@@ -30,6 +30,10 @@
 
 pub mod error;
 pub mod gradcheck;
+pub mod io;
+#[cfg(feature = "ndarray")]
+mod ndarray_interop;
+pub mod npy;
 pub mod op;
 pub mod ops;
 mod param;
@@ -38,12 +42,13 @@ mod tape;
 pub mod tensor;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transforms;
 mod var;
 
 pub use error::{Error, Loc, Phase, Result};
 pub use gradcheck::{gradcheck, gradgradcheck, GradcheckOptions};
 pub use op::{BackwardCx, Op, Unary, UnaryDerivative, ValueGrads};
-pub use ops::Conv2dArgs;
+pub use ops::{Conv2dArgs, EinsumProblem, PadMode};
 pub use param::{Param, ParamId, ParamMut};
 pub use report::GradcheckReport;
 pub use tape::Tape;

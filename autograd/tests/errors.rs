@@ -66,8 +66,11 @@ fn shape_mismatch() {
     points_here(&e, line);
 
     let line = line!() + 1;
-    let e = a.mse(tape.var(Tensor::zeros([3, 2]).unwrap())).unwrap_err();
-    assert!(matches!(&e, Error::ShapeMismatch { op: "mse", .. }), "{e}");
+    let e = Var::concat(&[a, tape.var(Tensor::zeros([3, 2]).unwrap())], 0).unwrap_err();
+    assert!(
+        matches!(&e, Error::ShapeMismatch { op: "concat", .. }),
+        "{e}"
+    );
     points_here(&e, line);
 
     let line = line!() + 1;
@@ -191,9 +194,9 @@ fn invalid_argument() {
     let e = a.index_select(0, &[2]).unwrap_err();
     points_here(&e, line);
     let line = line!() + 1;
-    let e = a.cross_entropy(&[0, 3]).unwrap_err();
+    let e = a.gather(1, &[0, 3], [2, 1]).unwrap_err();
     assert!(
-        matches!(&e, Error::InvalidArgument { op: "nll", .. }),
+        matches!(&e, Error::InvalidArgument { op: "gather", .. }),
         "{e}"
     );
     points_here(&e, line);
@@ -514,5 +517,149 @@ fn grouped_conv2d_reports_the_whole_input() {
         }
         other => panic!("expected InvalidArgument, got {other}"),
     }
+    points_here(&e, line);
+}
+
+/// Every bad argument to an op of `ops_extra.json` is an error naming that op (not a
+/// primitive it is built from) and the line of this file that called it.
+#[test]
+fn extra_ops_name_themselves_and_the_callers_line() {
+    use autograd::ops::PadMode;
+    let tape = Tape::<f64>::new();
+    let a = tape.var(Tensor::zeros([2, 3]).unwrap());
+    let empty = tape.var(Tensor::zeros([2, 0]).unwrap());
+    let named = |e: &Error, op: &str, line: u32| {
+        let got = match e {
+            Error::Axis { op, .. }
+            | Error::InvalidArgument { op, .. }
+            | Error::TooLarge { op, .. }
+            | Error::Broadcast { op, .. }
+            | Error::ForeignVar { op, .. } => *op,
+            other => panic!("unexpected {other}"),
+        };
+        assert_eq!(got, op, "{e}");
+        // The call is the macro invocation starting at `line`, which rustfmt may wrap.
+        let loc = e.location().unwrap();
+        assert_eq!(loc.file(), file!(), "{e}");
+        assert!(
+            (line..line + 4).contains(&loc.line()),
+            "{e} (invocation at {line})"
+        );
+    };
+    macro_rules! fails {
+        ($op:literal, $call:expr) => {{
+            let line = line!();
+            let e = $call.unwrap_err();
+            named(&e, $op, line);
+        }};
+    }
+    fails!("cumsum", a.cumsum(2));
+    fails!("cumprod", a.cumprod(-3));
+    fails!("sort", a.sort(5, false));
+    fails!("topk", a.topk(4, 1, true));
+    fails!("argmax", empty.argmax(1));
+    fails!("argmin", a.argmin(2));
+    fails!("max_dim", empty.max_dim(0, false));
+    fails!("min_dim", a.min_dim(9, true));
+    fails!("std", a.std(&[1], 3, false));
+    fails!("std", a.std(&[4], 1, false));
+    fails!("var", a.var(&[0], 2, false));
+    fails!("vector_norm", a.vector_norm(f64::NAN, &[], false));
+    fails!("vector_norm", empty.vector_norm(f64::INFINITY, &[1], false));
+    fails!(
+        "frobenius_norm",
+        tape.var(Tensor::zeros([3]).unwrap()).frobenius_norm(false)
+    );
+    fails!("normalize", a.normalize(2.0, 2, 1e-12));
+    fails!(
+        "cosine_similarity",
+        a.cosine_similarity(tape.var(Tensor::zeros([4]).unwrap()), 1, 1e-8)
+    );
+    fails!("cosine_similarity", a.cosine_similarity(a, 2, 1e-8));
+    fails!("pad", a.pad(&[1, 1, 1], PadMode::Constant(0.0)));
+    fails!("pad", a.pad(&[1, 1, 1, 1, 1, 1], PadMode::Constant(0.0)));
+    fails!("pad", a.pad(&[3, 0], PadMode::Reflect));
+    fails!("pad", a.pad(&[0, 4], PadMode::Circular));
+    fails!("pad", empty.pad(&[1, 0], PadMode::Replicate));
+    fails!(
+        "pad",
+        a.pad(&[usize::MAX, usize::MAX], PadMode::Constant(0.0))
+    );
+    fails!(
+        "pad",
+        a.pad(
+            &[usize::MAX / 4, 0, usize::MAX / 4, 0],
+            PadMode::Constant(0.0)
+        )
+    );
+    fails!("flip", a.flip(&[0, -2]));
+    fails!("roll", a.roll(&[1, 2], &[0]));
+    fails!("roll", a.roll(&[1], &[3]));
+    fails!("repeat", a.repeat(&[2]));
+    fails!("repeat", a.repeat(&[usize::MAX, 2]));
+    fails!("expand", a.expand(&[4, 3]));
+    fails!("expand", a.expand(&[-2, 3]));
+    fails!("expand", a.expand(&[3]));
+    fails!("tril", tape.var(Tensor::zeros([3]).unwrap()).tril(0));
+    fails!("triu", tape.var(Tensor::zeros([3]).unwrap()).triu(0));
+    fails!(
+        "masked_fill",
+        a.masked_fill(&Tensor::zeros([3, 3]).unwrap(), 1.0)
+    );
+    fails!("split", a.split(&[1, 1], 1));
+    fails!("split", a.split(&[usize::MAX, 4], 1));
+    fails!("chunk", a.chunk(0, 1));
+    fails!("glu", a.glu(1));
+    fails!("hardtanh", a.hardtanh(1.0, -1.0));
+    let idx = tape.var(Tensor::zeros([2, 2]).unwrap());
+    fails!("scatter_add", a.scatter_add(1, &[0, 3, 1, 1], [2, 2], idx));
+    fails!("scatter_add", a.scatter_add(1, &[0, 1, 1], [2, 2], idx));
+    fails!("scatter_add", a.scatter_add(1, &[0; 6], [2, 3], idx));
+    fails!("scatter_add", a.scatter_add(1, &[0], [2, usize::MAX], idx));
+    fails!("gather", a.gather(1, &[0, 0], [2, usize::MAX]));
+    let other = Tape::<f64>::new();
+    fails!(
+        "scatter_add",
+        a.scatter_add(
+            1,
+            &[0; 4],
+            [2, 2],
+            other.var(Tensor::zeros([2, 2]).unwrap())
+        )
+    );
+    fails!(
+        "cosine_similarity",
+        a.cosine_similarity(other.var(Tensor::zeros([2, 3]).unwrap()), 1, 1e-8)
+    );
+}
+
+#[test]
+fn einsum_errors_carry_the_equation_and_the_line() {
+    use autograd::ops::EinsumProblem;
+    let tape = Tape::<f64>::new();
+    let a = tape.var(Tensor::zeros([2, 3]).unwrap());
+    let line = line!() + 1;
+    let e = Var::einsum("ij,jk->ik", &[a, a]).unwrap_err();
+    assert!(
+        matches!(&e, Error::Einsum { equation, problem: EinsumProblem::SizeMismatch { label: 'j', sizes: (3, 2) }, .. } if equation == "ij,jk->ik"),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("einsum: subscript j labels axes of sizes 3 and 2, which do not broadcast in \"ij,jk->ik\" (at "),
+        "{e}"
+    );
+    points_here(&e, line);
+    let other = Tape::<f64>::new();
+    let line = line!() + 1;
+    let e = Var::einsum("ij,ij->", &[a, other.var(Tensor::zeros([2, 3]).unwrap())]).unwrap_err();
+    assert!(matches!(&e, Error::ForeignVar { op: "einsum", .. }), "{e}");
+    points_here(&e, line);
+    // an outer product no tensor can have (2⁸⁰ elements)
+    let big = tape.var(Tensor::zeros([1]).unwrap());
+    let wide = big.expand(&[1 << 20]).unwrap();
+    let line = line!() + 1;
+    let e = Var::einsum("a,b,c,d->abcd", &[wide, wide, wide, wide]).unwrap_err();
+    assert!(matches!(&e, Error::TooLarge { op: "einsum", .. }), "{e}");
     points_here(&e, line);
 }

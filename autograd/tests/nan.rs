@@ -44,6 +44,10 @@ fn elementwise_maps_keep_a_nan_input_nan() {
         ("cos", |v| v.cos()),
         ("erf", |v| v.erf()),
         ("neg", |v| v.neg()),
+        ("hardtanh", |v| v.hardtanh(-1.0, 1.0).unwrap()), // clamp's forward
+        ("softsign", |v| v.softsign()),
+        ("logsigmoid", |v| v.logsigmoid()),
+        ("mish", |v| v.mish()),
         ("scalar arithmetic", |v| {
             v.add_scalar(1.0)
                 .mul_scalar(2.0)
@@ -91,6 +95,13 @@ fn gradients_at_a_nan_follow_pytorchs_backward_formulas() {
         ("elu", |v| v.elu(1.0), Some(1.0)),
         // clamp_backward: where(min <= x <= max, grad, 0)
         ("clamp", |v| v.clamp(-1.0, 1.0), Some(0.0)),
+        // hardtanh_backward's vectorised CPU kernel: `(x > min) & (x < max) & grad`, 0 at a
+        // NaN (its scalar tail loop, `x <= min || x >= max ? 0 : grad`, would pass it; the
+        // vectorised result is what PyTorch returns for all but a tensor's last few
+        // elements)
+        ("hardtanh", |v| v.hardtanh(-1.0, 1.0).unwrap(), Some(0.0)),
+        ("softsign", |v| v.softsign(), None),
+        ("logsigmoid", |v| v.logsigmoid(), None),
         // abs: grad * sgn(x), and sign(NaN) = (0 < a) - (a < 0) = 0
         ("abs", |v| v.abs(), Some(0.0)),
         // smooth maps: the derivative at NaN is NaN
@@ -224,4 +235,72 @@ fn anomaly_mode_names_the_first_op_that_sees_a_nan_from_the_data() {
         }
         other => panic!("expected an anomaly at relu, got {other:?}"),
     }
+}
+
+#[test]
+fn ordering_ops_rank_nan_above_every_number() {
+    // torch.sort / topk / argmax / max(dim): NaN compares greater than every number, and
+    // max(dim) / min(dim) / argmin return a NaN's position (they propagate it)
+    let tape = Tape::new();
+    let v = tape.var(Tensor::from_vec(vec![1.5, NAN, -0.5, 0.0], [4]).unwrap());
+    let (s, i) = v.sort(0, false).unwrap();
+    assert_eq!(nan_at(&s.value().to_vec()), [false, false, false, true]);
+    assert_eq!(i, vec![2, 3, 0, 1]);
+    let (s, i) = v.sort(0, true).unwrap();
+    assert_eq!(nan_at(&s.value().to_vec()), [true, false, false, false]);
+    assert_eq!(i, vec![1, 0, 3, 2]);
+    let (t, i) = v.topk(2, 0, true).unwrap();
+    assert!(t.value().to_vec()[0].is_nan());
+    assert_eq!(i, vec![1, 0]);
+    let (t, i) = v.topk(2, 0, false).unwrap();
+    assert_eq!((t.value().to_vec(), i), (vec![-0.5, 0.0], vec![2, 3]));
+    assert_eq!(v.argmax(0).unwrap(), vec![1]);
+    assert_eq!(v.argmin(0).unwrap(), vec![1]);
+    for (y, i) in [v.max_dim(0, false).unwrap(), v.min_dim(0, false).unwrap()] {
+        assert!(y.value().item().unwrap().is_nan());
+        assert_eq!(i, vec![1]);
+        // the gradient goes to the element whose position is returned
+        let g = tape.grad(y, &[v]).unwrap()[0].value().to_vec();
+        assert_eq!(g, vec![0.0, 1.0, 0.0, 0.0]);
+    }
+}
+
+#[test]
+fn scans_norms_and_the_new_activations_propagate_nan() {
+    let tape = Tape::new();
+    let v = tape.constant(Tensor::from_vec(vec![1.5, NAN, -0.5, 0.0], [4]).unwrap());
+    let nans = |y: Var<'_, f64>| nan_at(&y.value().to_vec());
+    // a running sum or product stays NaN from the NaN on; 0·NaN is NaN
+    assert_eq!(nans(v.cumsum(0).unwrap()), [false, true, true, true]);
+    assert_eq!(nans(v.cumprod(0).unwrap()), [false, true, true, true]);
+    for ord in [1.0, 2.0, 3.0, f64::INFINITY, f64::NEG_INFINITY] {
+        // torch.linalg.vector_norm: amax/amin and sums propagate NaN
+        assert!(
+            nans(v.vector_norm(ord, &[], false).unwrap())[0],
+            "ord {ord}"
+        );
+    }
+    // ord 0 counts the nonzero elements, and NaN != 0
+    assert_eq!(v.vector_norm(0.0, &[], false).unwrap().item().unwrap(), 3.0);
+    let m = tape.constant(Tensor::from_vec(vec![1.0, NAN, 3.0, 4.0, 5.0, 6.0], [2, 3]).unwrap());
+    let rows = [true, true, true, false, false, false];
+    // x / max(‖x‖, eps): clamp_min(NaN, eps) is NaN, not eps
+    assert_eq!(nans(m.normalize(2.0, 1, 1e-12).unwrap()), rows);
+    assert_eq!(nans(m.std(&[1], 1, false).unwrap()), [true, false]);
+    let c = m.cosine_similarity(m, 1, 1e-8).unwrap();
+    assert_eq!(nans(c), [true, false]);
+    // gated, contracted and moved data keep the NaN where it lands
+    assert_eq!(
+        nans(m.reshape([3, 2]).unwrap().glu(1).unwrap()),
+        [true, false, false]
+    );
+    let e = autograd::Var::einsum("ij,kj->ik", &[m, m]).unwrap();
+    assert_eq!(nans(e), [true, true, true, false]);
+    assert_eq!(nans(v.flip(&[0]).unwrap()), [false, false, true, false]);
+    assert_eq!(
+        nans(v.roll(&[1], &[0]).unwrap()),
+        [false, false, true, false]
+    );
+    let p = v.pad(&[1, 1], autograd::ops::PadMode::Reflect).unwrap();
+    assert_eq!(nans(p), [true, false, true, false, false, false]);
 }

@@ -604,29 +604,15 @@ proptest! {
 
     #[test]
     fn nn_compositions_match_finite_differences(
-        (x, t, targets, axis) in shapes(2..=2, 1..=4).prop_flat_map(|s| {
-            let (n, c) = (s[0], s[1]);
-            (
-                tensor_with(Just(s.clone()), values(-4.0..=4.0)),
-                tensor_with(Just(s.clone()), values(0.0..=1.0)),
-                proptest::collection::vec(0..c, n),
-                -2isize..=1,
-            )
+        (x, axis) in shapes(2..=2, 1..=4).prop_flat_map(|s| {
+            (tensor_with(Just(s), values(-4.0..=4.0)), -2isize..=1)
         })
     ) {
         let xs = [x.clone()];
-        let both = [x.clone(), t.clone()];
         check_gradients(|v| v[0].softmax(axis), &xs)?;
         check_gradients(|v| v[0].log_softmax(axis), &xs)?;
-        check_gradients(|v| v[0].cross_entropy(&targets), &xs)?;
-        check_gradients(|v| v[0].log_softmax(-1)?.nll(&targets), &xs)?;
-        check_gradients(|v| v[0].mse(v[1]), &both)?;
-        check_gradients(|v| v[0].bce_with_logits(v[1]), &both)?;
         check_gradgrad(|v| v[0].softmax(axis), &xs)?;
         check_gradgrad(|v| v[0].log_softmax(axis), &xs)?;
-        check_gradgrad(|v| v[0].cross_entropy(&targets), &xs)?;
-        check_gradgrad(|v| v[0].mse(v[1]), &both)?;
-        check_gradgrad(|v| v[0].bce_with_logits(v[1]), &both)?;
         // forward: rows of softmax sum to 1, and log_softmax is its logarithm
         let tape = autograd::Tape::new();
         let v = tape.constant(x.clone());
@@ -634,11 +620,6 @@ proptest! {
         let ones = Tensor::<f64>::ones(naive_reduce(&x, &[axis], false, 0.0, |a, _| a).shape().clone()).unwrap();
         assert_close!(sm.sum_axes(&[axis], false).unwrap(), ones);
         assert_close!(v.log_softmax(axis).unwrap(), sm.value().map(f64::ln));
-        let bce = x.as_slice().iter().zip(t.as_slice()).map(|(&z, &y)| {
-            let p = 1.0 / (1.0 + (-z).exp());
-            -(y * p.ln() + (1.0 - y) * (1.0 - p).ln())
-        }).sum::<f64>() / x.numel() as f64;
-        assert_close!(v.bce_with_logits(tape.constant(t)).unwrap(), bce, atol = 1e-12, rtol = 1e-9);
     }
 
     #[test]

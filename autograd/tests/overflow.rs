@@ -15,7 +15,7 @@
 //! thousand elements, or at least 2⁴⁷ bytes, more than the address space of x86-64 user
 //! space, so the allocation fails (as a typed error) even with overcommit.
 
-use autograd::{Conv2dArgs, Error, Shape, Tape, Tensor, Var, MAX_NUMEL};
+use autograd::{ops::PadMode, Conv2dArgs, Error, Shape, Tape, Tensor, Var, MAX_NUMEL};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
 
@@ -537,4 +537,202 @@ fn the_reported_cases_are_typed_errors() {
         .max_pool2d((usize::MAX, 1), None, (usize::MAX / 2, 0))
         .unwrap_err();
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+}
+
+// --- the layout, scan, sort and einsum ops -------------------------------------------
+
+/// A small input: rank 1 to 3, each dimension 0 to 3.
+fn small_dims() -> BoxedStrategy<Vec<usize>> {
+    prop::collection::vec(0usize..=3, 1..=3).boxed()
+}
+
+fn ramp(dims: &[usize]) -> Tensor<f64> {
+    Tensor::from_fn(dims.to_vec(), |i| i as f64 + 1.0).unwrap()
+}
+
+/// What an op computing output `dims` must return, given whether its own argument checks
+/// (`valid`) pass: InvalidArgument when they do not, else the constructors' oracle.
+fn check_output<T>(
+    what: &str,
+    valid: bool,
+    dims: &[u128],
+    r: &autograd::Result<Var<'_, T>>,
+) -> Result<(), TestCaseError>
+where
+    T: autograd::Float,
+{
+    let fits = dims.iter().all(|&d| d <= usize::MAX as u128);
+    match r {
+        Err(Error::InvalidArgument { .. }) if !valid || !fits => {}
+        Ok(y) if valid && fits => {
+            let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+            prop_assert!(
+                expected(&dims).is_some(),
+                "{what}{dims:?}: Ok for a shape it cannot hold"
+            );
+            prop_assert_eq!(y.dims(), dims, "{}", what);
+        }
+        Err(Error::TooLarge { .. }) if valid && fits => {
+            let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+            prop_assert!(
+                expected(&dims).is_none(),
+                "{what}{dims:?}: TooLarge for a small shape"
+            );
+        }
+        other => {
+            return Err(TestCaseError::fail(format!(
+                "{what}: valid {valid}, dims {dims:?}, got {other:?}"
+            )))
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn pad_checks_the_padded_shape(
+        d in small_dims(),
+        pads in prop::collection::vec(size(), 0..=6),
+        mode in 0usize..4,
+    ) {
+        let tape = Tape::new();
+        let x = tape.var(ramp(&d));
+        let mode = [PadMode::Constant(0.5), PadMode::Reflect, PadMode::Replicate, PadMode::Circular][mode];
+        let r = d.len();
+        let mut valid = pads.len() % 2 == 0 && pads.len() / 2 <= r;
+        let mut out: Vec<u128> = d.iter().map(|&n| n as u128).collect();
+        if valid {
+            for (k, pair) in pads.chunks(2).enumerate() {
+                let (axis, b, a) = (r - 1 - k, pair[0], pair[1]);
+                let n = d[axis];
+                let widest = b.max(a);
+                valid &= match mode {
+                    PadMode::Reflect => widest == 0 || widest < n,
+                    PadMode::Replicate => widest == 0 || n > 0,
+                    PadMode::Circular => widest <= n,
+                    PadMode::Constant(_) => true,
+                };
+                out[axis] += b as u128 + a as u128;
+            }
+        }
+        let y = x.pad(&pads, mode);
+        check_output("pad", valid, &out, &y)?;
+        if let (Ok(y), PadMode::Constant(_)) = (&y, mode) {
+            // every input element once, the rest the fill
+            let v = y.value();
+            let fill = v.as_slice().iter().filter(|&&e| e == 0.5).count();
+            prop_assert_eq!(fill + x.value().numel(), v.numel());
+        }
+    }
+
+    #[test]
+    fn repeat_checks_the_tiled_shape(
+        d in prop::collection::vec(0usize..=3, 0..=2),
+        repeats in prop::collection::vec(size(), 0..=3),
+    ) {
+        let tape = Tape::new();
+        let x = tape.var(ramp(&d));
+        let valid = repeats.len() >= d.len() && repeats.len() <= d.len() + 1;
+        prop_assume!(repeats.len() <= d.len() + 1);
+        let lead = repeats.len().saturating_sub(d.len());
+        let own = std::iter::repeat_n(1usize, lead).chain(d.iter().copied());
+        let out: Vec<u128> = own.zip(&repeats).map(|(n, &k)| n as u128 * k as u128).collect();
+        check_output("repeat", valid, &out, &x.repeat(&repeats))?;
+    }
+
+    #[test]
+    fn expand_checks_the_target_shape(
+        d in prop::collection::vec(1usize..=2, 0..=2),
+        lead in prop::collection::vec(size(), 0..=2),
+        keep in any::<bool>(),
+    ) {
+        // new leading axes of any size; existing ones kept (-1) or their own size
+        let tape = Tape::new();
+        let x = tape.var(ramp(&d));
+        let lead: Vec<usize> = lead.iter().map(|&s| s.min(isize::MAX as usize)).collect();
+        let mut sizes: Vec<isize> = lead.iter().map(|&s| s as isize).collect();
+        sizes.extend(d.iter().map(|&n| if keep { -1 } else { n as isize }));
+        let out: Vec<u128> = lead.iter().chain(&d).map(|&n| n as u128).collect();
+        check_output("expand", true, &out, &x.expand(&sizes))?;
+    }
+
+    #[test]
+    fn empty_inputs_with_huge_extents_in_layout_scan_and_sort_ops(k in size(), c in size()) {
+        // [k, 0] is empty for any k ≤ MAX_NUMEL: flips, rolls, scans and sorts of it must
+        // neither loop over k nor build per-axis maps of length k.
+        let Ok(x) = Tensor::<f64>::zeros([k, 0]) else { return Ok(()) };
+        let tape = Tape::new();
+        let v = tape.var(x);
+        prop_assert_eq!(v.flip(&[0, 1]).unwrap().dims(), vec![k, 0]);
+        prop_assert_eq!(v.roll(&[3, -2], &[0, 1]).unwrap().dims(), vec![k, 0]);
+        prop_assert_eq!(v.roll(&[5], &[]).unwrap().dims(), vec![k, 0]);
+        prop_assert_eq!(v.repeat(&[1, 1]).unwrap().dims(), vec![k, 0]);
+        prop_assert_eq!(v.pad(&[0, 0, 0, 0], PadMode::Reflect).unwrap().dims(), vec![k, 0]);
+        prop_assert_eq!(v.tril(0).unwrap().dims(), vec![k, 0]);
+        prop_assert_eq!(v.cumsum(0).unwrap().dims(), vec![k, 0]);
+        prop_assert_eq!(v.cumprod(1).unwrap().dims(), vec![k, 0]);
+        let (s, i) = v.sort(0, true).unwrap();
+        prop_assert_eq!((s.dims(), i.len()), (vec![k, 0], 0));
+        let (s, i) = v.topk(0, 0, true).unwrap();
+        prop_assert_eq!((s.dims(), i.len()), (vec![0, 0], 0));
+        // a repeat or pad of the empty axis still checks the other one
+        check_output("repeat", true, &[k as u128 * c as u128, 0], &v.repeat(&[c, 3]))?;
+        // chunking an empty axis gives `c` empty pieces: that many must fit in memory
+        match v.chunk(c, 1) {
+            Ok(pieces) => {
+                prop_assert!(c > 0 && c as u128 <= SMALL, "{} pieces", c);
+                prop_assert_eq!(pieces.len(), c);
+                prop_assert!(pieces.iter().all(|p| p.dims() == vec![k, 0]));
+            }
+            Err(Error::InvalidArgument { .. }) => prop_assert_eq!(c, 0),
+            Err(Error::TooLarge { .. }) => prop_assert!(c as u128 >= HUGE as u128),
+            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+        }
+        // split sizes that wrap when added
+        prop_assert!(v.split(&[k, usize::MAX], 0).is_err());
+    }
+
+    #[test]
+    fn einsum_checks_its_output_and_intermediate_shapes(k in size(), j in size()) {
+        // "ab,cd->abcd" of two empty operands: nothing to compute, but the output shape
+        // [k, 0, j, 0] must be one a tensor can have.
+        let (Ok(x), Ok(y)) = (Tensor::<f64>::zeros([k, 0]), Tensor::<f64>::zeros([j, 0])) else {
+            return Ok(());
+        };
+        let tape = Tape::new();
+        let (x, y) = (tape.var(x), tape.var(y));
+        let r = Var::einsum("ab,cd->abcd", &[x, y]);
+        check_output("einsum", true, &[k as u128, 0, j as u128, 0], &r)?;
+        // "ab,cd->ac" sums each operand over its empty axis first: [k] and [j] zeros are
+        // real tensors, then their outer product.
+        let r = Var::einsum("ab,cd->ac", &[x, y]);
+        let parts = expected(&[k]).is_some() && expected(&[j]).is_some();
+        match (&r, parts) {
+            (Err(Error::TooLarge { .. }), false) => {}
+            (_, false) => return Err(TestCaseError::fail(format!("einsum: {r:?} for [{k}], [{j}]"))),
+            (_, true) => check_output("einsum", true, &[k as u128, j as u128], &r)?,
+        }
+    }
+}
+
+#[test]
+fn npy_headers_with_shapes_no_tensor_can_have_are_refused() {
+    use autograd::npy::{Npy, NpyError};
+    // [0, 2⁶³, 4]: zero elements, so a plain product does not overflow, but its strides do
+    for shape in [
+        "(0, 9223372036854775808, 4)",
+        "(3, 6148914691236517872)",
+        "(18446744073709551615, 2)",
+    ] {
+        let dict = format!("{{'descr': '<f8', 'fortran_order': True, 'shape': {shape}, }}");
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let pad = (64 - (10 + dict.len() + 1) % 64) % 64;
+        let header = format!("{dict}{}\n", " ".repeat(pad));
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        let e = Npy::read(&bytes[..]).unwrap_err();
+        assert!(matches!(e, NpyError::TooLarge { .. }), "{shape}: {e}");
+    }
 }

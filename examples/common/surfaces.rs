@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use anyhow::Result;
+pub use plotters::prelude::SeriesLabelPosition;
 use plotters::prelude::*;
 
 /// Values of a function on a regular `nx × ny` grid over `x × y`; `z[j * nx + i]` is the
@@ -167,90 +168,223 @@ pub struct Path2 {
     pub points: Vec<(f64, f64)>,
 }
 
-/// Draws the iso-lines of `grid` at `levels` (light for low, dark for high), the `paths`
-/// over them (cut where they leave the plotted box) and `marks` (e.g. the minimum, as
-/// black crosses), into one SVG.
-pub fn contour_chart(
+/// A colour per path index that stays distinguishable for up to ten paths.
+pub fn path_color(i: usize) -> RGBColor {
+    const COLORS: [RGBColor; 10] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(23, 190, 207),
+        RGBColor(188, 189, 34),
+        RGBColor(0, 0, 0),
+    ];
+    COLORS[i % COLORS.len()]
+}
+
+/// Draws the iso-lines of `grid` at `levels` (light for low, dark for high), one `path` over
+/// them in `color` (cut where it leaves the plotted box; its start a hollow circle, its
+/// end a filled one) and `marks` (e.g. the minimum, as black crosses) into `area`.
+fn contour_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    grid: &Grid,
+    levels: &[f64],
+    path: &Path2,
+    color: RGBColor,
+    marks: &[(f64, f64)],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let (x0, x1) = grid.x;
+    let (y0, y1) = grid.y;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 15))
+        .margin(6)
+        .x_label_area_size(22)
+        .y_label_area_size(30)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE.mix(0.0))
+        .x_labels(5)
+        .y_labels(5)
+        .label_style(("sans-serif", 10))
+        .draw()?;
+    for (k, &level) in levels.iter().enumerate() {
+        let t = k as f64 / (levels.len().max(2) - 1) as f64;
+        let shade = |lo: f64, hi: f64| (lo + t * (hi - lo)) as u8;
+        let c = RGBColor(shade(200.0, 60.0), shade(210.0, 80.0), shade(228.0, 140.0));
+        for line in grid.iso_lines(level) {
+            chart.draw_series(std::iter::once(PathElement::new(line, c.stroke_width(1))))?;
+        }
+    }
+    let inside = |p: &(f64, f64)| {
+        p.0.is_finite() && p.1.is_finite() && (x0..=x1).contains(&p.0) && (y0..=y1).contains(&p.1)
+    };
+    // Split the path where it leaves the box, so a diverging run is not drawn as a line
+    // along the border; drop points within about a pixel of the last one drawn (a
+    // converged run repeats its last point thousands of times).
+    let mut pieces: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    let (px, py) = ((x1 - x0) / 600.0, (y1 - y0) / 600.0);
+    for q in &path.points {
+        if inside(q) {
+            let piece = pieces.last_mut().expect("starts non-empty");
+            let near = |r: &(f64, f64)| (q.0 - r.0).abs() < px && (q.1 - r.1).abs() < py;
+            if !piece.last().is_some_and(near) {
+                piece.push(*q);
+            }
+        } else if !pieces.last().expect("starts non-empty").is_empty() {
+            pieces.push(Vec::new());
+        }
+    }
+    for piece in pieces.iter().filter(|p| !p.is_empty()) {
+        chart.draw_series(LineSeries::new(
+            piece.iter().copied(),
+            color.stroke_width(2),
+        ))?;
+    }
+    if let Some(&start) = path.points.first().filter(|q| inside(q)) {
+        chart.draw_series(std::iter::once(Circle::new(
+            start,
+            4,
+            color.stroke_width(2),
+        )))?;
+    }
+    if let Some(&end) = path.points.iter().rev().find(|q| inside(q)) {
+        chart.draw_series(std::iter::once(Circle::new(end, 4, color.filled())))?;
+    }
+    for &m in marks {
+        chart.draw_series(std::iter::once(Cross::new(m, 6, BLACK.stroke_width(2))))?;
+    }
+    Ok(())
+}
+
+/// One contour panel per path, `cols` to a row, so no path hides another: the iso-lines
+/// of `grid` at `levels`, the path, and `marks`.
+pub fn contour_grid(
     path: &Path,
     title: &str,
     grid: &Grid,
     levels: &[f64],
     paths: &[Path2],
     marks: &[(f64, f64)],
+    cols: usize,
 ) -> Result<()> {
-    let root = SVGBackend::new(path, (760, 640)).into_drawing_area();
+    let rows = paths.len().div_ceil(cols);
+    let root =
+        SVGBackend::new(path, (300 * cols as u32, 290 * rows as u32 + 40)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (x0, x1) = grid.x;
-    let (y0, y1) = grid.y;
+    let (top, body) = root.split_vertically(40);
+    top.draw(&Text::new(
+        title.to_string(),
+        (12, 10),
+        ("sans-serif", 20).into_font(),
+    ))?;
+    let panels = body.split_evenly((rows, cols));
+    for (i, (p, area)) in paths.iter().zip(&panels).enumerate() {
+        contour_panel(area, &p.name, grid, levels, p, path_color(i), marks)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Curves on log-log axes (non-positive or non-finite points are dropped; values above
+/// `y_max` are drawn at `y_max`, along the top edge), each with its own colour and, every
+/// few points, a marker of its own shape, so curves that overlap stay distinguishable.
+pub fn log_log_chart(
+    path: &Path,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    series: &[(String, Vec<(f64, f64)>)],
+    y_max: Option<f64>,
+    legend: SeriesLabelPosition,
+) -> Result<()> {
+    let cap = |p: &(f64, f64)| (p.0, y_max.map_or(p.1, |m| p.1.min(m)));
+    let series: Vec<(String, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(n, v)| (n.clone(), v.iter().map(cap).collect()))
+        .collect();
+    let series = &series[..];
+    let ok = |p: &&(f64, f64)| p.0 > 0.0 && p.1 > 0.0 && p.0.is_finite() && p.1.is_finite();
+    let pts = || series.iter().flat_map(|(_, v)| v.iter().filter(ok));
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, 0.0f64, f64::INFINITY, 0.0f64);
+    for p in pts() {
+        (x0, x1, y0, y1) = (x0.min(p.0), x1.max(p.0), y0.min(p.1), y1.max(p.1));
+    }
+    anyhow::ensure!(x1 > 0.0 && y1 > 0.0, "{title}: nothing positive to plot");
+    let root = SVGBackend::new(path, (820, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(48)
-        .build_cartesian_2d(x0..x1, y0..y1)?;
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d((x0..x1 * 1.5).log_scale(), (y0 / 2.0..y1 * 2.0).log_scale())?;
     chart
         .configure_mesh()
-        .x_desc("x")
-        .y_desc("y")
-        .light_line_style(WHITE.mix(0.0))
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .y_label_formatter(&|v| format!("{v:.0e}"))
         .draw()?;
-    for (k, &level) in levels.iter().enumerate() {
-        let t = k as f64 / (levels.len().max(2) - 1) as f64;
-        let shade = |lo: f64, hi: f64| (lo + t * (hi - lo)) as u8;
-        let color = RGBColor(shade(190.0, 40.0), shade(205.0, 60.0), shade(225.0, 120.0));
-        for line in grid.iso_lines(level) {
-            chart.draw_series(std::iter::once(PathElement::new(
-                line,
-                color.stroke_width(1),
-            )))?;
-        }
-    }
-    let inside = |p: &(f64, f64)| {
-        p.0.is_finite() && p.1.is_finite() && (x0..=x1).contains(&p.0) && (y0..=y1).contains(&p.1)
-    };
-    for (i, p) in paths.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        // Split the path where it leaves the box, so a diverging run is not drawn as a
-        // line along the border.
-        let mut pieces: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
-        // Points closer than about a pixel to the last one drawn add nothing but file size
-        // (a converged run repeats its last point thousands of times).
-        let (px, py) = ((x1 - x0) / 1500.0, (y1 - y0) / 1500.0);
-        for q in &p.points {
-            if inside(q) {
-                let piece = pieces.last_mut().expect("starts non-empty");
-                let near = |r: &(f64, f64)| (q.0 - r.0).abs() < px && (q.1 - r.1).abs() < py;
-                if !piece.last().is_some_and(near) {
-                    piece.push(*q);
-                }
-            } else if !pieces.last().expect("starts non-empty").is_empty() {
-                pieces.push(Vec::new());
+    for (i, (name, points)) in series.iter().enumerate() {
+        let color = path_color(i);
+        // Points closer than about a pixel (in log space) to the last one kept add nothing
+        // but file size: runs of 10⁴ steps have long flat stretches.
+        let (lx, ly) = (
+            (x1 * 1.5 / x0).log10() / 700.0,
+            (y1 * 4.0 / y0).log10() / 450.0,
+        );
+        let mut kept: Vec<(f64, f64)> = Vec::new();
+        for &p in points.iter().filter(ok) {
+            let far =
+                |q: &(f64, f64)| (p.0 / q.0).log10().abs() > lx || (p.1 / q.1).log10().abs() > ly;
+            if kept.last().is_none_or(far) {
+                kept.push(p);
             }
         }
-        pieces.retain(|piece| !piece.is_empty());
-        for (n, piece) in pieces.iter().enumerate() {
-            let series = chart.draw_series(LineSeries::new(
-                piece.iter().copied(),
-                color.stroke_width(2),
-            ))?;
-            if n == 0 {
-                series.label(p.name.clone()).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
+        if let (Some(&last), Some(&end)) = (kept.last(), points.iter().rfind(ok)) {
+            if last != end {
+                kept.push(end);
             }
         }
-        if let Some(&end) = p.points.iter().rev().find(|q| inside(q)) {
-            chart.draw_series(std::iter::once(Circle::new(end, 4, color.filled())))?;
+        chart
+            .draw_series(LineSeries::new(kept.iter().copied(), color.stroke_width(2)))?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+        // markers at log-spaced x, offset per series so they do not sit on each other
+        let mut next = x0 * 1.5f64.powf(i as f64 / series.len() as f64);
+        for &(x, y) in &kept {
+            if x < next {
+                continue;
+            }
+            next = x * 2.5;
+            match i % 3 {
+                0 => chart.draw_series(std::iter::once(Circle::new((x, y), 4, color.filled())))?,
+                1 => chart.draw_series(std::iter::once(TriangleMarker::new(
+                    (x, y),
+                    5,
+                    color.filled(),
+                )))?,
+                _ => chart.draw_series(std::iter::once(Cross::new(
+                    (x, y),
+                    4,
+                    color.stroke_width(2),
+                )))?,
+            };
         }
-    }
-    for &m in marks {
-        chart.draw_series(std::iter::once(Cross::new(m, 7, BLACK.stroke_width(2))))?;
     }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend)
         .draw()?;
     root.present()?;
     Ok(())

@@ -1,57 +1,155 @@
-//! Activations, as functions on [`Var`]s and as parameter-free [`Module`]s (plus [`PRelu`],
-//! whose slope is learnt).
+//! Activations: the [`Activation`] descriptor, and each activation as a module (which
+//! implements it) and as a function.
 //!
-//! | module | function | PyTorch |
-//! | --- | --- | --- |
-//! | [`Sigmoid`] | [`sigmoid`] | `nn.Sigmoid` |
-//! | [`Tanh`] | [`tanh`] | `nn.Tanh` |
-//! | [`Relu`] | [`relu`] | `nn.ReLU` |
-//! | [`LeakyRelu`] | [`leaky_relu`] | `nn.LeakyReLU` (slope 0.01) |
-//! | [`Elu`] | [`elu`] | `nn.ELU` (α = 1) |
-//! | [`PRelu`] | [`prelu`] | `nn.PReLU` (init 0.25) |
-//! | [`Selu`] | [`selu`] | `nn.SELU` |
-//! | [`Gelu`] | [`gelu`] | `nn.GELU` (exact or tanh) |
-//! | [`Softplus`] | [`softplus`] | `nn.Softplus` (β = 1, threshold 20) |
-//! | [`Silu`] | [`silu`] | `nn.SiLU` |
-//! | [`Softmax`] | [`softmax`] | `nn.Softmax(dim)` |
-//! | [`LogSoftmax`] | [`log_softmax`] | `nn.LogSoftmax(dim)` |
+//! An activation lives in one place: its module. The module's `forward` is the
+//! computation (the autograd op, whose backward rule is the one derivative), and its
+//! [`Activation`] impl says what the rest of the crate needs to know:
+//! [`init::calculate_gain`](crate::init::calculate_gain) reads its gain, and
+//! [`diagnose`](crate::diagnose) reads whether it saturates or has a dead region and
+//! measures f' through the op's own backward rule. A user's activation module that
+//! implements [`Activation`] (and derives with `#[module(activation)]`) is measured the
+//! same way. The functions (`nn::relu(x)`) are the same ops, for use inside a `forward`.
+//!
+//! | module | function | PyTorch | gain | saturates | dead region |
+//! | --- | --- | --- | --- | --- | --- |
+//! | [`Identity`] | — | `nn.Identity` | 1 | no | no |
+//! | [`Sigmoid`] | [`sigmoid`] | `nn.Sigmoid` | 1 | max f' 1/4 | no |
+//! | [`Tanh`] | [`tanh`] | `nn.Tanh` | 5/3 | max f' 1 | no |
+//! | [`Relu`] | [`relu`] | `nn.ReLU` | √2 | no | x ≤ 0 |
+//! | [`LeakyRelu`] | [`leaky_relu`] | `nn.LeakyReLU` (slope 0.01) | √(2/(1 + slope²)) | no | no |
+//! | [`Elu`] | [`elu`] | `nn.ELU` (α = 1) | — | no | no |
+//! | [`PRelu`] | [`prelu`] | `nn.PReLU` (init 0.25) | — | no | no |
+//! | [`Selu`] | [`selu`] | `nn.SELU` | 3/4 | no | no |
+//! | [`Gelu`] | [`gelu`] | `nn.GELU` (exact or tanh) | — | no | no |
+//! | [`Softplus`] | [`softplus`] | `nn.Softplus` (β = 1, threshold 20) | — | no | no |
+//! | [`Silu`] | [`silu`] | `nn.SiLU` | — | no | no |
+//! | [`Softmax`] | [`softmax`] | `nn.Softmax(dim)` | not elementwise: no descriptor | | |
+//! | [`LogSoftmax`] | [`log_softmax`] | `nn.LogSoftmax(dim)` | not elementwise: no descriptor | | |
+//!
+//! Gains are `torch.nn.init.calculate_gain`'s; "—" is where PyTorch defines none.
+
+use std::fmt;
 
 use autograd::{Float, Param, Tensor, Var};
 
 use crate::error::{Error, Result};
-use crate::module::{Activation, Ctx, Module};
+use crate::module::{short_type_name, Ctx, Forward};
+use crate::Module;
+
+/// What the crate needs to know about an elementwise activation `y = f(x)`, implemented
+/// by its module: the initialisation gain and how diagnostics read its derivative.
+/// The derivative itself is never written here: diagnostics take it from the op's
+/// backward rule.
+///
+/// ```
+/// use autograd::{Float, Var};
+/// use nn::{Activation, Ctx, Forward, Module};
+///
+/// /// Softsign, x / (1 + |x|): saturates (f' = 1/(1 + |x|)², at most 1).
+/// #[derive(Debug, Module)]
+/// #[module(activation)]
+/// struct Softsign;
+///
+/// impl<T: Float> Forward<T> for Softsign {
+///     type Input<'t> = Var<'t, T>;
+///     type Output<'t> = Var<'t, T>;
+///     fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> nn::Result<Var<'t, T>> {
+///         Ok(x.div(x.abs().add_scalar(T::one()))?)
+///     }
+/// }
+///
+/// impl Activation for Softsign {
+///     fn gain(&self) -> Option<f64> { None }
+///     fn max_derivative(&self) -> Option<f64> { Some(1.0) }
+/// }
+///
+/// assert_eq!(Module::<f32>::activation(&Softsign).unwrap().name(), "Softsign");
+/// ```
+pub trait Activation: fmt::Debug {
+    /// A short name for reports (`"Tanh"`); the type's name by default.
+    fn name(&self) -> &'static str {
+        short_type_name(std::any::type_name::<Self>())
+    }
+
+    /// The gain `torch.nn.init.calculate_gain` recommends for this nonlinearity (`None`
+    /// where PyTorch defines none, as for GELU).
+    fn gain(&self) -> Option<f64>;
+
+    /// For an activation that saturates (f' → 0 as |x| → ∞, as sigmoid and tanh), the
+    /// largest |f'|: diagnostics count an output as saturated where |f'| is below 1 % of
+    /// it. `None` (the default) for activations that keep passing gradient on one side.
+    fn max_derivative(&self) -> Option<f64> {
+        None
+    }
+
+    /// Whether f' is exactly 0 on a region (ReLU for x ≤ 0), so that a unit can die:
+    /// diagnostics report the fraction of units whose f' is 0 for every sample.
+    fn has_dead_region(&self) -> bool {
+        false
+    }
+}
+
+/// Descriptors are equal when they describe the same activation: same name and gain
+/// (so `Init` values compare).
+impl PartialEq for dyn Activation + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name() && self.gain() == other.gain()
+    }
+}
+
+/// The `Var → Var` plumbing every activation module shares.
+macro_rules! elementwise {
+    ($ty:ty, |$s:ident, $x:ident| $body:expr) => {
+        impl<T: Float> Forward<T> for $ty {
+            type Input<'t> = Var<'t, T>;
+            type Output<'t> = Var<'t, T>;
+            #[track_caller]
+            fn forward<'t>(&self, _cx: &Ctx<'t, T>, $x: Var<'t, T>) -> Result<Var<'t, T>> {
+                let $s = self;
+                Ok($body)
+            }
+        }
+    };
+}
 
 /// `1/(1 + e⁻ˣ)`; derivative `y(1 - y)`, at most 1/4.
+#[track_caller]
 pub fn sigmoid<T: Float>(x: Var<'_, T>) -> Var<'_, T> {
     x.sigmoid()
 }
 
 /// `tanh x`; derivative `1 - y²`, at most 1.
+#[track_caller]
 pub fn tanh<T: Float>(x: Var<'_, T>) -> Var<'_, T> {
     x.tanh()
 }
 
 /// `max(x, 0)`; derivative 1 for x > 0, else 0 (0 at the kink, as PyTorch).
+#[track_caller]
 pub fn relu<T: Float>(x: Var<'_, T>) -> Var<'_, T> {
     x.relu()
 }
 
 /// `x` for x > 0, else `slope·x`.
+#[track_caller]
 pub fn leaky_relu<T: Float>(x: Var<'_, T>, slope: f64) -> Var<'_, T> {
     x.leaky_relu(T::of(slope))
 }
 
 /// `x` for x > 0, else `α(eˣ - 1)` (Clevert et al. 2015).
+#[track_caller]
 pub fn elu<T: Float>(x: Var<'_, T>, alpha: f64) -> Var<'_, T> {
     x.elu(T::of(alpha))
 }
 
 /// `λ·elu(x, α)` with PyTorch's λ ≈ 1.0507 and α ≈ 1.6733 (Klambauer et al. 2017).
+#[track_caller]
 pub fn selu<T: Float>(x: Var<'_, T>) -> Var<'_, T> {
     x.selu()
 }
 
 /// GELU, `x·Φ(x)`; with `tanh_approx` the tanh form `nn.GELU(approximate="tanh")` uses.
+#[track_caller]
 pub fn gelu<T: Float>(x: Var<'_, T>, tanh_approx: bool) -> Var<'_, T> {
     if tanh_approx {
         x.gelu_tanh()
@@ -61,11 +159,13 @@ pub fn gelu<T: Float>(x: Var<'_, T>, tanh_approx: bool) -> Var<'_, T> {
 }
 
 /// `ln(1 + e^{βx})/β`, the identity where `βx > threshold`.
+#[track_caller]
 pub fn softplus<T: Float>(x: Var<'_, T>, beta: f64, threshold: f64) -> Var<'_, T> {
     x.softplus(T::of(beta), T::of(threshold))
 }
 
 /// `x·σ(x)` (SiLU, swish).
+#[track_caller]
 pub fn silu<T: Float>(x: Var<'_, T>) -> Var<'_, T> {
     x.silu()
 }
@@ -74,6 +174,7 @@ pub fn silu<T: Float>(x: Var<'_, T>) -> Var<'_, T> {
 ///
 /// # Errors
 /// [`autograd::Error::Axis`] for a dim out of range.
+#[track_caller]
 pub fn softmax<T: Float>(x: Var<'_, T>, dim: isize) -> Result<Var<'_, T>> {
     Ok(x.softmax(dim)?)
 }
@@ -82,6 +183,7 @@ pub fn softmax<T: Float>(x: Var<'_, T>, dim: isize) -> Result<Var<'_, T>> {
 ///
 /// # Errors
 /// [`autograd::Error::Axis`] for a dim out of range.
+#[track_caller]
 pub fn log_softmax<T: Float>(x: Var<'_, T>, dim: isize) -> Result<Var<'_, T>> {
     Ok(x.log_softmax(dim)?)
 }
@@ -92,6 +194,7 @@ pub fn log_softmax<T: Float>(x: Var<'_, T>, dim: isize) -> Result<Var<'_, T>> {
 ///
 /// # Errors
 /// [`Error::InputShape`] when `weight` has `C > 1` entries and `x` has no dim 1 of size `C`.
+#[track_caller]
 pub fn prelu<'t, T: Float>(x: Var<'t, T>, weight: Var<'t, T>) -> Result<Var<'t, T>> {
     let c = weight.shape().numel();
     let xs = x.shape();
@@ -100,7 +203,7 @@ pub fn prelu<'t, T: Float>(x: Var<'t, T>, weight: Var<'t, T>) -> Result<Var<'t, 
     } else {
         if xs.rank() < 2 || xs[1] != c {
             return Err(Error::input(
-                "prelu",
+                "PRelu",
                 format!("a channel dim 1 of size {c} (one slope per channel)"),
                 xs,
             ));
@@ -113,44 +216,64 @@ pub fn prelu<'t, T: Float>(x: Var<'t, T>, weight: Var<'t, T>) -> Result<Var<'t, 
     Ok(pos.add(w.mul(x.sub(pos)?)?)?)
 }
 
-/// `nn.Sigmoid`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Sigmoid;
-impl<T: Float> Module<T> for Sigmoid {
-    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
-        Ok(sigmoid(x))
+/// `nn.Identity`: returns its input. As a nonlinearity it is "linear" (gain 1), the one
+/// `calculate_gain` uses for linear and convolution layers.
+#[derive(Clone, Copy, Debug, Default, Module)]
+#[module(activation)]
+pub struct Identity;
+elementwise!(Identity, |_s, x| x);
+impl Activation for Identity {
+    fn gain(&self) -> Option<f64> {
+        Some(1.0)
     }
-    fn activation(&self) -> Option<Activation> {
-        Some(Activation::Sigmoid)
+}
+
+/// `nn.Sigmoid`.
+#[derive(Clone, Copy, Debug, Default, Module)]
+#[module(activation)]
+pub struct Sigmoid;
+elementwise!(Sigmoid, |_s, x| sigmoid(x));
+impl Activation for Sigmoid {
+    fn gain(&self) -> Option<f64> {
+        Some(1.0)
+    }
+    fn max_derivative(&self) -> Option<f64> {
+        // σ'(0) = 1/4
+        Some(0.25)
     }
 }
 
 /// `nn.Tanh`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Module)]
+#[module(activation)]
 pub struct Tanh;
-impl<T: Float> Module<T> for Tanh {
-    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
-        Ok(tanh(x))
+elementwise!(Tanh, |_s, x| tanh(x));
+impl Activation for Tanh {
+    fn gain(&self) -> Option<f64> {
+        Some(5.0 / 3.0)
     }
-    fn activation(&self) -> Option<Activation> {
-        Some(Activation::Tanh)
+    fn max_derivative(&self) -> Option<f64> {
+        Some(1.0)
     }
 }
 
 /// `nn.ReLU`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Module)]
+#[module(activation)]
 pub struct Relu;
-impl<T: Float> Module<T> for Relu {
-    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
-        Ok(relu(x))
+elementwise!(Relu, |_s, x| relu(x));
+impl Activation for Relu {
+    fn gain(&self) -> Option<f64> {
+        Some(2f64.sqrt())
     }
-    fn activation(&self) -> Option<Activation> {
-        Some(Activation::Relu)
+    fn has_dead_region(&self) -> bool {
+        true
     }
 }
 
 /// `nn.LeakyReLU(negative_slope)`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Module)]
+#[module(activation)]
 pub struct LeakyRelu {
     /// Slope for x < 0 (PyTorch's default 0.01).
     pub negative_slope: f64,
@@ -162,17 +285,17 @@ impl Default for LeakyRelu {
         }
     }
 }
-impl<T: Float> Module<T> for LeakyRelu {
-    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
-        Ok(leaky_relu(x, self.negative_slope))
-    }
-    fn activation(&self) -> Option<Activation> {
-        Some(Activation::LeakyRelu)
+elementwise!(LeakyRelu, |s, x| leaky_relu(x, s.negative_slope));
+impl Activation for LeakyRelu {
+    fn gain(&self) -> Option<f64> {
+        let a = self.negative_slope;
+        Some((2.0 / (1.0 + a * a)).sqrt())
     }
 }
 
 /// `nn.ELU(alpha)`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Module)]
+#[module(activation)]
 pub struct Elu {
     /// α (PyTorch's default 1).
     pub alpha: f64,
@@ -182,44 +305,41 @@ impl Default for Elu {
         Elu { alpha: 1.0 }
     }
 }
-impl<T: Float> Module<T> for Elu {
-    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
-        Ok(elu(x, self.alpha))
-    }
-    fn activation(&self) -> Option<Activation> {
-        Some(Activation::Elu)
+elementwise!(Elu, |s, x| elu(x, s.alpha));
+impl Activation for Elu {
+    fn gain(&self) -> Option<f64> {
+        None
     }
 }
 
 /// `nn.SELU`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Module)]
+#[module(activation)]
 pub struct Selu;
-impl<T: Float> Module<T> for Selu {
-    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
-        Ok(selu(x))
-    }
-    fn activation(&self) -> Option<Activation> {
-        Some(Activation::Selu)
+elementwise!(Selu, |_s, x| selu(x));
+impl Activation for Selu {
+    fn gain(&self) -> Option<f64> {
+        Some(0.75)
     }
 }
 
 /// `nn.GELU(approximate)`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Module)]
+#[module(activation)]
 pub struct Gelu {
     /// Use the tanh approximation (`approximate="tanh"`); exact by default.
     pub tanh_approx: bool,
 }
-impl<T: Float> Module<T> for Gelu {
-    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
-        Ok(gelu(x, self.tanh_approx))
-    }
-    fn activation(&self) -> Option<Activation> {
-        Some(Activation::Gelu)
+elementwise!(Gelu, |s, x| gelu(x, s.tanh_approx));
+impl Activation for Gelu {
+    fn gain(&self) -> Option<f64> {
+        None
     }
 }
 
 /// `nn.Softplus(beta, threshold)`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Module)]
+#[module(activation)]
 pub struct Softplus {
     /// β (default 1).
     pub beta: f64,
@@ -234,59 +354,57 @@ impl Default for Softplus {
         }
     }
 }
-impl<T: Float> Module<T> for Softplus {
-    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
-        Ok(softplus(x, self.beta, self.threshold))
-    }
-    fn activation(&self) -> Option<Activation> {
-        Some(Activation::Softplus)
+elementwise!(Softplus, |s, x| softplus(x, s.beta, s.threshold));
+impl Activation for Softplus {
+    fn gain(&self) -> Option<f64> {
+        None
     }
 }
 
 /// `nn.SiLU`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Module)]
+#[module(activation)]
 pub struct Silu;
-impl<T: Float> Module<T> for Silu {
-    fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
-        Ok(silu(x))
-    }
-    fn activation(&self) -> Option<Activation> {
-        Some(Activation::Silu)
+elementwise!(Silu, |_s, x| silu(x));
+impl Activation for Silu {
+    fn gain(&self) -> Option<f64> {
+        None
     }
 }
 
-/// `nn.Softmax(dim)`.
-#[derive(Clone, Copy, Debug)]
+/// `nn.Softmax(dim)`. Not elementwise, so not an [`Activation`].
+#[derive(Clone, Copy, Debug, Module)]
 pub struct Softmax {
     /// The axis that sums to one (negative counts from the end).
     pub dim: isize,
 }
-impl<T: Float> Module<T> for Softmax {
+impl<T: Float> Forward<T> for Softmax {
+    type Input<'t> = Var<'t, T>;
+    type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         softmax(x, self.dim)
     }
-    fn activation(&self) -> Option<Activation> {
-        Some(Activation::Softmax)
-    }
 }
 
-/// `nn.LogSoftmax(dim)`.
-#[derive(Clone, Copy, Debug)]
+/// `nn.LogSoftmax(dim)`. Not elementwise, so not an [`Activation`].
+#[derive(Clone, Copy, Debug, Module)]
 pub struct LogSoftmax {
     /// The axis normalised over (negative counts from the end).
     pub dim: isize,
 }
-impl<T: Float> Module<T> for LogSoftmax {
+impl<T: Float> Forward<T> for LogSoftmax {
+    type Input<'t> = Var<'t, T>;
+    type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         log_softmax(x, self.dim)
-    }
-    fn activation(&self) -> Option<Activation> {
-        Some(Activation::LogSoftmax)
     }
 }
 
 /// `nn.PReLU(num_parameters, init)`: a learnt negative slope, shared or per channel.
-#[derive(Debug)]
+#[derive(Debug, Module)]
+#[module(activation)]
 pub struct PRelu<T: Float> {
     /// Slopes, `[num_parameters]`.
     pub weight: Param<T>,
@@ -298,6 +416,7 @@ impl<T: Float> PRelu<T> {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for zero parameters or a non-finite init.
+    #[track_caller]
     pub fn new(num_parameters: usize, init: f64) -> Result<Self> {
         if num_parameters == 0 || !init.is_finite() {
             return Err(Error::config(
@@ -311,15 +430,18 @@ impl<T: Float> PRelu<T> {
     }
 }
 
-impl<T: Float> Module<T> for PRelu<T> {
+impl<T: Float> Forward<T> for PRelu<T> {
+    type Input<'t> = Var<'t, T>;
+    type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         prelu(x, cx.param(&self.weight))
     }
-    fn own_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
-        f("weight", &self.weight);
-    }
-    fn activation(&self) -> Option<Activation> {
-        Some(Activation::PRelu)
+}
+
+impl<T: Float> Activation for PRelu<T> {
+    fn gain(&self) -> Option<f64> {
+        None
     }
 }
 
@@ -334,13 +456,17 @@ mod tests {
         Tensor::from_vec(vec![-2.1, -0.7, -0.2, 0.3, 0.9, 2.4, -1.3, 1.7], [2, 4]).unwrap()
     }
 
-    fn check(m: &dyn Module<f64>) {
-        gradcheck_module(m, &x(), &GradcheckOptions::default())
+    fn check<M>(m: &M)
+    where
+        M: for<'t> Forward<f64, Input<'t> = Var<'t, f64>>,
+    {
+        gradcheck_module(m, &[x()], |v| v[0], &GradcheckOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", m.type_name()));
     }
 
     #[test]
     fn every_activation_module_passes_gradcheck() {
+        check(&Identity);
         check(&Sigmoid);
         check(&Tanh);
         check(&Relu);
@@ -374,7 +500,7 @@ mod tests {
         // NCHW with per-channel slopes on dim 1
         let conv = PRelu::<f64>::new(2, 0.4).unwrap();
         let x4 = Tensor::from_fn([2, 2, 2, 2], |i| (i as f64 * 0.77).sin() + 0.05).unwrap();
-        gradcheck_module(&conv, &x4, &GradcheckOptions::default()).unwrap();
+        gradcheck_module(&conv, &[x4], |v| v[0], &GradcheckOptions::default()).unwrap();
     }
 
     #[test]
@@ -413,12 +539,21 @@ mod tests {
     }
 
     #[test]
-    fn activation_modules_report_their_kind() {
-        assert_eq!(
-            Module::<f32>::activation(&Sigmoid),
-            Some(Activation::Sigmoid)
-        );
-        assert_eq!(Module::<f32>::activation(&Relu), Some(Activation::Relu));
+    fn activation_modules_carry_their_descriptor() {
+        let d = Module::<f32>::activation(&Sigmoid).unwrap();
+        assert_eq!(d.name(), "Sigmoid");
+        assert_eq!(d.max_derivative(), Some(0.25));
+        let r = Module::<f32>::activation(&Relu).unwrap();
+        assert!(r.has_dead_region() && r.max_derivative().is_none());
         assert_eq!(Module::<f32>::type_name(&Relu), "Relu");
+        assert!(Module::<f32>::activation(&Softmax { dim: 1 }).is_none());
+        let p = PRelu::<f64>::new(1, 0.25).unwrap();
+        assert_eq!(Module::<f64>::activation(&p).unwrap().name(), "PRelu");
+        // descriptors compare by what they describe
+        let a: &dyn Activation = &LeakyRelu::default();
+        let b: &dyn Activation = &LeakyRelu {
+            negative_slope: 0.2,
+        };
+        assert!(a == a && a != b);
     }
 }

@@ -1,26 +1,29 @@
 //! Why a network will not train: per-layer activation statistics and per-parameter
 //! gradient norms for one batch.
 //!
-//! [`diagnose`] runs the model once on a recording [`Ctx`], computes the loss, and takes
-//! gradients of the loss with respect to every recorded layer output and every parameter
-//! (through [`Tape::grad`], so parameters' `.grad()` buffers are left untouched). For each
-//! layer it reports
+//! [`diagnose`] runs the model once through [`Ctx::call`] with a forward hook that
+//! records every module call below the model (any module called with `cx.call`, named by
+//! its path), computes the loss, and takes gradients of the loss with respect to every
+//! recorded output and every parameter (through [`Tape::grad`], so parameters' `.grad()`
+//! buffers are left untouched). For each module it reports
 //!
 //! - the mean and standard deviation of its output (collapsing or exploding activations),
-//! - for sigmoid and tanh layers, the **saturated fraction**: outputs where the
-//!   activation's derivative is below 1 % of its maximum (`σ' = y(1-y) < 0.0025`,
-//!   `tanh' = 1 - y² < 0.01`), i.e. where almost no gradient passes,
-//! - for ReLU layers, the **dead fraction**: units (all positions but the batch axis)
-//!   whose output is 0 for every sample of the batch, so they pass no gradient at all,
+//! - for a saturating activation (its [`Activation`](crate::Activation) descriptor gives a
+//!   [`max_derivative`](crate::Activation::max_derivative): sigmoid, tanh, or a user's own), the
+//!   **saturated fraction**: outputs where |f'(x)| is below 1 % of that maximum
+//!   (`σ' < 0.0025`, `tanh' < 0.01`), i.e. where almost no gradient passes,
+//! - for an activation with a dead region (ReLU), the **dead fraction**: units (all
+//!   positions but the batch axis) whose f'(x) is 0 for every sample of the batch, so
+//!   they pass no gradient at all,
 //! - the norm of the loss's gradient with respect to that output (vanishing or exploding
 //!   gradients, layer by layer),
 //!
 //! and for each parameter its norm and its gradient's norm. [`Report`] prints as a table.
 //!
-//! Layers are recorded when they run through [`Ctx::call`] (as every [`Sequential`] layer
-//! does); a custom module's children appear if it calls them that way.
-//!
-//! [`Sequential`]: crate::Sequential
+//! f'(x) is not written down here: it is the activation op's own backward rule, read as
+//! the vector-Jacobian product with ones (exact for an elementwise map). So an activation
+//! module a user writes, given an [`Activation`](crate::Activation) descriptor, is measured like the
+//! built-in ones.
 //!
 //! ```
 //! use nn::{diagnostics, Linear, Sequential, Sigmoid};
@@ -29,38 +32,40 @@
 //! let net = Sequential::<f64>::new().append(Linear::new(4, 8, &mut rng)?).append(Sigmoid).append(Linear::new(8, 3, &mut rng)?);
 //! let x = autograd::Tensor::randn([16, 4], &mut rng)?;
 //! let targets: Vec<usize> = (0..16).map(|i| i % 3).collect();
-//! let report = diagnostics::diagnose(&net, &x, |y| nn::loss::cross_entropy(y, &targets, 0.0, Default::default()))?;
+//! let report = diagnostics::diagnose(&net, &x, |y| nn::loss::cross_entropy(y, &targets))?;
 //! assert_eq!(report.layers.len(), 3);
 //! assert!(report.layers[1].saturated.is_some());
 //! println!("{report}");
 //! # Ok::<(), nn::Error>(())
 //! ```
 
+use std::cell::RefCell;
 use std::fmt;
 
 use autograd::{Float, Shape, Tape, Tensor, Var};
 
 use crate::error::{Error, Result};
-use crate::module::{Activation, Ctx, Module};
+use crate::module::{Ctx, Forward};
 
-/// Statistics of one layer's output over the batch.
+/// Statistics of one module's output over the batch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerStats {
     /// Hierarchical name (`"3"`, `"encoder.1"`).
     pub name: String,
     /// The module's type name.
     pub type_name: &'static str,
-    /// The activation it applies, if any.
-    pub activation: Option<Activation>,
+    /// The name of the activation it applies ([`Activation::name`](crate::Activation::name)), if it is one.
+    pub activation: Option<&'static str>,
     /// Output shape.
     pub shape: Shape,
     /// Mean of the output.
     pub mean: f64,
     /// Standard deviation of the output (population, over every element).
     pub std: f64,
-    /// Sigmoid/tanh only: fraction of outputs with `|f'| < 0.01·max|f'|`.
+    /// Saturating activations only: fraction of outputs with `|f'| < 0.01·max|f'|`.
     pub saturated: Option<f64>,
-    /// ReLU only: fraction of units that output 0 for every sample.
+    /// Activations with a dead region only: fraction of units with `f' = 0` for every
+    /// sample.
     pub dead: Option<f64>,
     /// `‖∂loss/∂output‖₂`.
     pub grad_norm: f64,
@@ -84,9 +89,9 @@ pub struct ParamStats {
 pub struct Report {
     /// The loss on the batch.
     pub loss: f64,
-    /// One entry per recorded layer, in execution order.
+    /// One entry per module call below the model, in the order the calls finished.
     pub layers: Vec<LayerStats>,
-    /// One entry per parameter, in [`Module::named_parameters`] order.
+    /// One entry per parameter, in [`Module::named_parameters`](crate::Module::named_parameters) order.
     pub params: Vec<ParamStats>,
 }
 
@@ -105,33 +110,28 @@ impl Report {
 /// Saturation threshold: |f'| below 1 % of the derivative's maximum.
 const SATURATION: f64 = 0.01;
 
-/// Fraction of outputs `y` where the activation's derivative, as a function of `y`, is
-/// below 1 % of its maximum; `None` for activations that do not saturate.
-fn saturated(kind: Option<Activation>, y: &[f64]) -> Option<f64> {
-    let below: fn(f64) -> bool = match kind? {
-        // σ'(x) = y(1 - y), maximum 1/4 at x = 0
-        Activation::Sigmoid => |y| y * (1.0 - y) < SATURATION * 0.25,
-        // tanh'(x) = 1 - y², maximum 1 at x = 0
-        Activation::Tanh => |y| 1.0 - y * y < SATURATION,
-        _ => return None,
-    };
-    Some(y.iter().filter(|&&v| below(v)).count() as f64 / y.len().max(1) as f64)
+/// What the hook keeps of one call.
+struct Record<'t, T: Float> {
+    name: String,
+    type_name: &'static str,
+    activation: Option<&'static str>,
+    max_derivative: Option<f64>,
+    dead_region: bool,
+    input: Option<Var<'t, T>>,
+    output: Var<'t, T>,
 }
 
-/// Fraction of units (every position but axis 0) that are 0 for every sample.
-fn dead(kind: Option<Activation>, y: &[f64], shape: &Shape) -> Option<f64> {
-    if kind? != Activation::Relu {
-        return None;
-    }
+/// Fraction of units (every position but axis 0) whose derivative is 0 for every sample.
+fn dead_fraction(d: &[f64], shape: &Shape) -> f64 {
     let n = if shape.rank() == 0 { 1 } else { shape[0] };
-    let units = y.len() / n.max(1);
+    let units = d.len() / n.max(1);
     if units == 0 {
-        return Some(0.0);
+        return 0.0;
     }
     let dead = (0..units)
-        .filter(|&u| (0..n).all(|s| y[s * units + u] == 0.0))
+        .filter(|&u| (0..n).all(|s| d[s * units + u] == 0.0))
         .count();
-    Some(dead as f64 / units as f64)
+    dead as f64 / units as f64
 }
 
 fn norm<T: Float>(t: &Tensor<T>) -> f64 {
@@ -142,10 +142,14 @@ fn norm<T: Float>(t: &Tensor<T>) -> f64 {
         .sqrt()
 }
 
+fn to_f64<T: Float>(t: &Tensor<T>) -> Vec<f64> {
+    t.as_slice().iter().map(|v| v.as_f64()).collect()
+}
+
 /// Runs `model` on the batch `x`, computes `loss(output)` (a one-element `Var`), and
-/// measures every recorded layer and every parameter. The model's mode is left as it is
-/// (call [`Module::train`] or [`Module::eval`] first), and no parameter's gradient
-/// buffer is touched.
+/// measures every module called below the model and every parameter. The model's mode
+/// is left as it is (call [`Module::train`](crate::Module::train) or [`Module::eval`](crate::Module::eval) first), and no
+/// parameter's gradient buffer is touched.
 ///
 /// # Errors
 /// The model's and the loss's errors; [`Error::InvalidTarget`] when the loss is not a
@@ -153,12 +157,30 @@ fn norm<T: Float>(t: &Tensor<T>) -> f64 {
 pub fn diagnose<T, M, L>(model: &M, x: &Tensor<T>, loss: L) -> Result<Report>
 where
     T: Float,
-    M: Module<T> + ?Sized,
+    M: for<'t> Forward<T, Input<'t> = Var<'t, T>, Output<'t> = Var<'t, T>>,
     L: for<'t> Fn(Var<'t, T>) -> Result<Var<'t, T>>,
 {
     let tape = Tape::new();
-    let cx = Ctx::recording(&tape);
-    let out = model.forward(&cx, tape.constant(x.clone()))?;
+    let records: RefCell<Vec<Record<'_, T>>> = RefCell::new(Vec::new());
+    let mut cx = Ctx::new(&tape);
+    cx.add_forward_hook(|call| {
+        if call.path.is_empty() || call.outputs.len() != 1 {
+            return;
+        }
+        let act = call.module.activation();
+        records.borrow_mut().push(Record {
+            name: call.path.to_string(),
+            type_name: call.module.type_name(),
+            activation: act.map(|a| a.name()),
+            max_derivative: act.and_then(|a| a.max_derivative()),
+            dead_region: act.is_some_and(|a| a.has_dead_region()),
+            input: (call.inputs.len() == 1).then(|| call.inputs[0]),
+            output: call.outputs[0],
+        });
+    });
+    // A variable, not a constant: the activations' derivatives are taken with respect to
+    // their inputs, which must then all carry gradients (the first one included).
+    let out = cx.call(model, tape.var(x.clone()))?;
     let l = loss(out)?;
     if l.shape().numel() != 1 {
         return Err(Error::target(
@@ -166,37 +188,54 @@ where
             format!("the loss must be a single value, got shape {}", l.shape()),
         ));
     }
-    let records = cx.records();
+    let records = records.borrow();
     let params = model.named_parameters();
-    let mut inputs: Vec<Var<'_, T>> = records.iter().map(|r| r.output).collect();
-    inputs.extend(params.iter().map(|(_, p)| cx.param(p)));
+    let mut wrt: Vec<Var<'_, T>> = records.iter().map(|r| r.output).collect();
+    // Bound by the forward already: this returns the same Vars.
+    wrt.extend(params.iter().map(|(_, p)| tape.param(p)));
     // Gradients as values only: no need to record the backward graph.
-    #[allow(clippy::result_large_err)] // autograd::Error's size is autograd's choice
-    let grads = tape.no_grad(|| tape.grad(l, &inputs))?;
+    let grads = tape.no_grad(|| tape.grad(l, &wrt))?;
     let (layer_grads, param_grads) = grads.split_at(records.len());
 
-    let layers = records
-        .iter()
-        .zip(layer_grads)
-        .map(|(r, g)| {
-            let v = r.output.value();
-            let y: Vec<f64> = v.as_slice().iter().map(|v| v.as_f64()).collect();
-            let n = y.len().max(1) as f64;
-            let mean = y.iter().sum::<f64>() / n;
-            let std = (y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-            LayerStats {
-                name: r.name.clone(),
-                type_name: r.type_name,
-                activation: r.activation,
-                shape: v.shape().clone(),
-                mean,
-                std,
-                saturated: saturated(r.activation, &y),
-                dead: dead(r.activation, &y, v.shape()),
-                grad_norm: norm(&g.value()),
+    let mut layers = Vec::with_capacity(records.len());
+    for (r, g) in records.iter().zip(layer_grads) {
+        let v = r.output.value();
+        let y = to_f64(&v);
+        let n = y.len().max(1) as f64;
+        let mean = y.iter().sum::<f64>() / n;
+        let std = (y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        // f'(x) from the op's own rule: for an elementwise map, Jᵀ·1 is the derivative.
+        let derivative = match (r.input, r.max_derivative.is_some() || r.dead_region) {
+            (Some(x), true) if x.shape() == *v.shape() => {
+                let ones = tape.constant(v.ones_like());
+                let d = tape.no_grad(|| tape.vjp(r.output, ones, &[x]))?;
+                Some(to_f64(&d[0].value()))
             }
-        })
-        .collect();
+            _ => None,
+        };
+        let saturated = match (&derivative, r.max_derivative) {
+            (Some(d), Some(max)) => Some(
+                d.iter().filter(|&&v| v.abs() < SATURATION * max).count() as f64
+                    / d.len().max(1) as f64,
+            ),
+            _ => None,
+        };
+        let dead = match &derivative {
+            Some(d) if r.dead_region => Some(dead_fraction(d, v.shape())),
+            _ => None,
+        };
+        layers.push(LayerStats {
+            name: r.name.clone(),
+            type_name: r.type_name,
+            activation: r.activation,
+            shape: v.shape().clone(),
+            mean,
+            std,
+            saturated,
+            dead,
+            grad_norm: norm(&g.value()),
+        });
+    }
     let params = params
         .iter()
         .zip(param_grads)
@@ -269,7 +308,8 @@ mod tests {
     use crate::activation::{Relu, Sigmoid};
     use crate::init::Init;
     use crate::layers::{Linear, LinearConfig, Sequential};
-    use crate::loss::{self, Reduction};
+    use crate::loss;
+    use crate::module::Module;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
@@ -292,7 +332,7 @@ mod tests {
 
     fn mse_to_zero<'t>(y: Var<'t, f64>) -> Result<Var<'t, f64>> {
         let zero = y.tape().constant(Tensor::zeros(y.shape()).unwrap());
-        loss::mse(y, zero, Reduction::Mean)
+        loss::mse_loss(y, zero)
     }
 
     /// Saturation threshold for the sigmoid, from the maths.
@@ -325,7 +365,7 @@ mod tests {
         let sig: Vec<&LayerStats> = report
             .layers
             .iter()
-            .filter(|l| l.activation == Some(Activation::Sigmoid))
+            .filter(|l| l.activation == Some("Sigmoid"))
             .collect();
         assert_eq!(sig.len(), 10);
         for l in &sig {
@@ -369,8 +409,8 @@ mod tests {
         assert_eq!(relu.saturated, None);
         // no gradient reaches the dead units' incoming weights
         let tape = Tape::new();
-        let y = net
-            .forward(&Ctx::new(&tape), tape.constant(x.clone()))
+        let y = Ctx::new(&tape)
+            .call(&net, tape.constant(x.clone()))
             .unwrap();
         y.square().mean().backward().unwrap();
         let g = net.named_parameters()[0].1.grad().unwrap();

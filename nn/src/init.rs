@@ -14,41 +14,42 @@
 //! | [`uniform`] | `U(a, b)` |
 //! | [`xavier_uniform`] | `U(-√3σ, √3σ)`, `σ = gain·√(2/(fan_in + fan_out))` |
 //! | [`xavier_normal`] | `N(0, σ²)`, same `σ` |
-//! | [`kaiming_uniform`] | `U(-√3σ, √3σ)`, `σ = calculate_gain(nl, a)/√fan` |
+//! | [`kaiming_uniform`] | `U(-√3σ, √3σ)`, `σ = calculate_gain(nonlinearity)/√fan` |
 //! | [`kaiming_normal`] | `N(0, σ²)`, same `σ` |
 //! | [`lecun_normal`] | `N(0, 1/fan_in)` |
 //! | [`orthogonal`] | `gain · Q`, `Q` from the QR of a Gaussian matrix, sign-fixed |
 //!
+//! Gains come from the activation itself: `calculate_gain` and the Kaiming initialisers
+//! take the activation module (`&Relu`, `&LeakyRelu { negative_slope: 0.2 }`, `&Tanh`,
+//! `&Identity` for PyTorch's `"linear"`), whose [`Activation`] descriptor knows its gain.
+//!
 //! ```
-//! use nn::init::{self, FanMode, Nonlinearity};
+//! use nn::init::{self, FanMode};
+//! use nn::{Relu, Tanh};
 //! use rand::SeedableRng;
 //! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-//! let w = init::kaiming_normal::<f32>([256, 128], 0.0, FanMode::FanIn, Nonlinearity::Relu, &mut rng)?;
+//! let w = init::kaiming_normal::<f32>([256, 128], FanMode::FanIn, &Relu, &mut rng)?;
 //! assert_eq!(w.dims(), &[256, 128]);
-//! assert_eq!(init::calculate_gain(Nonlinearity::Tanh, None), 5.0 / 3.0);
+//! assert_eq!(init::calculate_gain(&Tanh)?, 5.0 / 3.0);
 //! # Ok::<(), nn::Error>(())
 //! ```
+
+use std::panic::Location;
 
 use autograd::{Float, Shape, Tensor};
 use rand::Rng;
 
+use crate::activation::{Activation, Identity, LeakyRelu, Relu};
 use crate::error::{Error, Result};
 
-/// The nonlinearity an initialiser's gain is computed for (`calculate_gain`'s names).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Nonlinearity {
-    /// Identity, and every linear or convolution layer: gain 1.
-    Linear,
-    /// Sigmoid: gain 1.
-    Sigmoid,
-    /// tanh: gain 5/3.
-    Tanh,
-    /// ReLU: gain √2.
-    Relu,
-    /// Leaky ReLU with slope `a` (0.01 when not given): gain `√(2/(1 + a²))`.
-    LeakyRelu,
-    /// SELU: gain 3/4.
-    Selu,
+#[track_caller]
+fn init_error(init: &'static str, reason: String, shape: Shape) -> Error {
+    Error::Init {
+        init,
+        reason,
+        shape,
+        location: Location::caller(),
+    }
 }
 
 /// Which fan scales the variance: `FanIn` preserves the forward activations' variance,
@@ -61,19 +62,25 @@ pub enum FanMode {
     FanOut,
 }
 
-/// The recommended gain for a nonlinearity, as `torch.nn.init.calculate_gain`; `param` is
-/// leaky ReLU's negative slope (ignored by the others, 0.01 when `None`).
-pub fn calculate_gain(nonlinearity: Nonlinearity, param: Option<f64>) -> f64 {
-    match nonlinearity {
-        Nonlinearity::Linear | Nonlinearity::Sigmoid => 1.0,
-        Nonlinearity::Tanh => 5.0 / 3.0,
-        Nonlinearity::Relu => 2f64.sqrt(),
-        Nonlinearity::LeakyRelu => {
-            let slope = param.unwrap_or(0.01);
-            (2.0 / (1.0 + slope * slope)).sqrt()
-        }
-        Nonlinearity::Selu => 0.75,
-    }
+/// The recommended gain for a nonlinearity, as `torch.nn.init.calculate_gain`: read
+/// from the activation's [`Activation`] descriptor (`&Identity` is PyTorch's `"linear"`,
+/// also used for convolutions; `&LeakyRelu { negative_slope: a }` is
+/// `("leaky_relu", a)`).
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for an activation PyTorch defines no gain for (GELU, ELU,
+/// ...), as PyTorch raises.
+#[track_caller]
+pub fn calculate_gain(nonlinearity: &dyn Activation) -> Result<f64> {
+    nonlinearity.gain().ok_or_else(|| {
+        Error::config(
+            "calculate_gain",
+            format!(
+                "PyTorch defines no gain for {} (it has gains for linear, sigmoid, tanh, relu, leaky_relu, selu)",
+                nonlinearity.name()
+            ),
+        )
+    })
 }
 
 /// `(fan_in, fan_out)` of a weight of `shape`, as PyTorch's
@@ -81,19 +88,21 @@ pub fn calculate_gain(nonlinearity: Nonlinearity, param: Option<f64>) -> f64 {
 ///
 /// # Errors
 /// [`Error::Init`] for fewer than 2 dimensions.
+#[track_caller]
 pub fn fans(shape: &Shape) -> Result<(usize, usize)> {
     let d = shape.dims();
     if d.len() < 2 {
-        return Err(Error::Init {
-            init: "fans",
-            reason: "fan in and fan out need a tensor with at least 2 dimensions".into(),
-            shape: shape.clone(),
-        });
+        return Err(init_error(
+            "fans",
+            "fan in and fan out need a tensor with at least 2 dimensions".into(),
+            shape.clone(),
+        ));
     }
     let receptive: usize = d[2..].iter().product();
     Ok((d[1] * receptive, d[0] * receptive))
 }
 
+#[track_caller]
 fn fan(shape: &Shape, mode: FanMode) -> Result<usize> {
     let (i, o) = fans(shape)?;
     Ok(match mode {
@@ -102,24 +111,26 @@ fn fan(shape: &Shape, mode: FanMode) -> Result<usize> {
     })
 }
 
+#[track_caller]
 fn nonzero_fan(init: &'static str, shape: &Shape, n: usize) -> Result<f64> {
     if n == 0 {
-        return Err(Error::Init {
+        return Err(init_error(
             init,
-            reason: "the fan is zero, so the scale is undefined".into(),
-            shape: shape.clone(),
-        });
+            "the fan is zero, so the scale is undefined".into(),
+            shape.clone(),
+        ));
     }
     Ok(n as f64)
 }
 
+#[track_caller]
 fn check_finite(init: &'static str, shape: &Shape, vals: &[(&str, f64)]) -> Result<()> {
     if let Some((name, v)) = vals.iter().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::Init {
+        return Err(init_error(
             init,
-            reason: format!("{name} must be finite, got {v}"),
-            shape: shape.clone(),
-        });
+            format!("{name} must be finite, got {v}"),
+            shape.clone(),
+        ));
     }
     Ok(())
 }
@@ -127,16 +138,19 @@ fn check_finite(init: &'static str, shape: &Shape, vals: &[(&str, f64)]) -> Resu
 /// Every element equal to `value`.
 ///
 /// # Errors
+/// [`Error::Init`] for a non-finite `value`, as every other initialiser rejects one;
 /// [`Error::Autograd`] (`TooLarge`) for a shape no tensor can have.
 #[track_caller]
 pub fn constant<T: Float>(shape: impl Into<Shape>, value: f64) -> Result<Tensor<T>> {
+    let shape = shape.into();
+    check_finite("constant", &shape, &[("value", value)])?;
     Ok(Tensor::full(shape, T::of(value))?)
 }
 
 /// Zeros.
 ///
 /// # Errors
-/// As [`constant`].
+/// [`Error::Autograd`] (`TooLarge`) for a shape no tensor can have.
 #[track_caller]
 pub fn zeros<T: Float>(shape: impl Into<Shape>) -> Result<Tensor<T>> {
     Ok(Tensor::zeros(shape)?)
@@ -145,7 +159,7 @@ pub fn zeros<T: Float>(shape: impl Into<Shape>) -> Result<Tensor<T>> {
 /// Ones.
 ///
 /// # Errors
-/// As [`constant`].
+/// [`Error::Autograd`] (`TooLarge`) for a shape no tensor can have.
 #[track_caller]
 pub fn ones<T: Float>(shape: impl Into<Shape>) -> Result<Tensor<T>> {
     Ok(Tensor::ones(shape)?)
@@ -155,6 +169,7 @@ pub fn ones<T: Float>(shape: impl Into<Shape>) -> Result<Tensor<T>> {
 ///
 /// # Errors
 /// [`Error::Init`] for a negative or non-finite `std` or a non-finite `mean`.
+#[track_caller]
 pub fn normal<T: Float>(
     shape: impl Into<Shape>,
     mean: f64,
@@ -164,11 +179,11 @@ pub fn normal<T: Float>(
     let shape = shape.into();
     check_finite("normal", &shape, &[("mean", mean), ("std", std)])?;
     if std < 0.0 {
-        return Err(Error::Init {
-            init: "normal",
-            reason: format!("std must be non-negative, got {std}"),
+        return Err(init_error(
+            "normal",
+            format!("std must be non-negative, got {std}"),
             shape,
-        });
+        ));
     }
     let z = Tensor::<f64>::randn(shape, rng)?;
     Ok(z.map(|v| mean + std * v).cast())
@@ -178,6 +193,7 @@ pub fn normal<T: Float>(
 ///
 /// # Errors
 /// [`Error::Init`] when `a > b` or a bound is not finite.
+#[track_caller]
 pub fn uniform<T: Float>(
     shape: impl Into<Shape>,
     a: f64,
@@ -187,11 +203,11 @@ pub fn uniform<T: Float>(
     let shape = shape.into();
     check_finite("uniform", &shape, &[("a", a), ("b", b)])?;
     if a > b {
-        return Err(Error::Init {
-            init: "uniform",
-            reason: format!("lower bound {a} exceeds upper bound {b}"),
+        return Err(init_error(
+            "uniform",
+            format!("lower bound {a} exceeds upper bound {b}"),
             shape,
-        });
+        ));
     }
     Ok(Tensor::<f64>::uniform(shape, a, b, rng)?.cast())
 }
@@ -201,6 +217,7 @@ pub fn uniform<T: Float>(
 ///
 /// # Errors
 /// [`Error::Init`] for fewer than 2 dimensions or zero fans.
+#[track_caller]
 pub fn xavier_uniform<T: Float>(
     shape: impl Into<Shape>,
     gain: f64,
@@ -217,6 +234,7 @@ pub fn xavier_uniform<T: Float>(
 ///
 /// # Errors
 /// [`Error::Init`] for fewer than 2 dimensions or zero fans.
+#[track_caller]
 pub fn xavier_normal<T: Float>(
     shape: impl Into<Shape>,
     gain: f64,
@@ -227,6 +245,7 @@ pub fn xavier_normal<T: Float>(
     normal(shape, 0.0, std, rng)
 }
 
+#[track_caller]
 fn xavier_std(init: &'static str, shape: &Shape, gain: f64) -> Result<f64> {
     let (i, o) = fans(shape)?;
     let n = nonzero_fan(init, shape, i + o)?;
@@ -234,52 +253,56 @@ fn xavier_std(init: &'static str, shape: &Shape, gain: f64) -> Result<f64> {
     Ok(gain * (2.0 / n).sqrt())
 }
 
-/// He et al. (2015) uniform: `U(-√3σ, √3σ)` with `σ = calculate_gain(nonlinearity, a)/√fan`
-/// (`torch.nn.init.kaiming_uniform_`; `a` is the leaky-ReLU slope, used only with
-/// [`Nonlinearity::LeakyRelu`]).
+/// He et al. (2015) uniform: `U(-√3σ, √3σ)` with `σ = calculate_gain(nonlinearity)/√fan`
+/// (`torch.nn.init.kaiming_uniform_`; PyTorch's `a` is the slope of
+/// `&LeakyRelu { negative_slope: a }`, and its default `nonlinearity="leaky_relu", a=0` is
+/// `&Relu`'s gain).
 ///
 /// # Errors
-/// [`Error::Init`] for fewer than 2 dimensions or a zero fan.
+/// [`Error::Init`] for fewer than 2 dimensions or a zero fan; [`Error::InvalidConfig`]
+/// for an activation without a gain.
+#[track_caller]
 pub fn kaiming_uniform<T: Float>(
     shape: impl Into<Shape>,
-    a: f64,
     mode: FanMode,
-    nonlinearity: Nonlinearity,
+    nonlinearity: &dyn Activation,
     rng: &mut impl Rng,
 ) -> Result<Tensor<T>> {
     let shape = shape.into();
-    let std = kaiming_std("kaiming_uniform", &shape, a, mode, nonlinearity)?;
+    let std = kaiming_std("kaiming_uniform", &shape, mode, nonlinearity)?;
     let bound = 3f64.sqrt() * std;
     uniform(shape, -bound, bound, rng)
 }
 
-/// He et al. (2015) normal: `N(0, σ²)` with `σ = calculate_gain(nonlinearity, a)/√fan`
+/// He et al. (2015) normal: `N(0, σ²)` with `σ = calculate_gain(nonlinearity)/√fan`
 /// (`torch.nn.init.kaiming_normal_`).
 ///
 /// # Errors
-/// [`Error::Init`] for fewer than 2 dimensions or a zero fan.
+/// [`Error::Init`] for fewer than 2 dimensions or a zero fan; [`Error::InvalidConfig`]
+/// for an activation without a gain.
+#[track_caller]
 pub fn kaiming_normal<T: Float>(
     shape: impl Into<Shape>,
-    a: f64,
     mode: FanMode,
-    nonlinearity: Nonlinearity,
+    nonlinearity: &dyn Activation,
     rng: &mut impl Rng,
 ) -> Result<Tensor<T>> {
     let shape = shape.into();
-    let std = kaiming_std("kaiming_normal", &shape, a, mode, nonlinearity)?;
+    let std = kaiming_std("kaiming_normal", &shape, mode, nonlinearity)?;
     normal(shape, 0.0, std, rng)
 }
 
+#[track_caller]
 fn kaiming_std(
     init: &'static str,
     shape: &Shape,
-    a: f64,
     mode: FanMode,
-    nonlinearity: Nonlinearity,
+    nonlinearity: &dyn Activation,
 ) -> Result<f64> {
     let n = nonzero_fan(init, shape, fan(shape, mode)?)?;
-    check_finite(init, shape, &[("a", a)])?;
-    Ok(calculate_gain(nonlinearity, Some(a)) / n.sqrt())
+    let gain = calculate_gain(nonlinearity)?;
+    check_finite(init, shape, &[("gain", gain)])?;
+    Ok(gain / n.sqrt())
 }
 
 /// LeCun normal: `N(0, 1/fan_in)`, the initialisation SELU networks assume (Klambauer et
@@ -289,15 +312,10 @@ fn kaiming_std(
 ///
 /// # Errors
 /// [`Error::Init`] for fewer than 2 dimensions or a zero fan.
+#[track_caller]
 pub fn lecun_normal<T: Float>(shape: impl Into<Shape>, rng: &mut impl Rng) -> Result<Tensor<T>> {
     let shape = shape.into();
-    let std = kaiming_std(
-        "lecun_normal",
-        &shape,
-        0.0,
-        FanMode::FanIn,
-        Nonlinearity::Linear,
-    )?;
+    let std = kaiming_std("lecun_normal", &shape, FanMode::FanIn, &Identity)?;
     normal(shape, 0.0, std, rng)
 }
 
@@ -309,6 +327,7 @@ pub fn lecun_normal<T: Float>(shape: impl Into<Shape>, rng: &mut impl Rng) -> Re
 ///
 /// # Errors
 /// [`Error::Init`] for fewer than 2 dimensions or an empty tensor.
+#[track_caller]
 pub fn orthogonal<T: Float>(
     shape: impl Into<Shape>,
     gain: f64,
@@ -316,12 +335,11 @@ pub fn orthogonal<T: Float>(
 ) -> Result<Tensor<T>> {
     let shape = shape.into();
     if shape.rank() < 2 || shape.numel() == 0 {
-        return Err(Error::Init {
-            init: "orthogonal",
-            reason: "only tensors with 2 or more dimensions and at least one element are supported"
-                .into(),
+        return Err(init_error(
+            "orthogonal",
+            "only tensors with 2 or more dimensions and at least one element are supported".into(),
             shape,
-        });
+        ));
     }
     check_finite("orthogonal", &shape, &[("gain", gain)])?;
     let rows = shape[0];
@@ -356,11 +374,11 @@ pub fn orthogonal<T: Float>(
         let norm = col.iter().map(|v| v * v).sum::<f64>().sqrt();
         if norm <= f64::EPSILON {
             // A Gaussian matrix is rank-deficient with probability zero.
-            return Err(Error::Init {
-                init: "orthogonal",
-                reason: "the random matrix was numerically rank-deficient".into(),
+            return Err(init_error(
+                "orthogonal",
+                "the random matrix was numerically rank-deficient".into(),
                 shape,
-            });
+            ));
         }
         col.iter_mut().for_each(|v| *v /= norm);
     }
@@ -408,21 +426,18 @@ pub enum Init {
     },
     /// [`kaiming_uniform`].
     KaimingUniform {
-        /// Leaky-ReLU slope (with [`Nonlinearity::LeakyRelu`]).
-        a: f64,
         /// Fan mode.
         mode: FanMode,
-        /// Nonlinearity the gain is computed for.
-        nonlinearity: Nonlinearity,
+        /// The activation the gain is computed for (`&Relu`,
+        /// `&LeakyRelu { negative_slope: 0.2 }`).
+        nonlinearity: &'static dyn Activation,
     },
     /// [`kaiming_normal`].
     KaimingNormal {
-        /// Leaky-ReLU slope (with [`Nonlinearity::LeakyRelu`]).
-        a: f64,
         /// Fan mode.
         mode: FanMode,
-        /// Nonlinearity the gain is computed for.
-        nonlinearity: Nonlinearity,
+        /// The activation the gain is computed for.
+        nonlinearity: &'static dyn Activation,
     },
     /// [`lecun_normal`].
     LecunNormal,
@@ -437,22 +452,23 @@ impl Init {
     /// PyTorch's default for `Linear` and `Conv2d` weights:
     /// `kaiming_uniform_(w, a=√5)`, i.e. `U(-1/√fan_in, 1/√fan_in)`.
     pub const TORCH_LAYER_DEFAULT: Init = Init::KaimingUniform {
-        a: 2.236_067_977_499_79,
         mode: FanMode::FanIn,
-        nonlinearity: Nonlinearity::LeakyRelu,
+        nonlinearity: &LeakyRelu {
+            negative_slope: 2.236_067_977_499_79,
+        },
     };
 
     /// He initialisation for ReLU networks: `N(0, 2/fan_in)`.
     pub const HE_NORMAL: Init = Init::KaimingNormal {
-        a: 0.0,
         mode: FanMode::FanIn,
-        nonlinearity: Nonlinearity::Relu,
+        nonlinearity: &Relu,
     };
 
     /// A fresh tensor of `shape` drawn from this initialiser.
     ///
     /// # Errors
     /// [`Error::Init`] as the underlying function.
+    #[track_caller]
     pub fn tensor<T: Float>(
         &self,
         shape: impl Into<Shape>,
@@ -467,16 +483,12 @@ impl Init {
             Init::Uniform { a, b } => uniform(shape, a, b, rng),
             Init::XavierUniform { gain } => xavier_uniform(shape, gain, rng),
             Init::XavierNormal { gain } => xavier_normal(shape, gain, rng),
-            Init::KaimingUniform {
-                a,
-                mode,
-                nonlinearity,
-            } => kaiming_uniform(shape, a, mode, nonlinearity, rng),
-            Init::KaimingNormal {
-                a,
-                mode,
-                nonlinearity,
-            } => kaiming_normal(shape, a, mode, nonlinearity, rng),
+            Init::KaimingUniform { mode, nonlinearity } => {
+                kaiming_uniform(shape, mode, nonlinearity, rng)
+            }
+            Init::KaimingNormal { mode, nonlinearity } => {
+                kaiming_normal(shape, mode, nonlinearity, rng)
+            }
             Init::LecunNormal => lecun_normal(shape, rng),
             Init::Orthogonal { gain } => orthogonal(shape, gain, rng),
         }
@@ -485,6 +497,7 @@ impl Init {
 
 /// PyTorch's default bias of a layer whose weight has `fan_in` inputs:
 /// `U(-1/√fan_in, 1/√fan_in)` (zero when `fan_in = 0`).
+#[track_caller]
 pub(crate) fn torch_default_bias<T: Float>(
     n: usize,
     fan_in: usize,
@@ -529,15 +542,24 @@ mod tests {
 
     #[test]
     fn gains_match_torch_calculate_gain() {
-        assert_eq!(calculate_gain(Nonlinearity::Linear, None), 1.0);
-        assert_eq!(calculate_gain(Nonlinearity::Sigmoid, None), 1.0);
-        assert_eq!(calculate_gain(Nonlinearity::Tanh, None), 5.0 / 3.0);
-        assert_eq!(calculate_gain(Nonlinearity::Relu, None), 2f64.sqrt());
-        assert_eq!(calculate_gain(Nonlinearity::Selu, None), 0.75);
-        let lr = calculate_gain(Nonlinearity::LeakyRelu, None);
+        use crate::activation::{Gelu, Selu, Sigmoid, Tanh};
+        // torch.nn.init.calculate_gain: linear 1, sigmoid 1, tanh 5/3, relu √2, selu 3/4,
+        // leaky_relu √(2/(1 + a²)) with a = 0.01 by default
+        assert_eq!(calculate_gain(&Identity).unwrap(), 1.0);
+        assert_eq!(calculate_gain(&Sigmoid).unwrap(), 1.0);
+        assert_eq!(calculate_gain(&Tanh).unwrap(), 5.0 / 3.0);
+        assert_eq!(calculate_gain(&Relu).unwrap(), 2f64.sqrt());
+        assert_eq!(calculate_gain(&Selu).unwrap(), 0.75);
+        let lr = calculate_gain(&LeakyRelu::default()).unwrap();
         assert!((lr - (2.0 / (1.0 + 0.01f64 * 0.01)).sqrt()).abs() < 1e-15);
-        let lr5 = calculate_gain(Nonlinearity::LeakyRelu, Some(5f64.sqrt()));
+        let lr5 = calculate_gain(&LeakyRelu {
+            negative_slope: 5f64.sqrt(),
+        })
+        .unwrap();
         assert!((lr5 - (1.0f64 / 3.0).sqrt()).abs() < 1e-15);
+        // PyTorch raises "Unsupported nonlinearity gelu"
+        let e = calculate_gain(&Gelu::default()).unwrap_err();
+        assert!(e.to_string().contains("no gain for Gelu"), "{e}");
     }
 
     #[test]
@@ -578,9 +600,9 @@ mod tests {
     #[test]
     fn kaiming_std_is_gain_over_root_fan() {
         let relu = 2f64.sqrt() / 512f64.sqrt();
-        let w = kaiming_normal(S, 0.0, FanMode::FanIn, Nonlinearity::Relu, &mut rng()).unwrap();
+        let w = kaiming_normal(S, FanMode::FanIn, &Relu, &mut rng()).unwrap();
         assert_std(&w, relu);
-        let w = kaiming_uniform(S, 0.0, FanMode::FanOut, Nonlinearity::Relu, &mut rng()).unwrap();
+        let w = kaiming_uniform(S, FanMode::FanOut, &Relu, &mut rng()).unwrap();
         assert_std(&w, relu);
         // torch's Linear default, a = √5: gain √(1/3), so the bound is 1/√fan_in
         let w: Tensor<f64> = Init::TORCH_LAYER_DEFAULT.tensor(S, &mut rng()).unwrap();
@@ -589,9 +611,8 @@ mod tests {
         // a conv-shaped [64, 8, 8, 64] weight: receptive field 8·64, fan_out = 64·512
         let w = kaiming_normal(
             [64, 8, 8, 64],
-            0.0,
             FanMode::FanOut,
-            Nonlinearity::Tanh,
+            &crate::activation::Tanh,
             &mut rng(),
         )
         .unwrap();
@@ -633,5 +654,25 @@ mod tests {
             .tensor::<f32>([7], &mut rng())
             .unwrap_err();
         assert!(e.to_string().contains("at least 2 dimensions"), "{e}");
+    }
+
+    #[test]
+    fn constant_rejects_non_finite_values_like_every_initialiser() {
+        let mut r = rng();
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let e = Init::Constant(v).tensor::<f32>([2, 3], &mut r).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::Init {
+                        init: "constant",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            assert!(constant::<f64>([4], v).is_err());
+        }
+        assert_eq!(constant::<f64>([2], 0.5).unwrap().to_vec(), vec![0.5, 0.5]);
     }
 }

@@ -18,6 +18,12 @@
 //! - **No implicit dtype conversion**: loading an `F32` file into an `f64` model is
 //!   [`Error::StateDType`] naming the tensor. Convert explicitly (load into an `f32` model
 //!   and cast the values), so precision never changes silently.
+//! - **Random streams travel with the state**: the position of every
+//!   [`Generator`](crate::Generator) (dropout's) is written in the file's metadata as
+//!   `"generator:<name>"` (so the tensors stay exactly PyTorch's `state_dict`), and
+//!   restored on load: a resumed run draws the same dropout masks bit for bit. A file
+//!   without generator entries (one written by PyTorch) leaves the generators as they are;
+//!   a file with them must match the module's generators one for one.
 //!
 //! ```
 //! use nn::{state, Linear};
@@ -33,97 +39,48 @@
 //! # Ok::<(), nn::Error>(())
 //! ```
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::path::Path;
 
-use autograd::{DType, Float, Param, Shape, Tensor};
-use safetensors::tensor::{Dtype, SafeTensors, View};
+use autograd::io::{self, StoredTensor, TensorFile};
+use autograd::{Float, Param, Shape, Tensor};
 
 use crate::error::{Error, Result};
-use crate::module::{Buffer, Module};
+use crate::module::{Buffer, GeneratorState, Module};
 
-/// One tensor's bytes in safetensors layout (little-endian, row-major).
-struct Bytes {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
+/// Metadata key prefix of a generator's state.
+const GENERATOR_KEY: &str = "generator:";
 
-impl View for &Bytes {
-    fn dtype(&self) -> Dtype {
-        self.dtype
+/// The codec's errors in this crate's terms (the variants and messages nn has always had).
+fn from_io(e: io::Error) -> Error {
+    match e {
+        io::Error::Io { path, source } => Error::Io { path, source },
+        io::Error::Missing { name } => Error::MissingTensor { name },
+        io::Error::Unexpected { name } => Error::UnexpectedTensor { name },
+        io::Error::DType {
+            name,
+            expected,
+            got,
+        } => Error::StateDType {
+            name,
+            expected: expected.to_string(),
+            got: got.to_string(),
+        },
+        io::Error::Shape {
+            name,
+            expected,
+            got,
+        } => Error::StateShape {
+            name,
+            expected: Shape::from(expected),
+            got,
+        },
+        io::Error::Corrupt { path, reason } => Error::Corrupt { path, reason },
+        other => Error::Corrupt {
+            path: "<memory>".into(),
+            reason: other.to_string(),
+        },
     }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
-}
-
-fn float_dtype<T: Float>() -> Dtype {
-    match T::DTYPE {
-        DType::F32 => Dtype::F32,
-        DType::F64 => Dtype::F64,
-    }
-}
-
-fn encode<T: Float>(t: &Tensor<T>, integer: bool) -> Bytes {
-    let shape = t.dims().to_vec();
-    let data: Vec<u8> = if integer {
-        t.as_slice()
-            .iter()
-            .flat_map(|v| (v.as_f64().round() as i64).to_le_bytes())
-            .collect()
-    } else {
-        match T::DTYPE {
-            DType::F32 => t
-                .as_slice()
-                .iter()
-                .flat_map(|v| (v.as_f64() as f32).to_le_bytes())
-                .collect(),
-            DType::F64 => t
-                .as_slice()
-                .iter()
-                .flat_map(|v| v.as_f64().to_le_bytes())
-                .collect(),
-        }
-    };
-    let dtype = if integer {
-        Dtype::I64
-    } else {
-        float_dtype::<T>()
-    };
-    Bytes { dtype, shape, data }
-}
-
-/// Decodes bytes already checked to hold `numel` elements of `dtype` (F32, F64 or I64).
-fn decode<T: Float>(dtype: Dtype, data: &[u8], shape: Shape) -> Result<Tensor<T>> {
-    let vals: Vec<T> = match dtype {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|c| T::of(f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64))
-            .collect(),
-        Dtype::F64 => data
-            .chunks_exact(8)
-            .map(|c| {
-                T::of(f64::from_le_bytes(
-                    c.try_into().expect("internal: chunk of 8"),
-                ))
-            })
-            .collect(),
-        _ => data
-            .chunks_exact(8)
-            .map(|c| T::of(i64::from_le_bytes(c.try_into().expect("internal: chunk of 8")) as f64))
-            .collect(),
-    };
-    Ok(Tensor::from_vec(vals, shape)?)
 }
 
 enum Slot<T: Float> {
@@ -185,20 +142,20 @@ fn slots<T: Float, M: Module<T> + ?Sized>(module: &M) -> Result<BTreeMap<String,
 /// [`Error::InvalidConfig`] when two tensors share a name; [`Error::Corrupt`] if the
 /// serialiser rejects the data.
 pub fn to_bytes<T: Float, M: Module<T> + ?Sized>(module: &M) -> Result<Vec<u8>> {
-    let encoded: Vec<(String, Bytes)> = slots(module)?
-        .into_iter()
-        .map(|(n, s)| {
-            let b = encode(&s.value(), s.integer());
-            (n, b)
-        })
-        .collect();
-    let meta = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
-    safetensors::serialize(encoded.iter().map(|(n, b)| (n.as_str(), b)), &meta).map_err(|e| {
-        Error::Corrupt {
-            path: PathBuf::from("<memory>"),
-            reason: e.to_string(),
-        }
-    })
+    let mut file = TensorFile::default();
+    for (n, s) in slots(module)? {
+        let t = match s.integer() {
+            true => StoredTensor::from_integer(&s.value()),
+            false => StoredTensor::from_float(&s.value()),
+        };
+        file.tensors.insert(n, t);
+    }
+    file.metadata.insert("format".into(), "pt".into());
+    for (name, g) in module.named_generators() {
+        file.metadata
+            .insert(format!("{GENERATOR_KEY}{name}"), g.state().to_hex());
+    }
+    file.to_bytes().map_err(from_io)
 }
 
 /// Loads state from safetensors bytes (see [`load`] for the rules).
@@ -206,7 +163,7 @@ pub fn to_bytes<T: Float, M: Module<T> + ?Sized>(module: &M) -> Result<Vec<u8>> 
 /// # Errors
 /// As [`load`], with the path reported as `<memory>`.
 pub fn from_bytes<T: Float, M: Module<T> + ?Sized>(module: &M, bytes: &[u8]) -> Result<()> {
-    load_impl(module, bytes, Path::new("<memory>"))
+    load_impl(module, TensorFile::from_bytes(bytes).map_err(from_io)?)
 }
 
 /// Writes the module's parameters and buffers to `path` atomically.
@@ -214,47 +171,7 @@ pub fn from_bytes<T: Float, M: Module<T> + ?Sized>(module: &M, bytes: &[u8]) -> 
 /// # Errors
 /// [`Error::Io`] when the directory cannot be written; as [`to_bytes`].
 pub fn save<T: Float, M: Module<T> + ?Sized>(module: &M, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
-    let bytes = to_bytes(module)?;
-    write_atomic(path, &bytes)
-}
-
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `bytes` to a temporary file next to `path`, syncs it and renames it over
-/// `path` (rename within one directory is atomic on POSIX and Windows).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let name = path.file_name().ok_or_else(|| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a file path",
-        ))
-    })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e));
-    }
-    Ok(())
+    io::write_atomic(path.as_ref(), &to_bytes(module)?).map_err(from_io)
 }
 
 /// Loads parameters and buffers from the safetensors file at `path` into `module`.
@@ -266,69 +183,69 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// malformed file; [`Error::MissingTensor`], [`Error::UnexpectedTensor`],
 /// [`Error::StateShape`], [`Error::StateDType`] naming the first mismatching tensor.
 pub fn load<T: Float, M: Module<T> + ?Sized>(module: &M, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    load_impl(module, &bytes, path)
+    load_impl(module, TensorFile::load(path).map_err(from_io)?)
 }
 
-fn load_impl<T: Float, M: Module<T> + ?Sized>(module: &M, bytes: &[u8], path: &Path) -> Result<()> {
-    let corrupt = |reason: String| Error::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let file = SafeTensors::deserialize(bytes).map_err(|e| corrupt(format!("{e:?}")))?;
+fn load_impl<T: Float, M: Module<T> + ?Sized>(module: &M, file: TensorFile) -> Result<()> {
     let slots = slots(module)?;
     let mut staged = Vec::with_capacity(slots.len());
     for (name, slot) in &slots {
-        let view = file
-            .tensor(name)
-            .map_err(|_| Error::MissingTensor { name: name.clone() })?;
-        let want = if slot.integer() {
-            Dtype::I64
-        } else {
-            float_dtype::<T>()
-        };
-        if view.dtype() != want {
-            return Err(Error::StateDType {
-                name: name.clone(),
-                expected: format!("{want:?}"),
-                got: format!("{:?}", view.dtype()),
-            });
+        let stored = file.get(name).map_err(from_io)?;
+        // The element type is checked before the shape, as the errors always were.
+        let value = match slot.integer() {
+            true => stored.integer_to_float::<T>(name),
+            false => stored.to_float::<T>(name),
         }
-        let expected = slot.shape();
-        if view.shape() != expected.dims() {
-            return Err(Error::StateShape {
-                name: name.clone(),
-                expected,
-                got: view.shape().to_vec(),
-            });
-        }
-        // The parser checks offsets against the buffer; check the element count too so
-        // decoding can never read short.
-        let size = if want == Dtype::F32 { 4 } else { 8 };
-        if view.data().len() != expected.numel() * size {
-            return Err(corrupt(format!(
-                "tensor `{name}` holds {} bytes for {} elements of {want:?}",
-                view.data().len(),
-                expected.numel()
-            )));
-        }
-        staged.push((slot, decode::<T>(want, view.data(), expected)?));
+        .and_then(|t| stored.expect_dims(name, slot.shape().dims()).map(|()| t));
+        staged.push((slot, value.map_err(from_io)?));
     }
-    let mut names: Vec<&String> = file.names();
-    names.sort();
-    if let Some(extra) = names.into_iter().find(|n| !slots.contains_key(n.as_str())) {
-        return Err(Error::UnexpectedTensor {
-            name: extra.clone(),
-        });
-    }
+    file.check_no_extra(|n| slots.contains_key(n))
+        .map_err(from_io)?;
+    let generators = staged_generators(module, &file)?;
     for (slot, value) in staged {
         slot.set(value)?;
     }
+    for (g, state) in generators {
+        g.set_state(&state);
+    }
     Ok(())
+}
+
+/// The generator states in the file's metadata, matched one for one with the module's
+/// generators (none at all is fine: a PyTorch file).
+fn staged_generators<T: Float, M: Module<T> + ?Sized>(
+    module: &M,
+    file: &TensorFile,
+) -> Result<Vec<(crate::Generator, GeneratorState)>> {
+    let mut saved: BTreeMap<&str, &str> = file
+        .metadata
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(GENERATOR_KEY)?, v.as_str())))
+        .collect();
+    if saved.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (name, g) in module.named_generators() {
+        let hex = saved
+            .remove(name.as_str())
+            .ok_or_else(|| Error::StateGenerator {
+                name: name.clone(),
+                reason: "the file has generator states, but not this one".into(),
+            })?;
+        let state = GeneratorState::from_hex(hex).ok_or_else(|| Error::StateGenerator {
+            name: name.clone(),
+            reason: format!("malformed state {hex:?}"),
+        })?;
+        out.push((g, state));
+    }
+    if let Some((extra, _)) = saved.into_iter().next() {
+        return Err(Error::StateGenerator {
+            name: extra.to_string(),
+            reason: "the file has its state, but the module has no such generator".into(),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

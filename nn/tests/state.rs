@@ -83,11 +83,12 @@ fn round_trip<T: Float>(tag: &str) {
     let a = mlp::<T>(1);
     // move the running statistics off their initial values
     let tape = Tape::new();
-    a.forward(
-        &Ctx::new(&tape),
-        tape.constant(Tensor::randn([6, 3], &mut StdRng::seed_from_u64(5)).unwrap()),
-    )
-    .unwrap();
+    Ctx::new(&tape)
+        .call(
+            &a,
+            tape.constant(Tensor::randn([6, 3], &mut StdRng::seed_from_u64(5)).unwrap()),
+        )
+        .unwrap();
     let path = dir.path("mlp.safetensors");
     state::save(&a, &path).unwrap();
     // no temporary file is left next to the target
@@ -132,8 +133,8 @@ fn a_pytorch_state_dict_loads_and_computes_what_pytorch_computed() {
     let (x, want) = (read("x"), read("y"));
     model.eval();
     let tape = Tape::new();
-    let y = model
-        .forward(&Ctx::new(&tape), tape.constant(x))
+    let y = Ctx::new(&tape)
+        .call(&model, tape.constant(x))
         .unwrap()
         .value();
     assert_eq!(y.dims(), want.dims());

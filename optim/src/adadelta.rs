@@ -2,9 +2,12 @@
 
 use autograd::{Float, ParamMut, Tensor};
 
-use crate::common::{check_finite_non_negative, check_unit_interval, ema_square, WeightDecay};
+use crate::common::{
+    check_finite_non_negative, check_state_non_negative_tensors, check_unit_interval, ema_square,
+    WeightDecay,
+};
 use crate::error::Result;
-use crate::optimizer::{RuleState, StepCx, UpdateRule};
+use crate::rule::{RuleState, StepCx, UpdateRule};
 
 /// Adadelta.
 ///
@@ -75,12 +78,16 @@ impl<T: Float> UpdateRule<T> for Adadelta {
         check_finite_non_negative("weight_decay", self.weight_decay)
     }
 
-    fn weight_decay(&self) -> f64 {
-        self.weight_decay
+    fn weight_decay(&self) -> Option<f64> {
+        Some(self.weight_decay)
     }
 
     fn maximize(&self) -> bool {
         self.maximize
+    }
+
+    fn validate_state(&self, state: &AdadeltaState<T>) -> Result<()> {
+        check_state_non_negative_tensors(state, &["square_avg", "acc_delta"])
     }
 
     fn init(&self, param: &Tensor<T>) -> AdadeltaState<T> {
@@ -122,7 +129,7 @@ impl<T: Float> UpdateRule<T> for Adadelta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps};
+    use crate::test_util::{assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps};
 
     // PyTorch 2.15, float64 (tests/data/optim_trajectories.json, adadelta/rosenbrock):
     //   torch.optim.Adadelta([p], lr=0.4) on Rosenbrock from (-1.5, 2.0)

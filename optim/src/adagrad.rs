@@ -2,9 +2,9 @@
 
 use autograd::{Float, ParamMut, Tensor};
 
-use crate::common::{check_finite_non_negative, WeightDecay};
+use crate::common::{check_finite_non_negative, check_state_non_negative_tensors, WeightDecay};
 use crate::error::Result;
-use crate::optimizer::{RuleState, StepCx, UpdateRule};
+use crate::rule::{RuleState, StepCx, UpdateRule};
 
 /// Adagrad.
 ///
@@ -70,12 +70,16 @@ impl<T: Float> UpdateRule<T> for Adagrad {
         check_finite_non_negative("eps", self.eps)
     }
 
-    fn weight_decay(&self) -> f64 {
-        self.weight_decay
+    fn weight_decay(&self) -> Option<f64> {
+        Some(self.weight_decay)
     }
 
     fn maximize(&self) -> bool {
         self.maximize
+    }
+
+    fn validate_state(&self, state: &AdagradState<T>) -> Result<()> {
+        check_state_non_negative_tensors(state, &["sum"])
     }
 
     fn init(&self, param: &Tensor<T>) -> AdagradState<T> {
@@ -106,7 +110,7 @@ impl<T: Float> UpdateRule<T> for Adagrad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps};
+    use crate::test_util::{assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps};
 
     // PyTorch 2.15, float64 (tests/data/optim_trajectories.json, adagrad_lrdecay_initacc):
     //   torch.optim.Adagrad([p], lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1)

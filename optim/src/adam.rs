@@ -3,10 +3,11 @@
 use autograd::{Float, ParamMut, Tensor};
 
 use crate::common::{
-    bias_correction, check_beta, check_finite_non_negative, ema_square, lerp, WeightDecay,
+    bias_correction, check_beta, check_finite_non_negative, check_state_non_negative_tensors,
+    ema_square, lerp, WeightDecay,
 };
 use crate::error::Result;
-use crate::optimizer::{RuleState, StepCx, UpdateRule};
+use crate::rule::{RuleState, StepCx, UpdateRule};
 
 /// Adam: adaptive moment estimation.
 ///
@@ -156,12 +157,24 @@ impl<T: Float> UpdateRule<T> for Adam {
         validate_adam(self.betas, self.eps, self.weight_decay)
     }
 
-    fn weight_decay(&self) -> f64 {
-        self.weight_decay
+    fn weight_decay(&self) -> Option<f64> {
+        Some(self.weight_decay)
+    }
+
+    fn momentum(&self) -> Option<f64> {
+        Some(self.betas.0)
+    }
+
+    fn check_momentum(&self, momentum: f64) -> Result<()> {
+        check_beta("betas.0", momentum)
     }
 
     fn maximize(&self) -> bool {
         self.maximize
+    }
+
+    fn validate_state(&self, state: &AdamState<T>) -> Result<()> {
+        check_state_non_negative_tensors(state, &["exp_avg_sq", "max_exp_avg_sq"])
     }
 
     fn init(&self, param: &Tensor<T>) -> AdamState<T> {
@@ -176,7 +189,7 @@ impl<T: Float> UpdateRule<T> for Adam {
         state: &mut AdamState<T>,
     ) -> Result<()> {
         adam_update(
-            self.betas,
+            (cx.momentum, self.betas.1),
             self.eps,
             WeightDecay::L2,
             cx,
@@ -191,7 +204,7 @@ impl<T: Float> UpdateRule<T> for Adam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps};
+    use crate::test_util::{assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps};
 
     // PyTorch 2.15, float64, from tests/data/optim_trajectories.json (tools/torch_reference.py):
     //   p = torch.tensor([-1.5, 2.0], requires_grad=True); opt = torch.optim.Adam([p], lr=0.01)

@@ -3,9 +3,11 @@
 use autograd::{Float, ParamMut, Tensor};
 
 use crate::adam::validate_adam;
-use crate::common::{bias_correction, lerp, WeightDecay};
+use crate::common::{
+    bias_correction, check_beta, check_state_non_negative_tensors, lerp, WeightDecay,
+};
 use crate::error::Result;
-use crate::optimizer::{RuleState, StepCx, UpdateRule};
+use crate::rule::{RuleState, StepCx, UpdateRule};
 
 /// Adamax: Adam with the second moment replaced by an exponentially weighted infinity norm.
 ///
@@ -70,12 +72,24 @@ impl<T: Float> UpdateRule<T> for Adamax {
         validate_adam(self.betas, self.eps, self.weight_decay)
     }
 
-    fn weight_decay(&self) -> f64 {
-        self.weight_decay
+    fn weight_decay(&self) -> Option<f64> {
+        Some(self.weight_decay)
+    }
+
+    fn momentum(&self) -> Option<f64> {
+        Some(self.betas.0)
+    }
+
+    fn check_momentum(&self, momentum: f64) -> Result<()> {
+        check_beta("betas.0", momentum)
     }
 
     fn maximize(&self) -> bool {
         self.maximize
+    }
+
+    fn validate_state(&self, state: &AdamaxState<T>) -> Result<()> {
+        check_state_non_negative_tensors(state, &["exp_inf"])
     }
 
     fn init(&self, param: &Tensor<T>) -> AdamaxState<T> {
@@ -92,7 +106,7 @@ impl<T: Float> UpdateRule<T> for Adamax {
         grad: &Tensor<T>,
         state: &mut AdamaxState<T>,
     ) -> Result<()> {
-        let (beta1, beta2) = self.betas;
+        let (beta1, beta2) = (cx.momentum, self.betas.1);
         let g = WeightDecay::L2.apply(cx, param, grad);
         let clr = T::of(cx.lr / bias_correction(beta1, cx.step));
         let (w1, b2, eps) = (T::of(1.0 - beta1), T::of(beta2), T::of(self.eps));
@@ -118,7 +132,7 @@ impl<T: Float> UpdateRule<T> for Adamax {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps};
+    use crate::test_util::{assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps};
 
     // PyTorch 2.15, float64 (tests/data/optim_trajectories.json, adamax/rosenbrock):
     //   torch.optim.Adamax([p], lr=0.01) on Rosenbrock from (-1.5, 2.0)

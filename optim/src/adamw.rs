@@ -3,9 +3,9 @@
 use autograd::{Float, ParamMut, Tensor};
 
 use crate::adam::{adam_update, init_adam, validate_adam, AdamState};
-use crate::common::WeightDecay;
+use crate::common::{check_beta, check_state_non_negative_tensors, WeightDecay};
 use crate::error::Result;
-use crate::optimizer::{StepCx, UpdateRule};
+use crate::rule::{StepCx, UpdateRule};
 
 /// AdamW: Adam whose weight decay shrinks the parameter instead of entering the gradient.
 ///
@@ -50,12 +50,24 @@ impl<T: Float> UpdateRule<T> for AdamW {
         validate_adam(self.betas, self.eps, self.weight_decay)
     }
 
-    fn weight_decay(&self) -> f64 {
-        self.weight_decay
+    fn weight_decay(&self) -> Option<f64> {
+        Some(self.weight_decay)
+    }
+
+    fn momentum(&self) -> Option<f64> {
+        Some(self.betas.0)
+    }
+
+    fn check_momentum(&self, momentum: f64) -> Result<()> {
+        check_beta("betas.0", momentum)
     }
 
     fn maximize(&self) -> bool {
         self.maximize
+    }
+
+    fn validate_state(&self, state: &AdamState<T>) -> Result<()> {
+        check_state_non_negative_tensors(state, &["exp_avg_sq", "max_exp_avg_sq"])
     }
 
     fn init(&self, param: &Tensor<T>) -> AdamState<T> {
@@ -70,7 +82,7 @@ impl<T: Float> UpdateRule<T> for AdamW {
         state: &mut AdamState<T>,
     ) -> Result<()> {
         adam_update(
-            self.betas,
+            (cx.momentum, self.betas.1),
             self.eps,
             WeightDecay::Decoupled,
             cx,
@@ -85,7 +97,7 @@ impl<T: Float> UpdateRule<T> for AdamW {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps};
+    use crate::test_util::{assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps};
 
     // PyTorch 2.15, float64 (tests/data/optim_trajectories.json, adamw/rosenbrock):
     //   torch.optim.AdamW([p], lr=0.01, weight_decay=0.1) on Rosenbrock from (-1.5, 2.0)

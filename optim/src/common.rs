@@ -5,7 +5,7 @@
 use autograd::{Float, ParamMut, Tensor};
 
 use crate::error::{Error, Result};
-use crate::optimizer::StepCx;
+use crate::rule::{RuleState, StepCx};
 
 /// How a rule applies the group's weight decay `λ` (`cx.weight_decay`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +157,103 @@ pub fn check_unit_interval(name: &'static str, value: f64) -> Result<()> {
 /// An error for a hyper-parameter combination PyTorch rejects, reported on `name`.
 pub fn incompatible(name: &'static str, value: f64, reason: &'static str) -> Error {
     invalid(name, value, reason)
+}
+
+/// The largest step count a state may hold: rules convert counts to `f64` (`β^t`), which
+/// is exact up to 2⁵³, and the driver adds one per step.
+pub const MAX_STEP: u64 = 1 << 53;
+
+/// An [`Error::InvalidState`] for a loaded value named `key`.
+pub fn invalid_state(key: impl Into<String>, value: f64, reason: &'static str) -> Error {
+    Error::InvalidState {
+        key: key.into(),
+        value,
+        reason,
+    }
+}
+
+/// Checks that every element of a loaded state tensor is finite.
+///
+/// # Errors
+/// [`Error::InvalidState`] naming `name` and the first bad value.
+pub fn check_state_finite<T: Float>(name: &str, t: &Tensor<T>) -> Result<()> {
+    match t.as_slice().iter().find(|x| !x.is_finite()) {
+        Some(x) => Err(invalid_state(name, x.as_f64(), "must be finite")),
+        None => Ok(()),
+    }
+}
+
+/// Checks that every element of a loaded state tensor is finite and `>= 0` (running
+/// averages of squares, accumulators).
+///
+/// # Errors
+/// [`Error::InvalidState`] naming `name` and the first bad value.
+pub fn check_state_non_negative<T: Float>(name: &str, t: &Tensor<T>) -> Result<()> {
+    match t
+        .as_slice()
+        .iter()
+        .find(|x| !(x.is_finite() && **x >= T::zero()))
+    {
+        Some(x) => Err(invalid_state(name, x.as_f64(), "must be finite and >= 0")),
+        None => Ok(()),
+    }
+}
+
+/// Checks a loaded scalar against a predicate.
+///
+/// # Errors
+/// [`Error::InvalidState`] naming `name` with `reason`.
+pub fn check_state_scalar(
+    name: &str,
+    value: f64,
+    ok: impl FnOnce(f64) -> bool,
+    reason: &'static str,
+) -> Result<()> {
+    if ok(value) {
+        Ok(())
+    } else {
+        Err(invalid_state(name, value, reason))
+    }
+}
+
+/// The default check of a loaded state: every tensor element and every scalar finite.
+///
+/// # Errors
+/// [`Error::InvalidState`] naming the first bad tensor or scalar.
+pub fn check_state_all_finite<T: Float, S: RuleState<T>>(state: &S) -> Result<()> {
+    for (name, t) in state.tensors() {
+        check_state_finite(name, t)?;
+    }
+    for (name, x) in state.scalars() {
+        check_state_scalar(name, x, f64::is_finite, "must be finite")?;
+    }
+    Ok(())
+}
+
+/// [`check_state_all_finite`] plus `>= 0` for the tensors named in `non_negative`
+/// (accumulated squares).
+///
+/// # Errors
+/// [`Error::InvalidState`] naming the first bad tensor or scalar.
+pub fn check_state_non_negative_tensors<T: Float, S: RuleState<T>>(
+    state: &S,
+    non_negative: &[&str],
+) -> Result<()> {
+    check_state_all_finite(state)?;
+    for (name, t) in state.tensors() {
+        if non_negative.contains(&name) {
+            check_state_non_negative(name, t)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a momentum-like group setting: finite and `>= 0` (SGD, RMSprop).
+///
+/// # Errors
+/// [`Error::InvalidHyperparameter`] named `"momentum"`.
+pub fn check_momentum(value: f64) -> Result<()> {
+    check_finite_non_negative("momentum", value)
 }
 
 #[cfg(test)]

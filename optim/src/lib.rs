@@ -22,55 +22,75 @@
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `optimizer.rs` | [`Optimizer`] (object safe), [`UpdateRule`] + [`RuleState`], the driver [`Optim`], [`ParamGroup`], [`StepCx`] |
-//! | `common.rs` | [`WeightDecay`], momentum step, `lerp`, bias correction, hyper-parameter checks |
-//! | `sgd.rs` … `adadelta.rs` | one rule per file: [`Sgd`], [`Adagrad`], [`RmsProp`], [`Adam`], [`AdamW`], [`NAdam`], [`Adamax`], [`Adadelta`] |
-//! | `schedule.rs` | [`LrScheduler`]: [`StepLr`], [`MultiStepLr`], [`ExponentialLr`], [`CosineAnnealingLr`], [`LinearLr`], [`ReduceLrOnPlateau`] |
+//! | `optimizer.rs` | [`Optimizer`] (object safe), [`ParamGroup`] |
+//! | `rule.rs`, `driver.rs` | per-parameter rules: [`UpdateRule`] + [`RuleState`] + [`StepCx`], driven by [`Optim`] |
+//! | `closure.rs` | loss-re-evaluating rules: [`ClosureRule`] + [`ClosureCx`], driven by [`ClosureOptim`] |
+//! | `common.rs` | [`WeightDecay`], momentum step, `lerp`, bias correction, hyper-parameter and state checks |
+//! | `sgd.rs` … `asgd.rs` | one rule per file: [`Sgd`], [`Adagrad`], [`RmsProp`], [`Adam`], [`AdamW`], [`NAdam`], [`RAdam`], [`Adamax`], [`Adadelta`], [`Rprop`], [`Asgd`] |
+//! | `lbfgs/` | [`Lbfgs`] with its strong-Wolfe line search |
+//! | `schedule/` | [`LrScheduler`] and every PyTorch schedule (see [`schedule`]) |
 //! | `clip.rs` | [`clip_grad_norm`], [`clip_grad_value`] |
-//! | `state.rs` | [`StateDict`] and the safetensors state format |
+//! | `state.rs` | [`StateDict`] and the state file format |
+//! | `testing/` | the test kit for new rules (feature `testing`) |
 //!
-//! Writing a new optimiser is one [`UpdateRule`] impl (see `examples/custom_optimizer.rs`).
-#![forbid(unsafe_code)]
+//! Writing a new optimiser is one [`UpdateRule`] impl (see `examples/custom_optimizer.rs`),
+//! or one [`ClosureRule`] impl when it must re-evaluate the loss; [`testing`] (feature
+//! `testing`) checks it the way the built-in rules are checked.
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
-// `Error` wraps `autograd::Error` unboxed (transparent, as nn does), which puts it at
-// clippy's 128-byte threshold; an error is built at most once per step, so the size is
-// not worth an extra allocation and a less direct `?` from autograd calls.
-#![allow(clippy::result_large_err)]
+#![forbid(unsafe_code)]
 
 pub mod clip;
+mod closure;
 pub mod common;
+mod driver;
 mod error;
 mod optimizer;
+mod rule;
 pub mod schedule;
 pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 mod adadelta;
 mod adagrad;
 mod adam;
 mod adamax;
 mod adamw;
+mod asgd;
+mod lbfgs;
 mod nadam;
+mod radam;
 mod rmsprop;
+mod rprop;
 mod sgd;
 
 #[cfg(test)]
-mod testing;
+mod test_util;
 
 pub use adadelta::{Adadelta, AdadeltaState};
 pub use adagrad::{Adagrad, AdagradState};
 pub use adam::{Adam, AdamState};
 pub use adamax::{Adamax, AdamaxState};
 pub use adamw::AdamW;
+pub use asgd::{Asgd, AsgdState};
 pub use clip::{clip_grad_norm, clip_grad_value};
+pub use closure::{ClosureCx, ClosureOptim, ClosureRule, GroupView};
 pub use common::WeightDecay;
-pub use error::{Error, Result};
+pub use driver::Optim;
+pub use error::{ClosureError, Error, Result};
+pub use lbfgs::{Lbfgs, LbfgsState, LineSearch};
 pub use nadam::{NAdam, NAdamState};
-pub use optimizer::{Optim, Optimizer, ParamGroup, RuleState, StepCx, UpdateRule};
+pub use optimizer::{ClosureResult, Optimizer, ParamGroup};
+pub use radam::RAdam;
 pub use rmsprop::{RmsProp, RmsPropState};
+pub use rprop::{Rprop, RpropState};
+pub use rule::{RuleState, StepCx, UpdateRule};
 pub use schedule::{
-    CosineAnnealingLr, ExponentialLr, LinearLr, LrScheduler, MultiStepLr, PlateauConfig,
-    PlateauMode, ReduceLrOnPlateau, StepLr, ThresholdMode,
+    Anneal, ChainedScheduler, ConstantLr, CosineAnnealingLr, CosineAnnealingWarmRestarts, CyclicLr,
+    CyclicMode, CyclicSettings, ExponentialLr, LambdaLr, LinearLr, LrScheduler, MultiStepLr,
+    MultiplicativeLr, OneCycleLr, OneCycleSettings, PlateauConfig, PlateauMode, PolynomialLr,
+    ReduceLrOnPlateau, SchedulerState, SequentialLr, StepLr, ThresholdMode,
 };
 pub use sgd::{Sgd, SgdState};
 pub use state::{StateDict, StateTensor};

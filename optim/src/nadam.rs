@@ -3,9 +3,12 @@
 use autograd::{Float, ParamMut, Tensor};
 
 use crate::adam::validate_adam;
-use crate::common::{bias_correction, check_finite_non_negative, ema_square, lerp, WeightDecay};
+use crate::common::{
+    bias_correction, check_beta, check_finite_non_negative, check_state_non_negative_tensors,
+    check_state_scalar, ema_square, lerp, WeightDecay,
+};
 use crate::error::Result;
-use crate::optimizer::{RuleState, StepCx, UpdateRule};
+use crate::rule::{RuleState, StepCx, UpdateRule};
 
 /// NAdam: Adam with Nesterov momentum and a momentum-decay schedule.
 ///
@@ -88,12 +91,31 @@ impl<T: Float> UpdateRule<T> for NAdam {
         check_finite_non_negative("momentum_decay", self.momentum_decay)
     }
 
-    fn weight_decay(&self) -> f64 {
-        self.weight_decay
+    fn weight_decay(&self) -> Option<f64> {
+        Some(self.weight_decay)
+    }
+
+    fn momentum(&self) -> Option<f64> {
+        Some(self.betas.0)
+    }
+
+    fn check_momentum(&self, momentum: f64) -> Result<()> {
+        check_beta("betas.0", momentum)
     }
 
     fn maximize(&self) -> bool {
         self.maximize
+    }
+
+    fn validate_state(&self, state: &NAdamState<T>) -> Result<()> {
+        check_state_non_negative_tensors(state, &["exp_avg_sq"])?;
+        // Π of μ's in (0, β₁]: 1 − Π divides the update
+        check_state_scalar(
+            "mu_product",
+            state.mu_product,
+            |m| m > 0.0 && m <= 1.0,
+            "must be in (0, 1]",
+        )
     }
 
     fn init(&self, param: &Tensor<T>) -> NAdamState<T> {
@@ -111,7 +133,7 @@ impl<T: Float> UpdateRule<T> for NAdam {
         grad: &Tensor<T>,
         state: &mut NAdamState<T>,
     ) -> Result<()> {
-        let (beta1, beta2) = self.betas;
+        let (beta1, beta2) = (cx.momentum, self.betas.1);
         let decay = match self.decoupled_weight_decay {
             true => WeightDecay::Decoupled,
             false => WeightDecay::L2,
@@ -155,7 +177,7 @@ impl<T: Float> UpdateRule<T> for NAdam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps};
+    use crate::test_util::{assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps};
 
     // PyTorch 2.15, float64 (tests/data/optim_trajectories.json, nadam/rosenbrock):
     //   torch.optim.NAdam([p], lr=0.01) on Rosenbrock from (-1.5, 2.0)

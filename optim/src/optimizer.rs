@@ -1,31 +1,68 @@
-//! The extension API: [`UpdateRule`] (one parameter's maths), [`Optim`] (the generic driver
-//! that owns state, step counts and parameter groups) and [`Optimizer`] (the object-safe
-//! interface training loops and schedules use).
+//! The object-safe [`Optimizer`] interface that training loops and schedules use, the
+//! parameter groups both drivers share ([`ParamGroup`]), and the group bookkeeping behind
+//! them.
 
-use std::collections::{HashMap, HashSet};
-use std::fmt;
+use std::collections::HashSet;
 use std::path::Path;
 
-use autograd::{Float, Param, ParamId, ParamMut, Tensor};
+use autograd::{Float, Param, ParamId};
 
 use crate::common::{check_finite_non_negative, check_lr};
-use crate::error::{Error, Result};
-use crate::state::{self, StateDict};
+use crate::error::{ClosureError, Error, Result};
+use crate::schedule::LrScheduler;
+use crate::state::StateDict;
+
+/// What a closure passed to [`Optimizer::step_with`] returns: the loss it computed.
+pub type ClosureResult = std::result::Result<f64, ClosureError>;
 
 /// What an optimiser needs from any training loop: PyTorch's `torch.optim.Optimizer`.
 ///
 /// Object safe, so schedules and loops can hold `&mut dyn Optimizer` whatever the rule
-/// and the element type. [`Optim`] implements it for every [`UpdateRule`].
+/// and the element type. [`Optim`](crate::Optim) implements it for every
+/// [`UpdateRule`](crate::UpdateRule), [`ClosureOptim`](crate::ClosureOptim) for every
+/// [`ClosureRule`](crate::ClosureRule).
 pub trait Optimizer {
-    /// The rule's stable name ([`UpdateRule::NAME`]), as written in state files.
+    /// The rule's stable name, as written in state files (`"adam"`).
     fn name(&self) -> &'static str;
 
     /// Updates every parameter that has a gradient; parameters without one are skipped and
     /// their step count does not advance (as in PyTorch).
     ///
     /// # Errors
-    /// Whatever the update rule returns (the built-in rules do not fail).
+    /// [`Error::ClosureRequired`] for a rule that must re-evaluate the loss (LBFGS);
+    /// [`Error::GradShape`] when a parameter's shape was changed after its gradient was
+    /// computed; whatever the update rule returns.
     fn step(&mut self) -> Result<()>;
+
+    /// One step that may evaluate the loss as often as the rule needs (PyTorch's
+    /// `step(closure)`), returning the loss of the first evaluation.
+    ///
+    /// `closure` records a fresh tape, runs `backward` and returns the loss. The optimiser
+    /// clears the gradients of its parameters before each call, so the closure does not
+    /// (unlike PyTorch's, which calls `zero_grad` itself). Rules that need one gradient
+    /// ([`Optim`](crate::Optim)) call it once and then step.
+    ///
+    /// ```
+    /// use autograd::{Param, Tape, Tensor};
+    /// use optim::{Lbfgs, ClosureOptim, Optimizer};
+    ///
+    /// let w = Param::new(Tensor::from_vec(vec![3.0f64, -1.0], [2])?);
+    /// let mut opt = ClosureOptim::new(vec![w.clone()], 1.0, Lbfgs::default())?;
+    /// let first = opt.step_with(&mut || {
+    ///     let tape = Tape::new();
+    ///     let loss = (tape.param(&w) - 1.0).square().sum(); // |w - 1|²
+    ///     let value = loss.item()?;
+    ///     loss.backward()?;
+    ///     Ok(value)
+    /// })?;
+    /// assert_eq!(first, 8.0);
+    /// assert!(w.value().as_slice().iter().all(|x| (x - 1.0).abs() < 1e-9));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Closure`] with the closure's own error; as [`Optimizer::step`].
+    fn step_with(&mut self, closure: &mut dyn FnMut() -> ClosureResult) -> Result<f64>;
 
     /// Clears every parameter's gradient (PyTorch's `zero_grad(set_to_none=True)`).
     fn zero_grad(&mut self);
@@ -34,10 +71,15 @@ pub trait Optimizer {
     fn step_count(&self) -> u64;
 
     /// The learning rate of the first parameter group.
-    fn lr(&self) -> f64;
+    fn lr(&self) -> f64 {
+        self.group_lrs()[0]
+    }
 
     /// Sets the learning rate of every parameter group.
-    fn set_lr(&mut self, lr: f64);
+    ///
+    /// # Errors
+    /// [`Error::InvalidHyperparameter`] for a negative or non-finite rate; nothing changes.
+    fn set_lr(&mut self, lr: f64) -> Result<()>;
 
     /// The number of parameter groups.
     fn num_groups(&self) -> usize;
@@ -48,150 +90,99 @@ pub trait Optimizer {
     /// Sets one group's learning rate.
     ///
     /// # Errors
-    /// [`Error::NoSuchGroup`] when `group` is out of range.
+    /// [`Error::NoSuchGroup`] when `group` is out of range; [`Error::InvalidHyperparameter`]
+    /// for a negative or non-finite rate.
     fn set_group_lr(&mut self, group: usize, lr: f64) -> Result<()>;
 
-    /// A snapshot of the optimiser state: per-parameter tensors, step counts and group
-    /// settings, keyed by parameter position (see [`crate::state`] for the format).
+    /// Each group's momentum (β₁ for the Adam family), `None` for a rule without one.
+    fn group_momentums(&self) -> Vec<Option<f64>>;
+
+    /// Sets one group's momentum (β₁ for the Adam family): what the cycling schedules
+    /// ([`OneCycleLr`](crate::OneCycleLr), [`CyclicLr`](crate::CyclicLr)) drive.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchGroup`]; [`Error::Unsupported`] for a rule without momentum;
+    /// [`Error::InvalidHyperparameter`] for a value the rule rejects.
+    fn set_group_momentum(&mut self, group: usize, momentum: f64) -> Result<()>;
+
+    /// Each group's initial learning rate (PyTorch's `group["initial_lr"]`), set by the
+    /// first schedule built over the optimiser; schedules compute from it.
+    fn group_initial_lrs(&self) -> Vec<Option<f64>>;
+
+    /// Sets one group's initial learning rate.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchGroup`]; [`Error::InvalidHyperparameter`] for a negative or
+    /// non-finite rate.
+    fn set_group_initial_lr(&mut self, group: usize, lr: f64) -> Result<()>;
+
+    /// A snapshot of the optimiser state: rule state, step counts and group settings (see
+    /// [`crate::state`] for the format).
     ///
     /// # Errors
     /// None for the built-in rules; the signature leaves room for rules whose state cannot
     /// be exported.
     fn state_dict(&self) -> Result<StateDict>;
 
-    /// Restores a snapshot taken by [`state_dict`](Optimizer::state_dict), all or nothing.
+    /// Restores a snapshot taken by [`state_dict`](Optimizer::state_dict), all or nothing,
+    /// after checking every value as a constructor would.
     ///
     /// # Errors
-    /// [`Error::StateOptimizer`], [`Error::StateLayout`], [`Error::StateKey`],
-    /// [`Error::StateShape`], [`Error::StateDType`] or [`Error::StateFormat`] when the
+    /// [`Error::StateKind`], [`Error::StateLayout`], [`Error::StateFile`] (a missing,
+    /// unexpected, misshapen or mistyped tensor, named) or [`Error::InvalidState`] when the
     /// snapshot does not fit this optimiser; nothing is changed then.
     fn load_state_dict(&mut self, state: &StateDict) -> Result<()>;
 
-    /// Writes the state to a safetensors file (atomically: a temporary file, then a rename).
+    /// Writes the state to a safetensors file, crash-safely ([`autograd::io::write_atomic`]).
     ///
     /// # Errors
-    /// [`Error::Io`] when the file cannot be written.
+    /// [`Error::StateFile`] when the file cannot be written.
     fn save(&self, path: &Path) -> Result<()> {
-        self.state_dict()?.save(path)
+        Ok(self.state_dict()?.save(path)?)
     }
 
-    /// Reads a safetensors file written by [`save`](Optimizer::save) and restores it.
+    /// Reads a file written by [`save`](Optimizer::save) and restores it.
     ///
     /// # Errors
-    /// [`Error::Io`] when the file cannot be read, [`Error::StateFormat`] when it is not a
-    /// state file, and the errors of [`load_state_dict`](Optimizer::load_state_dict).
+    /// [`Error::StateFile`] when the file cannot be read or parsed, and the errors of
+    /// [`load_state_dict`](Optimizer::load_state_dict).
     fn load(&mut self, path: &Path) -> Result<()> {
         self.load_state_dict(&StateDict::load(path)?)
     }
-}
 
-/// Per-parameter optimiser state that can be saved and restored by name.
-///
-/// Both methods list the same tensors in the same order; the driver saves them as
-/// `"{param_index}.{name}"`. A stateless rule uses `()`.
-pub trait RuleState<T: Float>: Clone + fmt::Debug {
-    /// The state tensors, by name (each has the parameter's shape).
-    fn tensors(&self) -> Vec<(&'static str, &Tensor<T>)>;
-
-    /// The same tensors, mutably, for loading.
-    fn tensors_mut(&mut self) -> Vec<(&'static str, &mut Tensor<T>)>;
-
-    /// Scalar state kept in `f64` (NAdam's `mu_product`); none by default.
-    fn scalars(&self) -> Vec<(&'static str, f64)> {
-        Vec::new()
-    }
-
-    /// The same scalars, mutably, for loading.
-    fn scalars_mut(&mut self) -> Vec<(&'static str, &mut f64)> {
-        Vec::new()
-    }
-}
-
-impl<T: Float> RuleState<T> for () {
-    fn tensors(&self) -> Vec<(&'static str, &Tensor<T>)> {
-        Vec::new()
-    }
-    fn tensors_mut(&mut self) -> Vec<(&'static str, &mut Tensor<T>)> {
-        Vec::new()
-    }
-}
-
-/// What the driver tells a rule about the current update of one parameter.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct StepCx {
-    /// The parameter group's learning rate.
-    pub lr: f64,
-    /// How many updates this parameter has had, counting this one (from 1): PyTorch's
-    /// `state["step"]`.
-    pub step: u64,
-    /// The group's weight decay (the group's override, else [`UpdateRule::weight_decay`]).
-    pub weight_decay: f64,
-    /// Index of the parameter group.
-    pub group: usize,
-}
-
-impl StepCx {
-    /// A context for `step` (from 1) with learning rate `lr` and weight decay
-    /// `weight_decay`, in group 0; for driving a rule by hand in tests.
-    pub fn new(lr: f64, step: u64, weight_decay: f64) -> Self {
-        StepCx {
-            lr,
-            step,
-            weight_decay,
-            group: 0,
-        }
-    }
-}
-
-/// One parameter's update: hyper-parameters (the implementing struct), a state type and
-/// the maths. [`Optim`] does the rest (state map, step counts, groups, save/load).
-///
-/// See `examples/custom_optimizer.rs` for Lion written outside the crate.
-pub trait UpdateRule<T: Float>: Clone + fmt::Debug {
-    /// Per-parameter state; `()` for stateless rules.
-    type State: RuleState<T>;
-
-    /// Stable name used in state files (`"adam"`).
-    const NAME: &'static str;
-
-    /// Checks the hyper-parameters; [`Optim`] calls it once, when built.
+    /// Writes the optimiser's and the schedule's state to one file, so that a resumed run
+    /// reproduces the uninterrupted one bit for bit.
     ///
     /// # Errors
-    /// [`Error::InvalidHyperparameter`] naming the first bad value.
-    fn validate(&self) -> Result<()> {
+    /// As [`save`](Optimizer::save).
+    fn save_with_scheduler(&self, path: &Path, scheduler: &dyn LrScheduler) -> Result<()> {
+        let mut sd = self.state_dict()?;
+        crate::state::insert_scheduler(&mut sd, scheduler);
+        Ok(sd.save(path)?)
+    }
+
+    /// Restores a file written by [`save_with_scheduler`](Optimizer::save_with_scheduler)
+    /// into the optimiser and the schedule, all or nothing.
+    ///
+    /// # Errors
+    /// As [`load`](Optimizer::load), and the schedule's
+    /// [`load_state`](LrScheduler::load_state) errors; neither is changed then.
+    fn load_with_scheduler(&mut self, path: &Path, scheduler: &mut dyn LrScheduler) -> Result<()> {
+        let sd = StateDict::load(path)?;
+        let sched = crate::state::scheduler_state(&sd)?;
+        let before = self.state_dict()?;
+        self.load_state_dict(&sd)?;
+        if let Err(e) = scheduler.load_state(&sched) {
+            self.load_state_dict(&before)?;
+            return Err(e);
+        }
         Ok(())
     }
-
-    /// The default weight decay, used by groups that do not set their own.
-    fn weight_decay(&self) -> f64 {
-        0.0
-    }
-
-    /// Whether to ascend instead of descend: the driver negates the gradient first, which is
-    /// exactly what PyTorch's `maximize=True` does.
-    fn maximize(&self) -> bool {
-        false
-    }
-
-    /// Fresh state for a parameter with value `param` (run lazily, on its first update).
-    fn init(&self, param: &Tensor<T>) -> Self::State;
-
-    /// Updates `param` in place from `grad` (same shape), advancing `state`.
-    ///
-    /// # Errors
-    /// Rule-specific; the built-in rules do not fail.
-    fn update(
-        &self,
-        cx: &StepCx,
-        param: &mut ParamMut<'_, T>,
-        grad: &Tensor<T>,
-        state: &mut Self::State,
-    ) -> Result<()>;
 }
 
-/// A set of parameters sharing a learning rate and weight decay (PyTorch's param group).
+/// A set of parameters sharing a learning rate and other settings (PyTorch's param group).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ParamGroup<T: Float> {
     /// The parameters (handles; values are shared with the model).
     pub params: Vec<Param<T>>,
@@ -199,15 +190,22 @@ pub struct ParamGroup<T: Float> {
     pub lr: f64,
     /// Weight decay for this group; `None` uses the rule's default.
     pub weight_decay: Option<f64>,
+    /// Momentum (β₁ for the Adam family) for this group; `None` uses the rule's.
+    pub momentum: Option<f64>,
+    /// The learning rate schedules start from (PyTorch's `initial_lr`); `None` until a
+    /// schedule is built.
+    pub initial_lr: Option<f64>,
 }
 
 impl<T: Float> ParamGroup<T> {
-    /// A group with learning rate `lr` and the rule's default weight decay.
+    /// A group with learning rate `lr` and the rule's other defaults.
     pub fn new(params: Vec<Param<T>>, lr: f64) -> Self {
         ParamGroup {
             params,
             lr,
             weight_decay: None,
+            momentum: None,
+            initial_lr: None,
         }
     }
 
@@ -216,94 +214,57 @@ impl<T: Float> ParamGroup<T> {
         self.weight_decay = Some(weight_decay);
         self
     }
+
+    /// The same group with its own momentum (β₁ for the Adam family).
+    pub fn with_momentum(mut self, momentum: f64) -> Self {
+        self.momentum = Some(momentum);
+        self
+    }
 }
 
-/// One parameter's state plus how many updates it has had.
-#[derive(Clone, Debug)]
-pub(crate) struct Entry<S> {
-    pub(crate) step: u64,
-    pub(crate) state: S,
+/// What the group bookkeeping needs to know about a rule.
+pub(crate) struct Meta<'a> {
+    pub(crate) name: &'static str,
+    /// The rule's default weight decay; `None` when it has none (Rprop, LBFGS).
+    pub(crate) weight_decay: Option<f64>,
+    /// The rule's momentum (β₁); `None` when it has none.
+    pub(crate) momentum: Option<f64>,
+    pub(crate) check_momentum: Box<dyn Fn(f64) -> Result<()> + 'a>,
+    /// At most this many groups (LBFGS: 1).
+    pub(crate) max_groups: Option<usize>,
 }
 
-/// The generic optimiser: an [`UpdateRule`] applied to parameter groups.
-///
-/// Per-parameter state lives in a `HashMap<ParamId, _>`, created on a parameter's first
-/// update (PyTorch's lazy `self.state[p]`).
-///
-/// ```
-/// use autograd::{Param, Tape, Tensor};
-/// use optim::{Adam, Optim, Optimizer};
-///
-/// let w = Param::new(Tensor::from_vec(vec![1.0f64, -2.0], [2])?);
-/// let mut opt = Optim::new(vec![w.clone()], 0.1, Adam::default())?;
-/// for _ in 0..100 {
-///     opt.zero_grad();
-///     let tape = Tape::new();
-///     tape.param(&w).square().sum().backward()?; // minimise |w|²
-///     opt.step()?;
-/// }
-/// assert!(w.value().as_slice().iter().all(|x| x.abs() < 0.1));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
+/// The groups and step count both drivers keep.
 #[derive(Clone, Debug)]
-pub struct Optim<R, T = f64>
-where
-    R: UpdateRule<T>,
-    T: Float,
-{
-    rule: R,
-    groups: Vec<ParamGroup<T>>,
-    pub(crate) state: HashMap<ParamId, Entry<R::State>>,
+pub(crate) struct Groups<T: Float> {
+    pub(crate) groups: Vec<ParamGroup<T>>,
     pub(crate) step_count: u64,
 }
 
-impl<R: UpdateRule<T>, T: Float> Optim<R, T> {
-    /// One group over `params` with learning rate `lr`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidHyperparameter`] for a negative or non-finite `lr` or a bad rule
-    /// hyper-parameter; [`Error::EmptyParamList`]; [`Error::DuplicateParam`].
-    pub fn new(params: Vec<Param<T>>, lr: f64, rule: R) -> Result<Self> {
-        Self::with_groups(vec![ParamGroup::new(params, lr)], rule)
-    }
-
-    /// Several groups, each with its own learning rate and weight decay.
-    ///
-    /// # Errors
-    /// As [`Optim::new`], checking every group.
-    pub fn with_groups(groups: Vec<ParamGroup<T>>, rule: R) -> Result<Self> {
-        rule.validate()?;
-        let mut opt = Optim {
-            rule,
+impl<T: Float> Groups<T> {
+    pub(crate) fn new(groups: Vec<ParamGroup<T>>, meta: &Meta) -> Result<Self> {
+        let mut core = Groups {
             groups: Vec::new(),
-            state: HashMap::new(),
             step_count: 0,
         };
         for g in groups {
-            opt.check_group(&g)?;
-            opt.groups.push(g);
+            core.add(g, meta)?;
         }
-        if opt.params().next().is_none() {
+        if core.params().next().is_none() {
             return Err(Error::EmptyParamList);
         }
-        Ok(opt)
+        Ok(core)
     }
 
-    /// Adds a group (PyTorch's `add_param_group`), e.g. to unfreeze layers mid-training.
-    ///
-    /// # Errors
-    /// [`Error::InvalidHyperparameter`] or [`Error::DuplicateParam`], leaving `self` as it was.
-    pub fn add_param_group(&mut self, group: ParamGroup<T>) -> Result<()> {
-        self.check_group(&group)?;
-        self.groups.push(group);
-        Ok(())
-    }
-
-    fn check_group(&self, group: &ParamGroup<T>) -> Result<()> {
-        check_lr(group.lr)?;
-        if let Some(wd) = group.weight_decay {
-            check_finite_non_negative("weight_decay", wd)?;
+    pub(crate) fn add(&mut self, group: ParamGroup<T>, meta: &Meta) -> Result<()> {
+        if meta.max_groups.is_some_and(|m| self.groups.len() >= m) {
+            return Err(Error::Unsupported {
+                optimizer: meta.name,
+                what:
+                    "more than one parameter group (PyTorch: doesn't support per-parameter options)",
+            });
         }
+        check_settings(&group, meta)?;
         let mut seen: HashSet<ParamId> = self.params().map(Param::id).collect();
         let before = seen.len();
         for (i, p) in group.params.iter().enumerate() {
@@ -311,385 +272,156 @@ impl<R: UpdateRule<T>, T: Float> Optim<R, T> {
                 return Err(Error::DuplicateParam { index: before + i });
             }
         }
+        self.groups.push(group);
         Ok(())
     }
 
-    /// The update rule (its hyper-parameters).
-    pub fn rule(&self) -> &R {
-        &self.rule
-    }
-
-    /// The parameter groups.
-    pub fn groups(&self) -> &[ParamGroup<T>] {
-        &self.groups
-    }
-
-    /// Every parameter, group by group; a parameter's position here is its key in state
-    /// files.
-    pub fn params(&self) -> impl Iterator<Item = &Param<T>> {
+    pub(crate) fn params(&self) -> impl Iterator<Item = &Param<T>> {
         self.groups.iter().flat_map(|g| g.params.iter())
     }
 
-    /// The state of `param`, if it has been updated at least once.
-    pub fn state(&self, param: &Param<T>) -> Option<&R::State> {
-        self.state.get(&param.id()).map(|e| &e.state)
+    pub(crate) fn group_mut(&mut self, index: usize) -> Result<&mut ParamGroup<T>> {
+        let groups = self.groups.len();
+        self.groups
+            .get_mut(index)
+            .ok_or(Error::NoSuchGroup { index, groups })
     }
 
-    /// How many updates `param` has had (0 before its first).
-    pub fn param_step(&self, param: &Param<T>) -> u64 {
-        self.state.get(&param.id()).map_or(0, |e| e.step)
-    }
-}
-
-impl<R: UpdateRule<T>, T: Float> Optimizer for Optim<R, T> {
-    fn name(&self) -> &'static str {
-        R::NAME
-    }
-
-    fn step(&mut self) -> Result<()> {
-        let Optim {
-            rule,
-            groups,
-            state,
-            ..
-        } = self;
-        for (gi, group) in groups.iter().enumerate() {
-            let weight_decay = group.weight_decay.unwrap_or_else(|| rule.weight_decay());
-            for p in &group.params {
-                p.update(|value, grad| {
-                    let Some(grad) = grad else {
-                        return Ok(());
-                    };
-                    assert_eq!(
-                        value.shape(),
-                        grad.shape(),
-                        "internal: Param holds a gradient of the wrong shape"
-                    );
-                    let entry = state.entry(p.id()).or_insert_with(|| Entry {
-                        step: 0,
-                        state: rule.init(value),
-                    });
-                    entry.step += 1;
-                    let cx = StepCx {
-                        lr: group.lr,
-                        step: entry.step,
-                        weight_decay,
-                        group: gi,
-                    };
-                    if rule.maximize() {
-                        rule.update(&cx, value, &grad.map(|g| -g), &mut entry.state)
-                    } else {
-                        rule.update(&cx, value, grad, &mut entry.state)
-                    }
-                })?;
-            }
-        }
-        self.step_count += 1;
+    pub(crate) fn set_lr(&mut self, lr: f64) -> Result<()> {
+        check_lr(lr)?;
+        self.groups.iter_mut().for_each(|g| g.lr = lr);
         Ok(())
     }
 
-    fn zero_grad(&mut self) {
-        self.params().for_each(Param::zero_grad);
-    }
-
-    fn step_count(&self) -> u64 {
-        self.step_count
-    }
-
-    fn lr(&self) -> f64 {
-        self.groups[0].lr
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        self.groups.iter_mut().for_each(|g| g.lr = lr);
-    }
-
-    fn num_groups(&self) -> usize {
-        self.groups.len()
-    }
-
-    fn group_lrs(&self) -> Vec<f64> {
-        self.groups.iter().map(|g| g.lr).collect()
-    }
-
-    fn set_group_lr(&mut self, group: usize, lr: f64) -> Result<()> {
-        let groups = self.groups.len();
-        let g = self.groups.get_mut(group).ok_or(Error::NoSuchGroup {
-            index: group,
-            groups,
-        })?;
+    pub(crate) fn set_group_lr(&mut self, group: usize, lr: f64) -> Result<()> {
+        let g = self.group_mut(group)?;
+        check_lr(lr)?;
         g.lr = lr;
         Ok(())
     }
 
-    fn state_dict(&self) -> Result<StateDict> {
-        Ok(state::export(self))
+    pub(crate) fn momentums(&self, meta: &Meta) -> Vec<Option<f64>> {
+        self.groups
+            .iter()
+            .map(|g| meta.momentum.map(|m| g.momentum.unwrap_or(m)))
+            .collect()
     }
 
-    fn load_state_dict(&mut self, sd: &StateDict) -> Result<()> {
-        let (entries, step_count, settings) = state::import(self, sd)?;
-        self.state = entries;
-        self.step_count = step_count;
-        for (g, (lr, wd)) in self.groups.iter_mut().zip(settings) {
-            g.lr = lr;
-            g.weight_decay = wd;
+    pub(crate) fn set_group_momentum(&mut self, group: usize, m: f64, meta: &Meta) -> Result<()> {
+        let g = self.group_mut(group)?;
+        if meta.momentum.is_none() {
+            return Err(no_momentum(meta.name));
         }
+        (meta.check_momentum)(m)?;
+        g.momentum = Some(m);
+        Ok(())
+    }
+
+    pub(crate) fn set_group_initial_lr(&mut self, group: usize, lr: f64) -> Result<()> {
+        let g = self.group_mut(group)?;
+        check_finite_non_negative("initial_lr", lr)?;
+        g.initial_lr = Some(lr);
+        Ok(())
+    }
+
+    pub(crate) fn zero_grad(&self) {
+        self.params().for_each(Param::zero_grad);
+    }
+
+    /// Adds one to the step count.
+    pub(crate) fn count_step(&mut self) -> Result<()> {
+        self.step_count = next_step(self.step_count, "step_count")?;
         Ok(())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Adam, Sgd};
-
-    fn param(v: &[f64]) -> Param<f64> {
-        Param::new(Tensor::from_vec(v.to_vec(), [v.len()]).unwrap())
-    }
-
-    fn set_grad(p: &Param<f64>, g: &[f64]) {
-        p.set_grad(Some(Tensor::from_vec(g.to_vec(), [g.len()]).unwrap()))
-            .unwrap();
-    }
-
-    #[test]
-    fn params_without_grad_are_skipped_and_keep_no_state() {
-        let (a, b) = (param(&[1.0, 2.0]), param(&[3.0]));
-        let mut opt = Optim::new(vec![a.clone(), b.clone()], 0.5, Adam::default()).unwrap();
-        set_grad(&a, &[1.0, -1.0]);
-        opt.step().unwrap();
-        assert_eq!(b.value().to_vec(), vec![3.0]);
-        assert!(opt.state(&b).is_none());
-        assert_eq!((opt.param_step(&a), opt.param_step(&b)), (1, 0));
-        // Adam's first step moves each coordinate by lr·sign(g) (up to eps)
-        let v = a.value().to_vec();
-        assert!((v[0] - 0.5).abs() < 1e-7 && (v[1] - 2.5).abs() < 1e-7);
-        // b's count starts when it first has a gradient, as PyTorch's state["step"]
-        set_grad(&b, &[1.0]);
-        opt.step().unwrap();
-        assert_eq!(
-            (opt.param_step(&a), opt.param_step(&b), opt.step_count()),
-            (2, 1, 2)
-        );
-    }
-
-    #[test]
-    fn groups_have_their_own_lr_and_weight_decay() {
-        let (a, b) = (param(&[1.0]), param(&[1.0]));
-        let sgd = Sgd {
-            weight_decay: 0.5,
-            ..Sgd::default()
-        };
-        let mut opt = Optim::with_groups(
-            vec![
-                ParamGroup::new(vec![a.clone()], 0.1),
-                ParamGroup::new(vec![b.clone()], 0.01).with_weight_decay(0.0),
-            ],
-            sgd,
-        )
-        .unwrap();
-        set_grad(&a, &[2.0]);
-        set_grad(&b, &[2.0]);
-        opt.step().unwrap();
-        assert_eq!(a.value().to_vec(), vec![1.0 - 0.1 * (2.0 + 0.5)]); // rule's default decay
-        assert_eq!(b.value().to_vec(), vec![1.0 - 0.01 * 2.0]); // group's override
-        assert_eq!(opt.group_lrs(), vec![0.1, 0.01]);
-        opt.set_lr(0.2);
-        assert_eq!(opt.group_lrs(), vec![0.2, 0.2]);
-        opt.set_group_lr(1, 0.3).unwrap();
-        assert_eq!((opt.lr(), opt.group_lrs()[1]), (0.2, 0.3));
-    }
-
-    #[test]
-    fn zero_grad_clears_every_gradient_and_add_param_group_extends() {
-        let (a, b) = (param(&[1.0]), param(&[2.0]));
-        let mut opt = Optim::new(vec![a.clone()], 0.1, Sgd::default()).unwrap();
-        opt.add_param_group(ParamGroup::new(vec![b.clone()], 0.2))
-            .unwrap();
-        set_grad(&a, &[1.0]);
-        set_grad(&b, &[1.0]);
-        opt.zero_grad();
-        assert!(a.grad().is_none() && b.grad().is_none());
-        assert_eq!(opt.params().count(), 2);
-        assert_eq!(opt.num_groups(), 2);
-    }
-
-    #[test]
-    fn optimizers_are_object_safe_and_generic_over_dtype() {
-        let p32 = Param::new(Tensor::from_vec(vec![1.0f32, -1.0], [2]).unwrap());
-        let p64 = param(&[1.0]);
-        let mut opts: Vec<Box<dyn Optimizer>> = vec![
-            Box::new(Optim::new(vec![p32.clone()], 0.1, Adam::default()).unwrap()),
-            Box::new(Optim::new(vec![p64.clone()], 0.1, Sgd::default()).unwrap()),
-        ];
-        p32.set_grad(Some(Tensor::from_vec(vec![1.0f32, -1.0], [2]).unwrap()))
-            .unwrap();
-        set_grad(&p64, &[1.0]);
-        for o in &mut opts {
-            o.step().unwrap();
-        }
-        assert_eq!(opts[0].name(), "adam");
-        assert!((p32.value().to_vec()[0] - 0.9).abs() < 1e-6);
-        assert_eq!(p64.value().to_vec(), vec![0.9]);
-    }
-
-    #[test]
-    fn construction_errors_name_the_problem() {
-        let p = param(&[1.0]);
-        let e = Optim::new(vec![p.clone()], -0.1, Sgd::default()).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid lr -0.1: must be a finite number >= 0"
-        );
-        assert!(matches!(
-            e,
-            Error::InvalidHyperparameter { name: "lr", value, .. } if value == -0.1
+/// `step + 1`, an error past [`MAX_STEP`](crate::common::MAX_STEP).
+pub(crate) fn next_step(step: u64, key: &str) -> Result<u64> {
+    if step >= crate::common::MAX_STEP {
+        return Err(crate::common::invalid_state(
+            key,
+            step as f64,
+            "step count past 2^53, where f64 step arithmetic stops being exact",
         ));
-
-        let e = Optim::<Sgd>::new(vec![], 0.1, Sgd::default()).unwrap_err();
-        assert!(matches!(e, Error::EmptyParamList));
-        assert_eq!(e.to_string(), "optimizer got an empty parameter list");
-
-        let e = Optim::with_groups(
-            vec![
-                ParamGroup::new(vec![p.clone(), param(&[2.0])], 0.1),
-                ParamGroup::new(vec![p.clone()], 0.1),
-            ],
-            Sgd::default(),
-        )
-        .unwrap_err();
-        assert!(matches!(e, Error::DuplicateParam { index: 2 }));
-        assert_eq!(
-            e.to_string(),
-            "parameter at position 2 appears more than once in the optimizer"
-        );
-
-        let e = Optim::with_groups(
-            vec![ParamGroup::new(vec![p.clone()], 0.1).with_weight_decay(-1.0)],
-            Sgd::default(),
-        )
-        .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid weight_decay -1: must be a finite number >= 0"
-        );
-
-        let mut opt = Optim::new(vec![p], 0.1, Sgd::default()).unwrap();
-        let e = opt.set_group_lr(3, 0.1).unwrap_err();
-        assert!(matches!(
-            e,
-            Error::NoSuchGroup {
-                index: 3,
-                groups: 1
-            }
-        ));
-        assert_eq!(e.to_string(), "no parameter group 3: the optimizer has 1");
     }
+    Ok(step + 1)
+}
 
-    #[test]
-    fn every_rule_rejects_its_bad_hyperparameters() {
-        use crate::{Adadelta, Adagrad, AdamW, Adamax, NAdam, RmsProp};
-        let p = || vec![param(&[1.0])];
-        let msg = |e: Error| e.to_string();
-        let bad_beta = Adam {
-            betas: (-0.1, 0.999),
-            ..Adam::default()
-        };
-        assert_eq!(
-            msg(Optim::new(p(), 0.1, bad_beta).unwrap_err()),
-            "invalid betas.0 -0.1: must be in [0, 1)"
-        );
-        let bad_eps = AdamW {
-            eps: -1e-8,
-            ..AdamW::default()
-        };
-        assert_eq!(
-            msg(Optim::new(p(), 0.1, bad_eps).unwrap_err()),
-            "invalid eps -0.00000001: must be a finite number >= 0"
-        );
-        let bad = [
-            Optim::new(
-                p(),
-                0.1,
-                Sgd {
-                    momentum: -0.9,
-                    ..Sgd::default()
-                },
-            )
-            .err(),
-            Optim::new(
-                p(),
-                0.1,
-                Sgd {
-                    dampening: 2.0,
-                    ..Sgd::default()
-                },
-            )
-            .err(),
-            Optim::new(
-                p(),
-                0.1,
-                Adagrad {
-                    lr_decay: -1.0,
-                    ..Adagrad::default()
-                },
-            )
-            .err(),
-            Optim::new(
-                p(),
-                0.1,
-                RmsProp {
-                    alpha: -0.5,
-                    ..RmsProp::default()
-                },
-            )
-            .err(),
-            Optim::new(
-                p(),
-                0.1,
-                NAdam {
-                    betas: (0.9, 1.5),
-                    ..NAdam::default()
-                },
-            )
-            .err(),
-            Optim::new(
-                p(),
-                0.1,
-                Adamax {
-                    weight_decay: f64::NAN,
-                    ..Adamax::default()
-                },
-            )
-            .err(),
-            Optim::new(
-                p(),
-                0.1,
-                Adadelta {
-                    eps: f64::INFINITY,
-                    ..Adadelta::default()
-                },
-            )
-            .err(),
-        ];
-        let names: Vec<&str> = bad
-            .iter()
-            .map(|e| match e {
-                Some(Error::InvalidHyperparameter { name, .. }) => *name,
-                other => panic!("expected InvalidHyperparameter, got {other:?}"),
-            })
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "momentum",
-                "dampening",
-                "lr_decay",
-                "alpha",
-                "betas.1",
-                "weight_decay",
-                "eps"
-            ]
-        );
+pub(crate) fn no_momentum(name: &'static str) -> Error {
+    Error::Unsupported {
+        optimizer: name,
+        what: "this rule has no momentum to set",
     }
 }
+
+/// Checks a group's settings as a constructor does (also used on loaded state).
+pub(crate) fn check_settings<T: Float>(g: &ParamGroup<T>, meta: &Meta) -> Result<()> {
+    check_lr(g.lr)?;
+    if let Some(wd) = g.weight_decay {
+        if meta.weight_decay.is_none() {
+            return Err(Error::Unsupported {
+                optimizer: meta.name,
+                what: "this rule has no weight decay to set",
+            });
+        }
+        check_finite_non_negative("weight_decay", wd)?;
+    }
+    if let Some(m) = g.momentum {
+        if meta.momentum.is_none() {
+            return Err(no_momentum(meta.name));
+        }
+        (meta.check_momentum)(m)?;
+    }
+    if let Some(lr) = g.initial_lr {
+        check_finite_non_negative("initial_lr", lr)?;
+    }
+    Ok(())
+}
+
+/// The [`Optimizer`] methods both drivers answer from their [`Groups`] (`self.core`) and
+/// their rule's [`Meta`] (`self.meta()`).
+macro_rules! group_methods {
+    () => {
+        fn zero_grad(&mut self) {
+            self.core.zero_grad();
+        }
+
+        fn step_count(&self) -> u64 {
+            self.core.step_count
+        }
+
+        fn set_lr(&mut self, lr: f64) -> Result<()> {
+            self.core.set_lr(lr)
+        }
+
+        fn num_groups(&self) -> usize {
+            self.core.groups.len()
+        }
+
+        fn group_lrs(&self) -> Vec<f64> {
+            self.core.groups.iter().map(|g| g.lr).collect()
+        }
+
+        fn set_group_lr(&mut self, group: usize, lr: f64) -> Result<()> {
+            self.core.set_group_lr(group, lr)
+        }
+
+        fn group_momentums(&self) -> Vec<Option<f64>> {
+            self.core.momentums(&meta_of(&self.rule))
+        }
+
+        fn set_group_momentum(&mut self, group: usize, momentum: f64) -> Result<()> {
+            let Self { core, rule, .. } = self;
+            core.set_group_momentum(group, momentum, &meta_of(rule))
+        }
+
+        fn group_initial_lrs(&self) -> Vec<Option<f64>> {
+            self.core.groups.iter().map(|g| g.initial_lr).collect()
+        }
+
+        fn set_group_initial_lr(&mut self, group: usize, lr: f64) -> Result<()> {
+            self.core.set_group_initial_lr(group, lr)
+        }
+    };
+}
+pub(crate) use group_methods;

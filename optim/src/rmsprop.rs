@@ -3,10 +3,11 @@
 use autograd::{Float, ParamMut, Tensor};
 
 use crate::common::{
-    check_finite_non_negative, check_unit_interval, ema_square, lerp, WeightDecay,
+    check_finite_non_negative, check_state_non_negative_tensors, check_unit_interval, ema_square,
+    lerp, WeightDecay,
 };
 use crate::error::Result;
-use crate::optimizer::{RuleState, StepCx, UpdateRule};
+use crate::rule::{RuleState, StepCx, UpdateRule};
 
 /// RMSprop.
 ///
@@ -92,12 +93,21 @@ impl<T: Float> UpdateRule<T> for RmsProp {
         check_finite_non_negative("weight_decay", self.weight_decay)
     }
 
-    fn weight_decay(&self) -> f64 {
-        self.weight_decay
+    fn weight_decay(&self) -> Option<f64> {
+        Some(self.weight_decay)
+    }
+
+    /// The momentum, when there is one (a buffer exists only for `momentum > 0`).
+    fn momentum(&self) -> Option<f64> {
+        (self.momentum > 0.0).then_some(self.momentum)
     }
 
     fn maximize(&self) -> bool {
         self.maximize
+    }
+
+    fn validate_state(&self, state: &RmsPropState<T>) -> Result<()> {
+        check_state_non_negative_tensors(state, &["square_avg"])
     }
 
     fn init(&self, param: &Tensor<T>) -> RmsPropState<T> {
@@ -117,7 +127,7 @@ impl<T: Float> UpdateRule<T> for RmsProp {
     ) -> Result<()> {
         let g = WeightDecay::L2.apply(cx, param, grad);
         let (alpha, w, eps) = (T::of(self.alpha), T::of(1.0 - self.alpha), T::of(self.eps));
-        let (lr, mu) = (T::of(cx.lr), T::of(self.momentum));
+        let (lr, mu) = (T::of(cx.lr), T::of(cx.momentum));
         let mut bufs = state
             .momentum_buffer
             .as_mut()
@@ -150,7 +160,7 @@ impl<T: Float> UpdateRule<T> for RmsProp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps};
+    use crate::test_util::{assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps};
 
     // PyTorch 2.15, float64 (tests/data/optim_trajectories.json, rmsprop_centered_momentum):
     //   torch.optim.RMSprop([p], lr=0.01, alpha=0.9, momentum=0.5, centered=True)

@@ -6,7 +6,7 @@ use crate::common::{
     check_finite_non_negative, check_unit_interval, incompatible, momentum_step, WeightDecay,
 };
 use crate::error::Result;
-use crate::optimizer::{RuleState, StepCx, UpdateRule};
+use crate::rule::{RuleState, StepCx, UpdateRule};
 
 /// Stochastic gradient descent, optionally with (Nesterov) momentum.
 ///
@@ -88,8 +88,14 @@ impl<T: Float> UpdateRule<T> for Sgd {
         Ok(())
     }
 
-    fn weight_decay(&self) -> f64 {
-        self.weight_decay
+    fn weight_decay(&self) -> Option<f64> {
+        Some(self.weight_decay)
+    }
+
+    /// The momentum, when there is one: a buffer exists only for `momentum > 0`, so a
+    /// group or schedule can change a momentum but not add one.
+    fn momentum(&self) -> Option<f64> {
+        (self.momentum > 0.0).then_some(self.momentum)
     }
 
     fn maximize(&self) -> bool {
@@ -112,15 +118,9 @@ impl<T: Float> UpdateRule<T> for Sgd {
         state: &mut SgdState<T>,
     ) -> Result<()> {
         let mut g = WeightDecay::L2.apply(cx, param, grad);
-        if let Some(buf) = &mut state.momentum_buffer {
-            g = momentum_step(
-                buf,
-                &g,
-                cx.step,
-                self.momentum,
-                self.dampening,
-                self.nesterov,
-            );
+        // A group whose momentum was set to 0 skips the buffer, as PyTorch's `if momentum != 0`.
+        if let (Some(buf), true) = (&mut state.momentum_buffer, cx.momentum != 0.0) {
+            g = momentum_step(buf, &g, cx.step, cx.momentum, self.dampening, self.nesterov);
         }
         let lr = T::of(cx.lr);
         param.zip_mut_with(&g, |p, g| *p -= lr * g)?;
@@ -131,7 +131,7 @@ impl<T: Float> UpdateRule<T> for Sgd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{
+    use crate::test_util::{
         assert_resume_is_bit_identical, assert_trajectory, rosenbrock_steps, run_steps,
     };
 

@@ -25,11 +25,8 @@ fn epoch(model: &Sequential<f32>, opt: &mut dyn Optimizer, data: &Digits, seed: 
     for idx in order.chunks(64) {
         let (x, y) = data.batch::<f32>(idx);
         let tape = Tape::new();
-        let loss = model
-            .forward(&Ctx::new(&tape), tape.constant(x))
-            .unwrap()
-            .cross_entropy(&y)
-            .unwrap();
+        let logits = Ctx::new(&tape).call(model, tape.constant(x)).unwrap();
+        let loss = nn::loss::cross_entropy(logits, &y).unwrap();
         opt.zero_grad();
         loss.backward().unwrap();
         opt.step().unwrap();
@@ -40,7 +37,7 @@ fn accuracy(model: &Sequential<f32>, data: &Digits) -> f64 {
     let idx: Vec<usize> = (0..data.len()).collect();
     let (x, y) = data.batch::<f32>(&idx);
     let tape = Tape::new();
-    let logits = model.forward(&Ctx::new(&tape), tape.constant(x)).unwrap();
+    let logits = Ctx::new(&tape).call(&model, tape.constant(x)).unwrap();
     let (_, argmax) = logits.value().extreme_axes(&[1], false, true).unwrap();
     let hits = argmax
         .iter()

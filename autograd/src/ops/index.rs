@@ -128,7 +128,7 @@ impl<'t, T: Float> Var<'t, T> {
         let ax = shape.axis("narrow", axis)?;
         // Checked: `start + length` may wrap to a small number (narrow(1, usize::MAX, 2)).
         let end = start.checked_add(length);
-        let Some(end) = end.filter(|&e| e <= shape[ax]) else {
+        if end.is_none_or(|e| e > shape[ax]) {
             let end = end.map_or_else(|| format!("{start}+{length}"), |e| e.to_string());
             return Err(Error::invalid(
                 "narrow",
@@ -138,10 +138,28 @@ impl<'t, T: Float> Var<'t, T> {
                 ),
                 &shape,
             ));
-        };
-        let picks: Vec<usize> = (start..end).collect();
-        let (idx, out) = slice_indices("narrow", &shape, ax, &picks)?;
-        Ok(self.gather_named("narrow", idx, out, T::zero()))
+        }
+        self.narrow_named("narrow", &shape, ax, start, length)
+    }
+
+    /// `length` entries from `start` along the resolved axis `ax` of `shape` (this var's
+    /// shape), recorded under `op`; the caller has checked that `start + length` is
+    /// within the axis.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] when the index buffer cannot be allocated.
+    #[track_caller]
+    pub(crate) fn narrow_named(
+        self,
+        op: &'static str,
+        shape: &Shape,
+        ax: usize,
+        start: usize,
+        length: usize,
+    ) -> Result<Self> {
+        let picks: Vec<usize> = (start..start + length).collect();
+        let (idx, out) = slice_indices(op, shape, ax, &picks)?;
+        Ok(self.gather_named(op, idx, out, T::zero()))
     }
 
     /// `self[.., start:end:step, ..]` along `axis`, with Python's slice rules for
@@ -240,6 +258,96 @@ impl<'t, T: Float> Var<'t, T> {
             })
             .collect();
         Ok(self.gather_named("gather", idx, ishape, T::zero()))
+    }
+    /// PyTorch's `scatter_add`: `out = self`, then `src` added at `index` along `axis`:
+    /// `out[i][index[i][j]] += src[i][j]` for axis 1 (any rank; indices may repeat and then
+    /// accumulate). `index` has `index_shape`, of `self`'s rank, no larger than `src` in any
+    /// axis and no larger than `self` outside `axis`; `src`'s entries beyond `index_shape`
+    /// are unused. The gradient of `self` is the incoming gradient, that of `src` its
+    /// `gather` at `index`.
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let base = tape.var(Tensor::zeros([2, 3])?);
+    /// let src = tape.var(Tensor::from_vec(vec![1., 2., 3., 4.], [2, 2])?);
+    /// let y = base.scatter_add(1, &[0, 0, 2, 1], [2, 2], src)?;
+    /// assert_eq!(y.value().to_vec(), vec![3., 0., 0., 0., 4., 3.]);
+    /// # Ok::<(), autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Axis`]; [`Error::InvalidArgument`] when the ranks or the index shape do not
+    /// fit or an index is out of range; [`Error::ForeignVar`] when `src` is on another tape.
+    #[track_caller]
+    pub fn scatter_add(
+        self,
+        axis: isize,
+        index: &[usize],
+        index_shape: impl Into<Shape>,
+        src: Self,
+    ) -> Result<Self> {
+        let shape = self.shape();
+        let ishape: Shape = index_shape.into();
+        let ax = shape.axis("scatter_add", axis)?;
+        if !std::ptr::eq(self.tape(), src.tape()) {
+            return Err(Error::ForeignVar {
+                op: "scatter_add",
+                location: std::panic::Location::caller(),
+            });
+        }
+        let sshape = src.shape();
+        // Bounded by src's shape first, so the element count below cannot overflow.
+        let ok = ishape.rank() == shape.rank()
+            && sshape.rank() == shape.rank()
+            && (0..shape.rank())
+                .all(|d| ishape[d] <= sshape[d] && (d == ax || ishape[d] <= shape[d]))
+            && index.len() == ishape.numel();
+        if !ok {
+            return Err(Error::invalid(
+                "scatter_add",
+                format!(
+                    "index of shape {ishape} ({} values) does not fit src of shape {sshape}",
+                    index.len()
+                ),
+                &shape,
+            ));
+        }
+        if let Some(&bad) = index.iter().find(|&&i| i >= shape[ax]) {
+            return Err(Error::invalid(
+                "scatter_add",
+                format!(
+                    "index {bad} out of range for axis {ax} of size {}",
+                    shape[ax]
+                ),
+                &shape,
+            ));
+        }
+        let (st, sst, ist) = (shape.strides(), sshape.strides(), ishape.strides());
+        let mut to = Vec::with_capacity(index.len());
+        let mut from = Vec::with_capacity(index.len());
+        for (k, &target) in index.iter().enumerate() {
+            let (mut off, mut soff) = (0, 0);
+            for d in 0..ishape.rank() {
+                let i = (k / ist[d]) % ishape[d];
+                off += if d == ax { target } else { i } * st[d];
+                soff += i * sst[d];
+            }
+            to.push(off);
+            from.push(soff);
+        }
+        // Only the index-shaped corner of src is scattered; take it out first when src is
+        // larger.
+        let part = if sshape == ishape {
+            src
+        } else {
+            src.gather_named("scatter_add", from, ishape, T::zero())
+        };
+        let spread = part.infallible(ScatterAddFlat {
+            idx: to.into(),
+            shape: shape.clone(),
+        });
+        self.add(spread)
     }
 }
 

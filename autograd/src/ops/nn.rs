@@ -1,12 +1,12 @@
-//! Numerically stable compositions used by networks: `softmax`, `log_softmax`, the losses
-//! `cross_entropy`, `nll`, `mse`, `bce_with_logits`, and `layer_norm`.
+//! Numerically stable compositions used by networks: `softmax`, `log_softmax`, `glu` and
+//! `layer_norm`. (The losses built on them live in `nn::loss`.)
 //!
 //! Each is a composition of primitive ops (so its gradient and its gradient's gradient come
 //! from theirs); stability comes from subtracting a detached maximum, never from a fused
 //! backward.
 
 use crate::error::{Error, Result};
-use crate::tensor::{Float, Shape};
+use crate::tensor::Float;
 use crate::var::Var;
 
 impl<'t, T: Float> Var<'t, T> {
@@ -37,80 +37,26 @@ impl<'t, T: Float> Var<'t, T> {
         shifted.sub(shifted.exp().sum_axes(&[axis], true)?.ln())
     }
 
-    /// Mean negative log-likelihood: `-mean_n self[n, target[n]]` for log-probabilities
-    /// `self: [N, C]` and class indices `targets: [N]`.
+    /// The gated linear unit along `axis` (`torch.nn.functional.glu`, Dauphin et al.
+    /// 2017): `x` split into halves `a` (first) and `b`, then `a · σ(b)`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when `self` is not 2-d, the target count differs from `N`,
-    /// or a class index is out of range.
+    /// [`Error::Axis`]; [`Error::InvalidArgument`] when the axis has odd size.
     #[track_caller]
-    pub fn nll(self, targets: &[usize]) -> Result<Self> {
+    pub fn glu(self, axis: isize) -> Result<Self> {
         let s = self.shape();
-        if s.rank() != 2 || targets.len() != s[0] {
+        let ax = s.axis("glu", axis)?;
+        let n = s[ax];
+        if !n.is_multiple_of(2) {
             return Err(Error::invalid(
-                "nll",
-                format!(
-                    "expected [N, C] scores and N targets, got {} targets",
-                    targets.len()
-                ),
+                "glu",
+                format!("axis {ax} has odd size {n}, so it cannot be halved"),
                 &s,
             ));
         }
-        let c = s[1];
-        if let Some(&bad) = targets.iter().find(|&&t| t >= c) {
-            return Err(Error::invalid(
-                "nll",
-                format!("class index {bad} out of range for {c} classes"),
-                &s,
-            ));
-        }
-        let idx = targets
-            .iter()
-            .enumerate()
-            .map(|(n, &t)| n * c + t)
-            .collect();
-        let picked = self.gather_named("pick_target", idx, Shape::from([targets.len()]), T::zero());
-        Ok(picked.mean().neg())
-    }
-
-    /// Cross-entropy from raw logits `self: [N, C]` and class indices (mean over `N`), as
-    /// `torch.nn.functional.cross_entropy`; stable for logits of any magnitude.
-    ///
-    /// # Errors
-    /// As [`Var::nll`].
-    #[track_caller]
-    pub fn cross_entropy(self, targets: &[usize]) -> Result<Self> {
-        if self.rank() != 2 {
-            return Err(Error::invalid(
-                "cross_entropy",
-                "expected [N, C] logits",
-                &self.shape(),
-            ));
-        }
-        self.log_softmax(-1)?.nll(targets)
-    }
-
-    /// Mean squared error `mean((self - target)²)`; both sides are differentiable.
-    ///
-    /// # Errors
-    /// [`Error::ShapeMismatch`] when the shapes differ.
-    #[track_caller]
-    pub fn mse(self, target: Self) -> Result<Self> {
-        same_shape("mse", self, target)?;
-        Ok(self.sub(target)?.square().mean())
-    }
-
-    /// Binary cross-entropy from logits, mean over elements:
-    /// `mean(softplus(x) - x·y)`, which equals `-[y ln σ(x) + (1-y) ln(1-σ(x))]` and stays
-    /// finite for logits of any size. `target` holds probabilities in `[0, 1]`.
-    ///
-    /// # Errors
-    /// [`Error::ShapeMismatch`] when the shapes differ.
-    #[track_caller]
-    pub fn bce_with_logits(self, target: Self) -> Result<Self> {
-        same_shape("bce_with_logits", self, target)?;
-        let sp = self.softplus(T::one(), T::infinity());
-        Ok(sp.sub(self.mul(target)?)?.mean())
+        let a = self.narrow_named("glu", &s, ax, 0, n / 2)?;
+        let b = self.narrow_named("glu", &s, ax, n / 2, n / 2)?;
+        Ok(a.mul_same(b.sigmoid()))
     }
 
     /// Layer normalisation over the last `dims` axes, as
@@ -151,54 +97,36 @@ impl<'t, T: Float> Var<'t, T> {
     }
 }
 
-#[track_caller]
-fn same_shape<T: Float>(op: &'static str, a: Var<'_, T>, b: Var<'_, T>) -> Result<()> {
-    let (sa, sb) = (a.shape(), b.shape());
-    if sa != sb {
-        return Err(Error::ShapeMismatch {
-            op,
-            expected: sa,
-            got: sb,
-            location: std::panic::Location::caller(),
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use crate::{Tape, Tensor};
 
     #[test]
-    fn softmax_and_cross_entropy_on_literals() {
+    fn softmax_on_literals_is_finite_for_huge_logits() {
         let tape = Tape::<f64>::new();
         let x = tape.var(Tensor::from_vec(vec![0.0, 2f64.ln(), 1000.0, 1000.0], [2, 2]).unwrap());
         // softmax([0, ln 2]) = [1/3, 2/3]; huge equal logits stay finite: [1/2, 1/2]
         let s = x.softmax(-1).unwrap().value().to_vec();
         assert!((s[0] - 1.0 / 3.0).abs() < 1e-15 && (s[1] - 2.0 / 3.0).abs() < 1e-15);
         assert_eq!((s[2], s[3]), (0.5, 0.5));
-        // cross-entropy with targets [1, 0]: mean(-ln(2/3), -ln(1/2))
-        let ce = x.cross_entropy(&[1, 0]).unwrap().value().item().unwrap();
-        assert!((ce - 0.5 * (1.5f64.ln() + 2f64.ln())).abs() < 1e-15, "{ce}");
-        // its gradient: (softmax - onehot)/N
-        let g = tape.grad(x.cross_entropy(&[1, 0]).unwrap(), &[x]).unwrap()[0]
-            .value()
-            .to_vec();
-        assert!((g[0] - 1.0 / 6.0).abs() < 1e-15 && (g[1] + 1.0 / 6.0).abs() < 1e-15);
-        assert!((g[2] + 0.25).abs() < 1e-15 && (g[3] - 0.25).abs() < 1e-15);
+        let ls = x.log_softmax(-1).unwrap().value().to_vec();
+        assert!((ls[1] - (2.0f64 / 3.0).ln()).abs() < 1e-15);
+        assert_eq!(ls[2], -(2f64.ln()));
     }
 
     #[test]
-    fn layer_norm_and_losses_on_literals() {
+    fn layer_norm_and_glu_on_literals() {
         let tape = Tape::<f64>::new();
         let x = tape.constant(Tensor::from_vec(vec![1.0, 3.0], [1, 2]).unwrap());
         // mean 2, biased variance 1: (x - 2)/√(1 + eps)
         let y = x.layer_norm(1, None, None, 0.0).unwrap().value().to_vec();
         assert_eq!(y, vec![-1.0, 1.0]);
-        let t = tape.constant(Tensor::from_vec(vec![0.0, 1.0], [1, 2]).unwrap());
-        assert_eq!(x.mse(t).unwrap().value().item().unwrap(), 2.5);
-        // bce_with_logits(0, y) = ln 2 for any y
-        let z = tape.constant(Tensor::zeros([1, 2]).unwrap());
-        assert!((z.bce_with_logits(t).unwrap().value().item().unwrap() - 2f64.ln()).abs() < 1e-15);
+        // glu([1, 3]) = 1 · σ(3)
+        let g = x.glu(1).unwrap().value().item().unwrap();
+        assert_eq!(g, 1.0 / (1.0 + (-3.0f64).exp()));
+        assert!(tape
+            .constant(Tensor::<f64>::zeros([3]).unwrap())
+            .glu(0)
+            .is_err());
     }
 }

@@ -1,5 +1,5 @@
 //! Reductions over all or chosen axes, with `keepdim`: `sum`, `mean`, `max`, `min`,
-//! `logsumexp`, `var`.
+//! `logsumexp`, `var`, `std`.
 //!
 //! Axes are `&[isize]` (negative counts from the end); an empty list means every axis.
 
@@ -189,18 +189,52 @@ impl<'t, T: Float> Var<'t, T> {
         Ok(m)
     }
 
-    /// Variance over `axes` with `correction` (1 = unbiased, PyTorch's default; 0 = biased).
+    /// Variance over `axes` (all when empty) with `correction` (`torch.var(x, dim,
+    /// correction, keepdim)`): `Σ (x - mean)² / (n - correction)`; 1 is Bessel's correction
+    /// (PyTorch's default), 0 the biased variance.
     ///
     /// # Errors
-    /// [`crate::Error::Axis`] for an axis out of range.
+    /// [`crate::Error::Axis`] for an axis out of range; [`crate::Error::InvalidArgument`]
+    /// when `correction` is not below the number `n` of elements reduced per group
+    /// (PyTorch returns NaN or inf there).
     #[track_caller]
     pub fn var(self, axes: &[isize], correction: usize, keepdim: bool) -> Result<Self> {
+        self.var_named("var", axes, correction, keepdim)
+    }
+
+    /// Standard deviation over `axes` with `correction` (`torch.std`): the square root of
+    /// [`Var::var`]. Its gradient is infinite where every element of a group is equal.
+    ///
+    /// # Errors
+    /// As [`Var::var`].
+    #[track_caller]
+    pub fn std(self, axes: &[isize], correction: usize, keepdim: bool) -> Result<Self> {
+        Ok(self.var_named("std", axes, correction, keepdim)?.sqrt())
+    }
+
+    #[track_caller]
+    fn var_named(
+        self,
+        op: &'static str,
+        axes: &[isize],
+        correction: usize,
+        keepdim: bool,
+    ) -> Result<Self> {
         let s = self.shape();
-        let ax = s.axes("var", axes)?;
+        let ax = s.axes(op, axes)?;
         let n: usize = ax.iter().map(|&a| s[a]).product();
+        if n <= correction {
+            return Err(crate::Error::invalid(
+                op,
+                format!(
+                    "correction {correction} leaves no degrees of freedom for {n} elements per group"
+                ),
+                &s,
+            ));
+        }
         let centred = self.sub(self.mean_axes(axes, true)?)?;
         let ss = centred.square().sum_axes(axes, keepdim)?;
-        Ok(ss.div_scalar(T::of(n.saturating_sub(correction) as f64)))
+        Ok(ss.div_scalar(T::of((n - correction) as f64)))
     }
 }
 

@@ -128,6 +128,15 @@ unary_op!(
     Erf, "erf", |v| v.erf(), |x, y| Ok(x.square().neg().exp().mul_scalar(T::of(std::f64::consts::FRAC_2_SQRT_PI)))
 );
 
+unary_op!(
+    /// `y = x/(1 + |x|)`; `dy/dx = 1/(1 + |x|)²`.
+    Softsign, "softsign", |v| v / (T::one() + v.abs()), |x, y| Ok(x.abs().add_scalar(T::one()).square().recip())
+);
+unary_op!(
+    /// `y = ln σ(x) = min(x, 0) - ln(1 + e^{-|x|})`, finite for any x; `dy/dx = σ(-x)`.
+    LogSigmoid, "logsigmoid", |v| v.min(T::zero()) - (-v.abs()).exp().ln_1p(), |x, y| Ok(x.neg().sigmoid())
+);
+
 /// The logistic function, split by sign so `exp` never overflows.
 #[inline]
 pub(crate) fn sigmoid<T: Float>(v: T) -> T {
@@ -242,6 +251,30 @@ impl<T: Float> UnaryDerivative<T> for Clamp<T> {
     fn df<'t>(&self, x: Var<'t, T>, _y: Var<'t, T>) -> Result<Var<'t, T>> {
         let (lo, hi) = (self.min, self.max);
         Ok(mask(x, |v| v >= lo && v <= hi))
+    }
+}
+
+/// `y = clamp(x, min, max)` with PyTorch's hardtanh gradient: 1 strictly inside
+/// `(min, max)`, 0 outside and at the bounds (clamp's gradient includes the bounds).
+#[derive(Debug, Clone, Copy)]
+pub struct Hardtanh<T> {
+    /// Lower bound.
+    pub min: T,
+    /// Upper bound.
+    pub max: T,
+}
+impl<T: Float> UnaryDerivative<T> for Hardtanh<T> {
+    const NAME: &'static str = "hardtanh";
+    fn f(&self, v: T) -> T {
+        if v.is_nan() {
+            v
+        } else {
+            v.max(self.min).min(self.max)
+        }
+    }
+    fn df<'t>(&self, x: Var<'t, T>, _y: Var<'t, T>) -> Result<Var<'t, T>> {
+        let (lo, hi) = (self.min, self.max);
+        Ok(mask(x, |v| v > lo && v < hi))
     }
 }
 
@@ -524,6 +557,42 @@ impl<'t, T: Float> Var<'t, T> {
             .tanh()
             .add_scalar(T::one());
         self.mul_scalar(T::of(0.5)).mul_same(inner)
+    }
+    /// `hardtanh(x) = clamp(x, min_val, max_val)` (`torch.nn.functional.hardtanh`); the
+    /// gradient is 1 strictly inside `(min_val, max_val)`, else 0.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidArgument`] when `min_val > max_val` or either is NaN.
+    #[track_caller]
+    pub fn hardtanh(self, min_val: T, max_val: T) -> Result<Self> {
+        if min_val.is_nan() || max_val.is_nan() || min_val > max_val {
+            return Err(crate::Error::invalid(
+                "hardtanh",
+                format!("min_val {min_val} must not exceed max_val {max_val}"),
+                &self.shape(),
+            ));
+        }
+        Ok(self.unary(Hardtanh {
+            min: min_val,
+            max: max_val,
+        }))
+    }
+    /// `x/(1 + |x|)` (softsign); the derivative is `1/(1 + |x|)²`.
+    #[track_caller]
+    pub fn softsign(self) -> Self {
+        self.unary(Softsign)
+    }
+    /// `ln σ(x) = -softplus(-x)`, finite for logits of any size; the derivative is
+    /// `σ(-x)`.
+    #[track_caller]
+    pub fn logsigmoid(self) -> Self {
+        self.unary(LogSigmoid)
+    }
+    /// Mish (Misra 2019): `x · tanh(softplus(x))`, softplus without a threshold so the
+    /// function is smooth everywhere.
+    #[track_caller]
+    pub fn mish(self) -> Self {
+        self.mul_same(self.softplus(T::one(), T::infinity()).tanh())
     }
     /// `clamp(x, min, max)`; gradient 1 inside the range, 0 outside. NaN inputs (and NaN
     /// bounds) give NaN, as in PyTorch.

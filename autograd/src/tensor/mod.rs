@@ -401,11 +401,13 @@ impl<T: Float> Tensor<T> {
 #[track_caller]
 pub(crate) fn buffer<U>(op: &'static str, shape: &Shape) -> Result<Vec<U>> {
     let n = shape.check(op)?;
+    // Taken here: `#[track_caller]` does not reach into the closure below.
+    let location = Location::caller();
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| Error::TooLarge {
         op,
         shape: shape.clone(),
-        location: Location::caller(),
+        location,
     })?;
     Ok(v)
 }

@@ -296,11 +296,13 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn matmul_t(&self, other: &Self, ta: bool, tb: bool) -> Result<Self> {
         let (sa, sb) = (&self.shape, &other.shape);
+        // Taken here: `#[track_caller]` does not reach into a closure.
+        let location = Location::caller();
         let bad = || Error::Matmul {
             op: "matmul",
             lhs: sa.clone(),
             rhs: sb.clone(),
-            location: Location::caller(),
+            location,
         };
         if sa.rank() < 2 || sb.rank() < 2 {
             return Err(bad());

@@ -74,10 +74,12 @@ impl Shape {
     /// [`Shape::checked_numel`] is `None`.
     #[track_caller]
     pub fn check(&self, op: &'static str) -> Result<usize> {
+        // Taken here: `#[track_caller]` does not reach into the closure below.
+        let location = Location::caller();
         self.checked_numel().ok_or_else(|| Error::TooLarge {
             op,
             shape: self.clone(),
-            location: Location::caller(),
+            location,
         })
     }
 

@@ -6,6 +6,7 @@
 //! | --- | --- |
 //! | `strategies.rs` | shapes, tensors, broadcast and matmul pairs, values away from kinks, distinct and positive values |
 //! | `assert.rs` | [`check_gradients`], [`check_gradgrad`], [`assert_close!`](crate::assert_close) and its [`Tolerance`] defaults |
+//! | `reference.rs` | reading PyTorch reference files (`op_gradients/v1` cases) and comparing against them |
 //!
 //! ```
 //! use autograd::testing::{check_gradients, shapes, tensor};
@@ -18,6 +19,7 @@
 //! ```
 
 pub mod assert;
+pub mod reference;
 pub mod strategies;
 
 pub use assert::{

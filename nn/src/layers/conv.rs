@@ -5,7 +5,8 @@ use rand::Rng;
 
 use crate::error::{Error, Result};
 use crate::init::{self, Init};
-use crate::module::{Ctx, Module};
+use crate::module::{Ctx, Forward};
+use crate::Module;
 
 /// The hyper-parameters and initialisers of a [`Conv2d`] layer (PyTorch's names).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,6 +54,7 @@ impl Conv2dConfig {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for zero sizes or channels not divisible by `groups`.
+    #[track_caller]
     pub fn init<T: Float>(&self, rng: &mut impl Rng) -> Result<Conv2d<T>> {
         let c = self;
         let positive = [
@@ -109,8 +111,10 @@ impl Conv2dConfig {
     }
 }
 
+impl crate::module::Plain for Conv2dConfig {}
+
 /// A 2-d convolution layer, `nn.Conv2d`: `[N, C_in, H, W] → [N, C_out, H', W']`.
-#[derive(Debug)]
+#[derive(Debug, Module)]
 pub struct Conv2d<T: Float> {
     /// `[C_out, C_in/groups, kH, kW]`.
     pub weight: Param<T>,
@@ -125,6 +129,7 @@ impl<T: Float> Conv2d<T> {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for zero sizes.
+    #[track_caller]
     pub fn new(
         in_channels: usize,
         out_channels: usize,
@@ -140,7 +145,10 @@ impl<T: Float> Conv2d<T> {
     }
 }
 
-impl<T: Float> Module<T> for Conv2d<T> {
+impl<T: Float> Forward<T> for Conv2d<T> {
+    type Input<'t> = Var<'t, T>;
+    type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let s = x.shape();
         let c = &self.config;
@@ -151,21 +159,36 @@ impl<T: Float> Module<T> for Conv2d<T> {
                 s,
             ));
         }
+        // Checked here, on the caller's shape: with groups, autograd convolves each
+        // group's slice and would report that slice's shape instead.
+        let fits = |n: usize, k: usize, p: usize, d: usize| {
+            let span = d.checked_mul(k - 1).and_then(|v| v.checked_add(1));
+            let padded = p.checked_mul(2).and_then(|v| v.checked_add(n));
+            matches!((span, padded), (Some(span), Some(padded)) if padded >= span)
+        };
+        let (kh, kw) = c.kernel_size;
+        if !fits(s[2], kh, c.padding.0, c.dilation.0) || !fits(s[3], kw, c.padding.1, c.dilation.1)
+        {
+            return Err(Error::input(
+                "Conv2d",
+                format!(
+                    "[N, {}, H, W] large enough for a {kh}x{kw} window with padding {:?} and dilation {:?}",
+                    c.in_channels, c.padding, c.dilation
+                ),
+                s,
+            ));
+        }
         let args = Conv2dArgs {
             stride: c.stride,
             padding: c.padding,
             dilation: c.dilation,
             groups: c.groups,
         };
-        let b = self.bias.as_ref().map(|b| cx.param(b));
+        let b = match &self.bias {
+            Some(b) => Some(cx.param(b)),
+            None => None,
+        };
         Ok(x.conv2d(cx.param(&self.weight), b, args)?)
-    }
-
-    fn own_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
-        f("weight", &self.weight);
-        if let Some(b) = &self.bias {
-            f("bias", b);
-        }
     }
 }
 
@@ -193,7 +216,7 @@ mod tests {
             .unwrap();
         // H' = (5 + 2 - 3)/2 + 1 = 3, W' = (4 + 4 - 3)/1 + 1 = 6
         assert_eq!(y.dims(), [2, 3, 3, 6]);
-        gradcheck_module(&conv, &x, &GradcheckOptions::default()).unwrap();
+        gradcheck_module(&conv, &[x], |v| v[0], &GradcheckOptions::default()).unwrap();
         let grouped: Conv2d<f64> = Conv2dConfig {
             groups: 2,
             bias: false,
@@ -203,7 +226,8 @@ mod tests {
         .unwrap();
         gradcheck_module(
             &grouped,
-            &Tensor::randn([1, 2, 3, 3], &mut rng).unwrap(),
+            &[Tensor::randn([1, 2, 3, 3], &mut rng).unwrap()],
+            |v| v[0],
             &GradcheckOptions::default(),
         )
         .unwrap();

@@ -1,13 +1,11 @@
 //! [`Dropout`]: inverted dropout with a seeded generator.
 
-use std::sync::Mutex;
-
 use autograd::{Float, Tensor, Var};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 use crate::error::{Error, Result};
-use crate::module::{Ctx, Mode, Module};
+use crate::module::{Ctx, Forward, Generator, Mode};
+use crate::Module;
 
 /// Inverted dropout (Srivastava et al. 2014, as `F.dropout`): in training each element is
 /// zeroed with probability `p` and the survivors are scaled by `1/(1 - p)`, so the
@@ -16,27 +14,38 @@ use crate::module::{Ctx, Mode, Module};
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] for `p` outside `[0, 1]`.
+#[track_caller]
 pub fn dropout<'t, T: Float>(
     x: Var<'t, T>,
     p: f64,
     training: bool,
-    rng: &mut impl Rng,
+    rng: &mut (impl Rng + ?Sized),
 ) -> Result<Var<'t, T>> {
     check_p(p)?;
     if !training || p == 0.0 {
         return Ok(x);
     }
+    let mask = mask(x.shape(), p, rng)?;
+    Ok(x.mul(x.tape().constant(mask))?)
+}
+
+/// Keep-and-scale mask: `1/(1 - p)` with probability `1 - p`, else 0.
+fn mask<T: Float, R: Rng + ?Sized>(
+    shape: autograd::Shape,
+    p: f64,
+    rng: &mut R,
+) -> Result<Tensor<T>> {
     let scale = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
-    let mask = Tensor::from_fn(x.shape(), |_| {
+    Ok(Tensor::from_fn(shape, |_| {
         if rng.random::<f64>() < p {
             T::zero()
         } else {
             T::of(scale)
         }
-    })?;
-    Ok(x.mul(x.tape().constant(mask))?)
+    })?)
 }
 
+#[track_caller]
 fn check_p(p: f64) -> Result<()> {
     if !(0.0..=1.0).contains(&p) {
         return Err(Error::config(
@@ -47,12 +56,14 @@ fn check_p(p: f64) -> Result<()> {
     Ok(())
 }
 
-/// `nn.Dropout(p)` with its own seeded generator: the masks are reproducible from the
-/// seed. Identity in evaluation mode.
-#[derive(Debug)]
+/// `nn.Dropout(p)` with its own seeded [`Generator`]: the masks are reproducible from the
+/// seed, and the generator's position is saved with the module state
+/// ([`state::save`](crate::state::save), under the name `"<path>.generator"`), so a
+/// resumed run draws the same masks bit for bit. Identity in evaluation mode.
+#[derive(Debug, Module)]
 pub struct Dropout {
     p: f64,
-    rng: Mutex<StdRng>,
+    generator: Generator,
     mode: Mode,
 }
 
@@ -61,13 +72,19 @@ impl Dropout {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for `p` outside `[0, 1]`.
+    #[track_caller]
     pub fn new(p: f64, seed: u64) -> Result<Self> {
         check_p(p)?;
         Ok(Dropout {
             p,
-            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            generator: Generator::new(seed),
             mode: Mode::new(),
         })
+    }
+
+    /// The generator the masks are drawn from.
+    pub fn generator(&self) -> &Generator {
+        &self.generator
     }
 
     /// The drop probability.
@@ -76,24 +93,28 @@ impl Dropout {
     }
 }
 
-impl<T: Float> Module<T> for Dropout {
+impl<T: Float> Forward<T> for Dropout {
+    type Input<'t> = Var<'t, T>;
+    type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
-        // A panic mid-draw leaves a valid generator state, so a poisoned lock is usable.
-        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-        dropout(x, self.p, self.mode.training(), &mut *rng)
-    }
-
-    fn set_own_training(&self, training: bool) {
-        self.mode.set(training);
+        let training = self.mode.is_training();
+        if !training || self.p == 0.0 {
+            return Ok(x);
+        }
+        let mask = self
+            .generator
+            .with_rng(|rng| mask(x.shape(), self.p, rng))?;
+        Ok(x.mul(x.tape().constant(mask))?)
     }
 }
 
-// gradcheck closures must return autograd::Result, whose error is over clippy's limit.
-#[allow(clippy::result_large_err)]
 #[cfg(test)]
 mod tests {
     use super::*;
     use autograd::{gradcheck, GradcheckOptions, Tape};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
 
     #[test]
     fn dropout_zeroes_about_p_and_scales_survivors() {
@@ -135,9 +156,15 @@ mod tests {
                     .map_err(Error::into_autograd)?;
                 Ok(y.square().sum())
             },
-            &[x],
+            std::slice::from_ref(&x),
             &GradcheckOptions::default(),
         )
         .unwrap();
+        // gradcheck_module restores the generator before every evaluation, so the same
+        // layer checks in training mode, and is left where it was
+        let d = Dropout::new(0.4, 11).unwrap();
+        let before = d.generator().state();
+        crate::gradcheck_module(&d, &[x], |v| v[0], &GradcheckOptions::default()).unwrap();
+        assert_eq!(d.generator().state(), before);
     }
 }

@@ -5,11 +5,12 @@ use rand::Rng;
 
 use crate::error::{Error, Result};
 use crate::init::Init;
-use crate::module::{Ctx, Module};
+use crate::module::{Ctx, Forward};
+use crate::Module;
 
 /// `nn.Embedding(num_embeddings, embedding_dim)`: row `i` of the weight for index `i`.
 /// The gradient scatters back into the rows looked up (repeated indices add up).
-#[derive(Debug)]
+#[derive(Debug, Module)]
 pub struct Embedding<T: Float> {
     /// `[num_embeddings, embedding_dim]`.
     pub weight: Param<T>,
@@ -20,6 +21,7 @@ impl<T: Float> Embedding<T> {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for zero sizes.
+    #[track_caller]
     pub fn new(num_embeddings: usize, embedding_dim: usize, rng: &mut impl Rng) -> Result<Self> {
         Self::with_init(
             num_embeddings,
@@ -36,6 +38,7 @@ impl<T: Float> Embedding<T> {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for zero sizes; [`Error::Init`] from the initialiser.
+    #[track_caller]
     pub fn with_init(
         num_embeddings: usize,
         embedding_dim: usize,
@@ -58,6 +61,7 @@ impl<T: Float> Embedding<T> {
     ///
     /// # Errors
     /// [`Error::InputShape`] naming the first index out of range.
+    #[track_caller]
     pub fn lookup<'t>(&self, cx: &Ctx<'t, T>, indices: &[usize]) -> Result<Var<'t, T>> {
         let n = self.weight.shape()[0];
         if let Some(&bad) = indices.iter().find(|&&i| i >= n) {
@@ -71,9 +75,12 @@ impl<T: Float> Embedding<T> {
     }
 }
 
-impl<T: Float> Module<T> for Embedding<T> {
-    /// `x` holds indices (as floats, which must be whole numbers in range) of any shape;
-    /// the output has shape `x.shape + [dim]`. No gradient flows to `x`.
+/// `x` holds indices (as floats, which must be whole numbers in range) of any shape; the
+/// output has shape `x.shape + [dim]`. No gradient flows to `x`.
+impl<T: Float> Forward<T> for Embedding<T> {
+    type Input<'t> = Var<'t, T>;
+    type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let xv = x.value();
         let n = self.weight.shape()[0];
@@ -94,14 +101,8 @@ impl<T: Float> Module<T> for Embedding<T> {
         out.push(self.weight.shape()[1]);
         Ok(rows.reshape(out)?)
     }
-
-    fn own_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
-        f("weight", &self.weight);
-    }
 }
 
-// gradcheck closures must return autograd::Result, whose error is over clippy's limit.
-#[allow(clippy::result_large_err)]
 #[cfg(test)]
 mod tests {
     use super::*;

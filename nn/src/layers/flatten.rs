@@ -3,10 +3,11 @@
 use autograd::{Float, Var};
 
 use crate::error::Result;
-use crate::module::{Ctx, Module};
+use crate::module::{Ctx, Forward};
+use crate::Module;
 
 /// `nn.Flatten(start_dim, end_dim)`: `[N, C, H, W] → [N, C·H·W]` by default.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Module)]
 pub struct Flatten {
     /// First axis merged (default 1, keeping the batch axis).
     pub start_dim: isize,
@@ -23,7 +24,10 @@ impl Default for Flatten {
     }
 }
 
-impl<T: Float> Module<T> for Flatten {
+impl<T: Float> Forward<T> for Flatten {
+    type Input<'t> = Var<'t, T>;
+    type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         Ok(x.flatten(self.start_dim, self.end_dim)?)
     }
@@ -53,7 +57,8 @@ mod tests {
         assert!(bad.forward(&Ctx::new(&tape), x).is_err());
         gradcheck_module(
             &Flatten::default(),
-            &Tensor::from_fn([2, 2, 3], |i| i as f64 * 0.1).unwrap(),
+            &[Tensor::from_fn([2, 2, 3], |i| i as f64 * 0.1).unwrap()],
+            |v| v[0],
             &GradcheckOptions::default(),
         )
         .unwrap();

@@ -5,7 +5,8 @@ use rand::Rng;
 
 use crate::error::{Error, Result};
 use crate::init::{self, Init};
-use crate::module::{Ctx, Module};
+use crate::module::{Ctx, Forward};
+use crate::Module;
 
 /// The hyper-parameters and initialisers of a [`Linear`] layer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,6 +39,7 @@ impl LinearConfig {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for zero features; [`Error::Init`] from the initialiser.
+    #[track_caller]
     pub fn init<T: Float>(&self, rng: &mut impl Rng) -> Result<Linear<T>> {
         let (i, o) = (self.in_features, self.out_features);
         if i == 0 || o == 0 {
@@ -67,7 +69,7 @@ impl LinearConfig {
 
 /// A fully connected layer, `nn.Linear`: `y = x Wᵀ + b` over the last axis of `x`
 /// (`[*, in] → [*, out]`).
-#[derive(Debug)]
+#[derive(Debug, Module)]
 pub struct Linear<T: Float> {
     /// `[out, in]`.
     pub weight: Param<T>,
@@ -90,6 +92,7 @@ impl<T: Float> Linear<T> {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for zero features.
+    #[track_caller]
     pub fn new(in_features: usize, out_features: usize, rng: &mut impl Rng) -> Result<Self> {
         LinearConfig::new(in_features, out_features).init(rng)
     }
@@ -105,7 +108,10 @@ impl<T: Float> Linear<T> {
     }
 }
 
-impl<T: Float> Module<T> for Linear<T> {
+impl<T: Float> Forward<T> for Linear<T> {
+    type Input<'t> = Var<'t, T>;
+    type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let s = x.shape();
         if s.rank() == 0 || s[s.rank() - 1] != self.in_features {
@@ -126,13 +132,6 @@ impl<T: Float> Module<T> for Linear<T> {
         let mut out = lead;
         out.push(self.out_features);
         Ok(y.reshape(out)?)
-    }
-
-    fn own_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
-        f("weight", &self.weight);
-        if let Some(b) = &self.bias {
-            f("bias", b);
-        }
     }
 }
 
@@ -178,14 +177,20 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let x = Tensor::randn([4, 3], &mut rng).unwrap();
         let fc = Linear::<f64>::new(3, 5, &mut rng).unwrap();
-        gradcheck_module(&fc, &x, &GradcheckOptions::default()).unwrap();
+        gradcheck_module(
+            &fc,
+            std::slice::from_ref(&x),
+            |v| v[0],
+            &GradcheckOptions::default(),
+        )
+        .unwrap();
         let cfg = LinearConfig {
             bias: false,
             ..LinearConfig::new(3, 2)
         };
         let nb: Linear<f64> = cfg.init(&mut rng).unwrap();
         assert_eq!(nb.named_parameters().len(), 1);
-        gradcheck_module(&nb, &x, &GradcheckOptions::default()).unwrap();
+        gradcheck_module(&nb, &[x], |v| v[0], &GradcheckOptions::default()).unwrap();
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use autograd::{Float, Param, Tensor, Var};
 
 use crate::error::{Error, Result};
-use crate::module::{Buffer, Ctx, Mode, Module};
+use crate::module::{Buffer, Ctx, Forward, Mode, Plain};
+use crate::Module;
 
 /// The hyper-parameters of a batch-norm layer (PyTorch's names and defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,6 +39,7 @@ impl BatchNormConfig {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for zero features, `eps <= 0` or a momentum outside `[0, 1]`.
+    #[track_caller]
     pub fn init<T: Float, const D: usize>(&self) -> Result<BatchNorm<T, D>> {
         let c = self.num_features;
         if c == 0
@@ -50,40 +52,32 @@ impl BatchNormConfig {
                 format!("need features > 0, eps > 0 and momentum in [0, 1], got {self:?}"),
             ));
         }
-        let affine = self
-            .affine
-            .then(|| -> Result<_> {
-                Ok((
-                    Param::named("weight", Tensor::ones([c])?),
-                    Param::named("bias", Tensor::zeros([c])?),
-                ))
-            })
-            .transpose()?;
-        let stats = self
-            .track_running_stats
-            .then(|| -> Result<_> {
-                Ok(RunningStats {
-                    mean: Buffer::new(Tensor::zeros([c])?),
-                    var: Buffer::new(Tensor::ones([c])?),
-                    count: Buffer::integer(Tensor::zeros([])?),
-                })
-            })
-            .transpose()?;
+        let track = self.track_running_stats;
         Ok(BatchNorm {
-            affine,
-            stats,
+            weight: self
+                .affine
+                .then(|| Tensor::ones([c]).map(|t| Param::named("weight", t)))
+                .transpose()?,
+            bias: self
+                .affine
+                .then(|| Tensor::zeros([c]).map(|t| Param::named("bias", t)))
+                .transpose()?,
+            running_mean: track
+                .then(|| Tensor::zeros([c]).map(Buffer::new))
+                .transpose()?,
+            running_var: track
+                .then(|| Tensor::ones([c]).map(Buffer::new))
+                .transpose()?,
+            num_batches_tracked: track
+                .then(|| Tensor::zeros([]).map(Buffer::integer))
+                .transpose()?,
             config: *self,
             mode: Mode::new(),
         })
     }
 }
 
-#[derive(Debug)]
-struct RunningStats<T: Float> {
-    mean: Buffer<T>,
-    var: Buffer<T>,
-    count: Buffer<T>,
-}
+impl Plain for BatchNormConfig {}
 
 /// Batch normalisation (Ioffe & Szegedy 2015), as `nn.BatchNorm1d` (`D = 1`) and
 /// `nn.BatchNorm2d` (`D = 2`):
@@ -93,10 +87,15 @@ struct RunningStats<T: Float> {
 /// estimates move by `r ← (1 - momentum)·r + momentum·batch`, with the *unbiased* batch
 /// variance, as PyTorch does. In evaluation the running estimates are used. Buffers are
 /// named `running_mean`, `running_var` and `num_batches_tracked` like PyTorch's.
-#[derive(Debug)]
+#[derive(Debug, Module)]
+#[module(type_name = if D == 2 { "BatchNorm2d" } else { "BatchNorm1d" })]
 pub struct BatchNorm<T: Float, const D: usize> {
-    affine: Option<(Param<T>, Param<T>)>,
-    stats: Option<RunningStats<T>>,
+    // Field names are PyTorch's state-dict names.
+    weight: Option<Param<T>>,
+    bias: Option<Param<T>>,
+    running_mean: Option<Buffer<T>>,
+    running_var: Option<Buffer<T>>,
+    num_batches_tracked: Option<Buffer<T>>,
     config: BatchNormConfig,
     mode: Mode,
 }
@@ -112,25 +111,30 @@ impl<T: Float, const D: usize> BatchNorm<T, D> {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for zero features.
+    #[track_caller]
     pub fn new(num_features: usize) -> Result<Self> {
         BatchNormConfig::new(num_features).init()
     }
 
     /// The scale γ, if affine.
     pub fn weight(&self) -> Option<&Param<T>> {
-        self.affine.as_ref().map(|(w, _)| w)
+        self.weight.as_ref()
     }
 
     /// The shift β, if affine.
     pub fn bias(&self) -> Option<&Param<T>> {
-        self.affine.as_ref().map(|(_, b)| b)
+        self.bias.as_ref()
     }
 
     /// The running mean and (unbiased) variance, if tracked.
     pub fn running_stats(&self) -> Option<(Tensor<T>, Tensor<T>)> {
-        self.stats.as_ref().map(|s| (s.mean.value(), s.var.value()))
+        match (&self.running_mean, &self.running_var) {
+            (Some(m), Some(v)) => Some((m.value(), v.value())),
+            _ => None,
+        }
     }
 
+    #[track_caller]
     fn check_input(&self, s: &autograd::Shape) -> Result<()> {
         let ok_rank = if D == 2 {
             s.rank() == 4
@@ -153,36 +157,38 @@ impl<T: Float, const D: usize> BatchNorm<T, D> {
         Ok(())
     }
 
-    fn update_running(
-        &self,
-        stats: &RunningStats<T>,
-        mean: &Tensor<T>,
-        var: &Tensor<T>,
-        n: usize,
-    ) -> Result<()> {
-        let count = stats.count.value().as_slice()[0] + T::one();
-        stats.count.set_value(Tensor::full([], count)?)?;
+    fn update_running(&self, mean: &Tensor<T>, var: &Tensor<T>, n: usize) -> Result<()> {
+        let (Some(rmean), Some(rvar), Some(tracked)) = (
+            &self.running_mean,
+            &self.running_var,
+            &self.num_batches_tracked,
+        ) else {
+            return Ok(());
+        };
+        let count = tracked.value().as_slice()[0] + T::one();
+        tracked.set_value(Tensor::full([], count)?)?;
         let m = match self.config.momentum {
             Some(m) => m,
             None => 1.0 / count.as_f64(),
         };
         let (m, keep) = (T::of(m), T::of(1.0 - m));
         let unbias = T::of(n as f64 / (n as f64 - 1.0));
-        let rm = stats
-            .mean
+        let rm = rmean
             .value()
             .zip_with(mean, "batch_norm", |r, b| keep * r + m * b)?;
-        let rv = stats
-            .var
+        let rv = rvar
             .value()
             .zip_with(var, "batch_norm", |r, b| keep * r + m * b * unbias)?;
-        stats.mean.set_value(rm)?;
-        stats.var.set_value(rv)?;
+        rmean.set_value(rm)?;
+        rvar.set_value(rv)?;
         Ok(())
     }
 }
 
-impl<T: Float, const D: usize> Module<T> for BatchNorm<T, D> {
+impl<T: Float, const D: usize> Forward<T> for BatchNorm<T, D> {
+    type Input<'t> = Var<'t, T>;
+    type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let s = x.shape();
         self.check_input(&s)?;
@@ -192,12 +198,17 @@ impl<T: Float, const D: usize> Module<T> for BatchNorm<T, D> {
         bshape[1] = c;
         let eps = T::of(self.config.eps);
         let tape = cx.tape();
-        let use_batch = self.mode.training() || self.stats.is_none();
+        let training = self.mode.is_training();
+        let stats = match (&self.running_mean, &self.running_var) {
+            (Some(m), Some(v)) => Some((m, v)),
+            _ => None,
+        };
+        let use_batch = training || stats.is_none();
         let y = if use_batch {
             let n = s.numel() / c;
             if n <= 1 {
                 return Err(Error::input(
-                    "BatchNorm",
+                    self.type_name(),
                     "more than one value per channel in training mode",
                     s,
                 ));
@@ -205,55 +216,27 @@ impl<T: Float, const D: usize> Module<T> for BatchNorm<T, D> {
             let mean = x.mean_axes(&axes, true)?;
             let centred = x.sub(mean)?;
             let var = centred.square().mean_axes(&axes, true)?;
-            if let (Some(stats), true) = (&self.stats, self.mode.training()) {
+            if training {
                 let (m, v) = (mean.value().reshape([c])?, var.value().reshape([c])?);
-                self.update_running(stats, &m, &v, n)?;
+                self.update_running(&m, &v, n)?;
             }
             centred.mul(var.add_scalar(eps).rsqrt())?
         } else {
-            let st = self.stats.as_ref().expect("internal: checked by use_batch");
-            let mean = tape.constant(st.mean.value().reshape(bshape.clone())?);
-            let inv = st
-                .var
+            let (rmean, rvar) = stats.expect("internal: checked by use_batch");
+            let mean = tape.constant(rmean.value().reshape(bshape.clone())?);
+            let inv = rvar
                 .value()
                 .reshape(bshape.clone())?
                 .map(|v| (v + eps).sqrt().recip());
             x.sub(mean)?.mul(tape.constant(inv))?
         };
-        match &self.affine {
-            Some((w, b)) => {
+        match (&self.weight, &self.bias) {
+            (Some(w), Some(b)) => {
                 let w = cx.param(w).reshape(bshape.clone())?;
                 let b = cx.param(b).reshape(bshape)?;
                 Ok(y.mul(w)?.add(b)?)
             }
-            None => Ok(y),
-        }
-    }
-
-    fn own_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
-        if let Some((w, b)) = &self.affine {
-            f("weight", w);
-            f("bias", b);
-        }
-    }
-
-    fn own_buffers(&self, f: &mut dyn FnMut(&str, &Buffer<T>)) {
-        if let Some(s) = &self.stats {
-            f("running_mean", &s.mean);
-            f("running_var", &s.var);
-            f("num_batches_tracked", &s.count);
-        }
-    }
-
-    fn set_own_training(&self, training: bool) {
-        self.mode.set(training);
-    }
-
-    fn type_name(&self) -> &'static str {
-        if D == 2 {
-            "BatchNorm2d"
-        } else {
-            "BatchNorm1d"
+            _ => Ok(y),
         }
     }
 }
@@ -261,11 +244,12 @@ impl<T: Float, const D: usize> Module<T> for BatchNorm<T, D> {
 /// `nn.LayerNorm(normalized_shape)`: normalises over the trailing axes of each sample,
 /// `(x - mean)/√(var + eps) · γ + β` (biased variance), the same in training and
 /// evaluation.
-#[derive(Debug)]
+#[derive(Debug, Module)]
 pub struct LayerNorm<T: Float> {
+    weight: Option<Param<T>>,
+    bias: Option<Param<T>>,
     normalized_shape: Vec<usize>,
     eps: f64,
-    affine: Option<(Param<T>, Param<T>)>,
 }
 
 impl<T: Float> LayerNorm<T> {
@@ -273,6 +257,7 @@ impl<T: Float> LayerNorm<T> {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for an empty or zero-sized shape.
+    #[track_caller]
     pub fn new(normalized_shape: &[usize]) -> Result<Self> {
         Self::with_options(normalized_shape, 1e-5, true)
     }
@@ -281,6 +266,7 @@ impl<T: Float> LayerNorm<T> {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for an empty or zero-sized shape or `eps <= 0`.
+    #[track_caller]
     pub fn with_options(
         normalized_shape: &[usize],
         eps: f64,
@@ -298,33 +284,33 @@ impl<T: Float> LayerNorm<T> {
                 ),
             ));
         }
-        let affine = elementwise_affine
-            .then(|| -> Result<_> {
-                Ok((
-                    Param::named("weight", Tensor::ones(normalized_shape.to_vec())?),
-                    Param::named("bias", Tensor::zeros(normalized_shape.to_vec())?),
-                ))
-            })
-            .transpose()?;
         Ok(LayerNorm {
+            weight: elementwise_affine
+                .then(|| Tensor::ones(normalized_shape.to_vec()).map(|t| Param::named("weight", t)))
+                .transpose()?,
+            bias: elementwise_affine
+                .then(|| Tensor::zeros(normalized_shape.to_vec()).map(|t| Param::named("bias", t)))
+                .transpose()?,
             normalized_shape: normalized_shape.to_vec(),
             eps,
-            affine,
         })
     }
 
     /// The scale γ, if affine.
     pub fn weight(&self) -> Option<&Param<T>> {
-        self.affine.as_ref().map(|(w, _)| w)
+        self.weight.as_ref()
     }
 
     /// The shift β, if affine.
     pub fn bias(&self) -> Option<&Param<T>> {
-        self.affine.as_ref().map(|(_, b)| b)
+        self.bias.as_ref()
     }
 }
 
-impl<T: Float> Module<T> for LayerNorm<T> {
+impl<T: Float> Forward<T> for LayerNorm<T> {
+    type Input<'t> = Var<'t, T>;
+    type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let s = x.shape();
         let k = self.normalized_shape.len();
@@ -335,18 +321,11 @@ impl<T: Float> Module<T> for LayerNorm<T> {
                 s,
             ));
         }
-        let (w, b) = match &self.affine {
-            Some((w, b)) => (Some(cx.param(w)), Some(cx.param(b))),
-            None => (None, None),
+        let (w, b) = match (&self.weight, &self.bias) {
+            (Some(w), Some(b)) => (Some(cx.param(w)), Some(cx.param(b))),
+            _ => (None, None),
         };
         Ok(x.layer_norm(k, w, b, self.eps)?)
-    }
-
-    fn own_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
-        if let Some((w, b)) = &self.affine {
-            f("weight", w);
-            f("bias", b);
-        }
     }
 }
 
@@ -376,13 +355,37 @@ mod tests {
         let o = GradcheckOptions::default();
         let bn1 = BatchNorm1d::<f64>::new(3).unwrap();
         randomise_affine(&bn1, &mut rng);
-        gradcheck_module(&bn1, &Tensor::randn([5, 3], &mut rng).unwrap(), &o).unwrap();
-        gradcheck_module(&bn1, &Tensor::randn([4, 3, 2], &mut rng).unwrap(), &o).unwrap();
+        gradcheck_module(
+            &bn1,
+            &[Tensor::randn([5, 3], &mut rng).unwrap()],
+            |v| v[0],
+            &o,
+        )
+        .unwrap();
+        gradcheck_module(
+            &bn1,
+            &[Tensor::randn([4, 3, 2], &mut rng).unwrap()],
+            |v| v[0],
+            &o,
+        )
+        .unwrap();
         let bn2 = BatchNorm2d::<f64>::new(2).unwrap();
         randomise_affine(&bn2, &mut rng);
-        gradcheck_module(&bn2, &Tensor::randn([2, 2, 3, 3], &mut rng).unwrap(), &o).unwrap();
+        gradcheck_module(
+            &bn2,
+            &[Tensor::randn([2, 2, 3, 3], &mut rng).unwrap()],
+            |v| v[0],
+            &o,
+        )
+        .unwrap();
         bn2.eval();
-        gradcheck_module(&bn2, &Tensor::randn([2, 2, 3, 3], &mut rng).unwrap(), &o).unwrap();
+        gradcheck_module(
+            &bn2,
+            &[Tensor::randn([2, 2, 3, 3], &mut rng).unwrap()],
+            |v| v[0],
+            &o,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -441,7 +444,8 @@ mod tests {
             .unwrap();
         gradcheck_module(
             &ln,
-            &Tensor::randn([4, 2, 3], &mut rng).unwrap(),
+            &[Tensor::randn([4, 2, 3], &mut rng).unwrap()],
+            |v| v[0],
             &GradcheckOptions::default(),
         )
         .unwrap();

@@ -3,8 +3,10 @@
 use autograd::{Float, Var};
 
 use crate::error::{Error, Result};
-use crate::module::{Ctx, Module};
+use crate::module::{Ctx, Forward};
+use crate::Module;
 
+#[track_caller]
 fn check<T: Float>(layer: &'static str, x: Var<'_, T>) -> Result<()> {
     if x.rank() != 4 {
         return Err(Error::input(layer, "[N, C, H, W]", x.shape()));
@@ -14,7 +16,7 @@ fn check<T: Float>(layer: &'static str, x: Var<'_, T>) -> Result<()> {
 
 /// `nn.MaxPool2d`: the maximum of each window (floor mode); the gradient goes to each
 /// window's arg-max.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Module)]
 pub struct MaxPool2d {
     /// Window (rows, cols).
     pub kernel_size: (usize, usize),
@@ -35,7 +37,10 @@ impl MaxPool2d {
     }
 }
 
-impl<T: Float> Module<T> for MaxPool2d {
+impl<T: Float> Forward<T> for MaxPool2d {
+    type Input<'t> = Var<'t, T>;
+    type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         check("MaxPool2d", x)?;
         Ok(x.max_pool2d(self.kernel_size, self.stride, self.padding)?)
@@ -44,7 +49,7 @@ impl<T: Float> Module<T> for MaxPool2d {
 
 /// `nn.AvgPool2d`: the mean of each window (padding zeros count, PyTorch's
 /// `count_include_pad=True`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Module)]
 pub struct AvgPool2d {
     /// Window (rows, cols).
     pub kernel_size: (usize, usize),
@@ -65,7 +70,10 @@ impl AvgPool2d {
     }
 }
 
-impl<T: Float> Module<T> for AvgPool2d {
+impl<T: Float> Forward<T> for AvgPool2d {
+    type Input<'t> = Var<'t, T>;
+    type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, _cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         check("AvgPool2d", x)?;
         Ok(x.avg_pool2d(self.kernel_size, self.stride, self.padding)?)
@@ -101,19 +109,19 @@ mod tests {
     #[test]
     fn pools_gradcheck_with_stride_and_padding() {
         let o = GradcheckOptions::default();
-        gradcheck_module(&MaxPool2d::new(2), &x(), &o).unwrap();
-        gradcheck_module(&AvgPool2d::new(2), &x(), &o).unwrap();
+        gradcheck_module(&MaxPool2d::new(2), &[x()], |v| v[0], &o).unwrap();
+        gradcheck_module(&AvgPool2d::new(2), &[x()], |v| v[0], &o).unwrap();
         let strided = MaxPool2d {
             kernel_size: (3, 2),
             stride: Some((1, 2)),
             padding: (1, 1),
         };
-        gradcheck_module(&strided, &x(), &o).unwrap();
+        gradcheck_module(&strided, &[x()], |v| v[0], &o).unwrap();
         let avg = AvgPool2d {
             kernel_size: (2, 3),
             stride: Some((2, 1)),
             padding: (1, 1),
         };
-        gradcheck_module(&avg, &x(), &o).unwrap();
+        gradcheck_module(&avg, &[x()], |v| v[0], &o).unwrap();
     }
 }

@@ -1,13 +1,14 @@
-//! [`Sequential`]: a chain of modules, each fed the previous one's output.
+//! [`Sequential`]: a chain of single-`Var` layers, each fed the previous one's output.
 
 use autograd::{Float, Var};
 
 use crate::error::Result;
-use crate::module::{Ctx, Module};
+use crate::module::{Ctx, Field, Forward, Layer, Module, Visit};
 
 /// `nn.Sequential`: runs its layers in order. Children are named `"0"`, `"1"`, …, so
-/// parameters are `"0.weight"`, `"2.bias"`, … as in PyTorch's state dicts. Each layer
-/// runs through [`Ctx::call`], so a recording context sees every layer's output.
+/// parameters are `"0.weight"`, `"2.bias"`, … as in PyTorch's state dicts, and hooks see
+/// each layer under that path. Holds any [`Layer`] (a module whose input and output are
+/// one `Var`), boxed.
 ///
 /// ```
 /// use nn::{Linear, Module, Relu, Sequential};
@@ -21,7 +22,7 @@ use crate::module::{Ctx, Module};
 /// # Ok::<(), nn::Error>(())
 /// ```
 pub struct Sequential<T: Float> {
-    layers: Vec<Box<dyn Module<T>>>,
+    layers: Vec<Box<dyn Layer<T>>>,
 }
 
 impl<T: Float> Default for Sequential<T> {
@@ -38,18 +39,18 @@ impl<T: Float> Sequential<T> {
 
     /// Appends a layer (builder form, like `nn.Sequential.append`).
     #[must_use]
-    pub fn append(mut self, layer: impl Module<T> + 'static) -> Self {
+    pub fn append(mut self, layer: impl Layer<T> + 'static) -> Self {
         self.push(layer);
         self
     }
 
     /// Appends a layer.
-    pub fn push(&mut self, layer: impl Module<T> + 'static) {
+    pub fn push(&mut self, layer: impl Layer<T> + 'static) {
         self.layers.push(Box::new(layer));
     }
 
     /// Appends an already boxed layer.
-    pub fn push_boxed(&mut self, layer: Box<dyn Module<T>>) {
+    pub fn push_boxed(&mut self, layer: Box<dyn Layer<T>>) {
         self.layers.push(layer);
     }
 
@@ -64,24 +65,41 @@ impl<T: Float> Sequential<T> {
     }
 
     /// Layer `i`, if it exists.
-    pub fn get(&self, i: usize) -> Option<&dyn Module<T>> {
+    pub fn get(&self, i: usize) -> Option<&dyn Layer<T>> {
         self.layers.get(i).map(|b| &**b)
+    }
+
+    /// The layers in order.
+    pub fn iter(&self) -> impl Iterator<Item = &dyn Layer<T>> {
+        self.layers.iter().map(|b| &**b)
     }
 }
 
 impl<T: Float> Module<T> for Sequential<T> {
+    fn visit_fields<'s>(&'s self, f: &mut dyn FnMut(&str, Field<'s, T>)) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            let layer: &dyn Module<T> = &**layer;
+            f(&i.to_string(), Field::Module(layer));
+        }
+    }
+}
+
+impl<T: Float> Visit<T> for Sequential<T> {
+    fn visit<'s>(&'s self, name: &str, f: &mut dyn FnMut(&str, Field<'s, T>)) {
+        f(name, Field::Module(self))
+    }
+}
+
+impl<T: Float> Forward<T> for Sequential<T> {
+    type Input<'t> = Var<'t, T>;
+    type Output<'t> = Var<'t, T>;
+    #[track_caller]
     fn forward<'t>(&self, cx: &Ctx<'t, T>, x: Var<'t, T>) -> Result<Var<'t, T>> {
         let mut h = x;
         for (i, layer) in self.layers.iter().enumerate() {
-            h = cx.call(&i.to_string(), &**layer, h)?;
+            h = cx.call_indexed(self, i, &**layer, h)?;
         }
         Ok(h)
-    }
-
-    fn children(&self, f: &mut dyn FnMut(&str, &dyn Module<T>)) {
-        for (i, layer) in self.layers.iter().enumerate() {
-            f(&i.to_string(), &**layer);
-        }
     }
 }
 
@@ -131,9 +149,17 @@ mod tests {
             format!("{net:?}"),
             "Sequential[\"Linear\", \"Relu\", \"Sequential\", \"Dropout\", \"Linear\"]"
         );
-        // eval reaches the nested dropout, so the net is deterministic and checkable
-        net.eval();
+        // in training mode the dropout mask is replayed for every perturbation
         let x = Tensor::from_vec(vec![0.5, -0.3, 1.2, 0.8], [2, 2]).unwrap();
-        gradcheck_module(&net, &x, &GradcheckOptions::default()).unwrap();
+        gradcheck_module(
+            &net,
+            std::slice::from_ref(&x),
+            |v| v[0],
+            &GradcheckOptions::default(),
+        )
+        .unwrap();
+        // eval reaches the nested dropout
+        net.eval();
+        gradcheck_module(&net, &[x], |v| v[0], &GradcheckOptions::default()).unwrap();
     }
 }

@@ -1,7 +1,5 @@
-//! The data sets the examples and tests train on.
-//!
-//! Only the digits set ships with the repository (`data/digits.csv`, provenance and licence
-//! in `data/README.md`); loading never touches the network.
+//! The 8×8 handwritten digits (`data/digits.csv`, provenance and licence in
+//! `data/README.md`); loading never touches the network.
 
 use std::path::{Path, PathBuf};
 
@@ -9,29 +7,8 @@ use autograd::{Float, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-/// What can go wrong reading a data file.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DataError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A line is not what the format says.
-    #[error("{path}:{line}: {reason}")]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        reason: String,
-    },
-}
+use super::dataset::{DataError, Dataset, LabeledBatch};
+use super::rng::BatchRng;
 
 /// The 8×8 handwritten digits (UCI optdigits test set, as bundled with scikit-learn):
 /// 1797 images of 64 pixels in `[0, 16]`, labels 0–9.
@@ -139,6 +116,50 @@ impl Digits {
     }
 }
 
+impl Dataset for Digits {
+    /// An image (64 pixels in `[0, 1]`, row-major 8×8) and its digit.
+    type Item = ([f32; 64], usize);
+
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn get(&self, index: usize) -> Result<Self::Item, DataError> {
+        match (self.pixels.get(index), self.labels.get(index)) {
+            (Some(&p), Some(&l)) => Ok((p, l)),
+            _ => Err(DataError::Index {
+                index,
+                len: self.labels.len(),
+            }),
+        }
+    }
+}
+
+impl Digits {
+    /// Collates images into a `[B, 64]` tensor of `T` and their labels: the collate
+    /// function of a [`DataLoader`](super::DataLoader) over digits
+    /// (`DataLoader::new(digits, opts, Digits::collate::<f32>)`).
+    ///
+    /// # Errors
+    /// None for well-formed items; typed because tensor construction is.
+    pub fn collate<T: Float>(
+        items: Vec<([f32; 64], usize)>,
+        _rng: &mut BatchRng,
+    ) -> Result<LabeledBatch<T>, DataError> {
+        let n = items.len();
+        let mut data = Vec::with_capacity(n * 64);
+        let mut labels = Vec::with_capacity(n);
+        for (p, l) in items {
+            data.extend(p.iter().map(|&v| T::of(v as f64)));
+            labels.push(l);
+        }
+        Ok(LabeledBatch {
+            inputs: Tensor::from_vec(data, [n, 64])?,
+            labels,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +193,23 @@ mod tests {
         let (a2, _) = d.split(1500, 7);
         assert_eq!((a.len(), b.len()), (1500, 297));
         assert_eq!(a.labels, a2.labels);
+    }
+
+    #[test]
+    fn as_a_dataset_items_and_collation_match_batch() {
+        let d = Digits::load(digits_path()).unwrap();
+        assert_eq!(Dataset::len(&d), 1797);
+        let idx = [5, 0, 1796];
+        let items = idx.iter().map(|&i| d.get(i).unwrap()).collect();
+        let b = Digits::collate::<f64>(items, &mut BatchRng::new(0)).unwrap();
+        let (x, y) = d.batch::<f64>(&idx);
+        assert_eq!((b.inputs, b.labels), (x, y));
+        assert!(matches!(
+            d.get(1797),
+            Err(DataError::Index {
+                index: 1797,
+                len: 1797
+            })
+        ));
     }
 }
