@@ -9,10 +9,8 @@ use optim::{
 };
 
 fn reference(name: &str) -> String {
-    let dir = std::env::var_os("GRADLAB_REFERENCE_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data").into());
-    std::fs::read_to_string(dir.join(name)).expect("reference file")
+    let path = autograd::testing::reference::reference_file(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 #[test]
