@@ -7,8 +7,8 @@
 /// | PyTorch | gradlab |
 /// | --- | --- |
 /// | `torch.tensor([[1., 2.], [3., 4.]])` | `Tensor::from_vec(vec![1., 2., 3., 4.], [2, 2])?` |
-/// | `torch.zeros(2, 3)`, `torch.ones`, `torch.full`, `torch.eye`, `torch.arange` | `Tensor::zeros([2, 3])`, `ones`, `full`, `eye`, `arange` |
-/// | `torch.randn(2, 3, generator=g)` | `Tensor::randn([2, 3], &mut rng)` (any seeded `rand::Rng`) |
+/// | `torch.zeros(2, 3)`, `torch.ones`, `torch.full`, `torch.eye`, `torch.arange` | `Tensor::zeros([2, 3])?`, `ones`, `full`, `eye`, `arange` |
+/// | `torch.randn(2, 3, generator=g)` | `Tensor::randn([2, 3], &mut rng)?` (any seeded `rand::Rng`) |
 /// | autograd recording is implicit, global | an explicit [`Tape`](autograd::Tape) per step; values on it are [`Var`](autograd::Var)s |
 /// | `x.requires_grad_()` | `tape.var(x)` (an input to differentiate) |
 /// | `nn.Parameter(w)` | [`Param::new(w)`](autograd::Param), bound per tape with `tape.param(&p)` |

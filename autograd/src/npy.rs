@@ -77,7 +77,9 @@ pub enum NpyError {
         /// The `descr` field.
         descr: String,
     },
-    /// The shape's byte size does not fit in memory arithmetic.
+    /// No tensor can have the shape: the product of its nonzero dimensions exceeds
+    /// [`MAX_NUMEL`](crate::MAX_NUMEL) (or overflows), so its byte size does not fit in
+    /// memory arithmetic.
     #[error("npy: shape {shape:?} is too large")]
     TooLarge {
         /// The shape.
@@ -503,10 +505,11 @@ fn read_prefix(r: &mut impl Read, buf: &mut [u8]) -> io::Result<()> {
     r.read_exact(buf)
 }
 
+/// The element count of a shape a tensor can have (the rule of [`crate::Shape::check`]:
+/// an empty array may not carry huge dimensions either, whose strides would overflow).
 fn numel(shape: &[usize]) -> Result<usize, NpyError> {
-    shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    crate::Shape::from(shape.to_vec())
+        .checked_numel()
         .ok_or_else(|| NpyError::TooLarge {
             shape: shape.to_vec(),
         })

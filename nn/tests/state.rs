@@ -86,7 +86,7 @@ fn round_trip<T: Float>(tag: &str) {
     Ctx::new(&tape)
         .call(
             &a,
-            tape.constant(Tensor::randn([6, 3], &mut StdRng::seed_from_u64(5))),
+            tape.constant(Tensor::randn([6, 3], &mut StdRng::seed_from_u64(5)).unwrap()),
         )
         .unwrap();
     let path = dir.path("mlp.safetensors");

@@ -24,6 +24,9 @@ fn check(
             xs,
         ));
     }
+    // The output's size is the user's, not any tensor's: check it before building the
+    // per-row and per-column source lists.
+    Shape::from([xs[0], xs[1], size.0, size.1]).check(op)?;
     if let Some((a, b)) = scales {
         if !(a.is_finite() && a > 0.0 && b.is_finite() && b > 0.0) {
             return Err(Error::invalid(
@@ -41,7 +44,7 @@ fn check(
 fn nearest_index(o: usize, n_in: usize, n_out: usize, scale: Option<f64>) -> usize {
     if n_out == n_in {
         o
-    } else if n_out == 2 * n_in {
+    } else if n_in.checked_mul(2) == Some(n_out) {
         o >> 1
     } else {
         let s: f32 = match scale {
@@ -85,7 +88,8 @@ fn linear_taps(
 }
 
 /// A constant of `weights` along `axis` of a rank-4 tensor (ones elsewhere).
-fn along<T: Float>(weights: &[f64], axis: usize) -> Tensor<T> {
+#[track_caller]
+fn along<T: Float>(weights: &[f64], axis: usize) -> Result<Tensor<T>> {
     let mut dims = [1usize; 4];
     dims[axis] = weights.len();
     Tensor::from_fn(dims, |i| T::of(weights[i]))
@@ -100,7 +104,8 @@ impl<'t, T: Float> Var<'t, T> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a non-NCHW input, a zero-length input or output
-    /// size, or a scale that is not positive and finite.
+    /// size, or a scale that is not positive and finite; [`Error::TooLarge`] for an
+    /// output size too large to represent.
     #[track_caller]
     pub fn upsample_nearest2d(
         self,
@@ -162,10 +167,10 @@ impl<'t, T: Float> Var<'t, T> {
             let tape = y.tape();
             let a = y
                 .index_select(axis as isize, &i0)?
-                .mul(tape.constant(along::<T>(&w0, axis)))?;
+                .mul(tape.constant(along::<T>(&w0, axis)?))?;
             let b = y
                 .index_select(axis as isize, &i1)?
-                .mul(tape.constant(along::<T>(&w1, axis)))?;
+                .mul(tape.constant(along::<T>(&w1, axis)?))?;
             y = a.add(b)?;
         }
         Ok(y)
