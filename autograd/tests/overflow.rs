@@ -15,7 +15,10 @@
 //! thousand elements, or at least 2⁴⁷ bytes, more than the address space of x86-64 user
 //! space, so the allocation fails (as a typed error) even with overcommit.
 
-use autograd::{ops::PadMode, Conv2dArgs, Error, Shape, Tape, Tensor, Var, MAX_NUMEL};
+use autograd::{
+    ops::PadMode, AvgPool2dArgs, Conv1dArgs, Conv2dArgs, ConvTranspose1dArgs, ConvTranspose2dArgs,
+    Error, MaxPool2dArgs, Shape, Tape, Tensor, Var, MAX_NUMEL,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
 
@@ -734,5 +737,240 @@ fn npy_headers_with_shapes_no_tensor_can_have_are_refused() {
         bytes.extend_from_slice(header.as_bytes());
         let e = Npy::read(&bytes[..]).unwrap_err();
         assert!(matches!(e, NpyError::TooLarge { .. }), "{shape}: {e}");
+    }
+}
+
+// --- the layer ops: conv1d, transposed convs, pools with every option, resampling ----
+
+/// Output length of a transposed convolution along one axis, in u128:
+/// `(n - 1)s - 2p + d(k - 1) + output_padding + 1`, `None` when the arguments are invalid
+/// (PyTorch's rules: positive stride, dilation and kernel, output_padding below the stride
+/// or the dilation), the length is not positive, or a size does not fit in a usize.
+fn transposed_count(n: usize, k: usize, s: usize, p: usize, o: usize, d: usize) -> Option<u128> {
+    if n == 0 || k == 0 || s == 0 || d == 0 || (o >= s && o >= d) {
+        return None;
+    }
+    let full = (n as u128 - 1) * s as u128 + d as u128 * (k as u128 - 1) + o as u128 + 1;
+    let pad = 2 * p as u128;
+    (full <= usize::MAX as u128 && pad <= usize::MAX as u128 && full > pad).then(|| full - pad)
+}
+
+/// Output paddings: small, or huge (valid only under a huge stride or dilation).
+fn output_padding() -> BoxedStrategy<usize> {
+    prop_oneof![4 => 0usize..=2, 1 => HUGE..=usize::MAX].boxed()
+}
+
+/// Output sizes of resampling and adaptive pooling: 0, small, or huge.
+fn out_size() -> BoxedStrategy<usize> {
+    prop_oneof![1 => Just(0usize), 4 => 1usize..=4, 1 => HUGE..=usize::MAX, 1 => Just(1usize << 40)]
+        .boxed()
+}
+
+/// Between "computed for real" and "certainly unallocatable" for a result whose count is
+/// only known up to a small factor: such a case is skipped.
+fn mid_size_loose(count: u128) -> bool {
+    count > 1 << 10 && count < HUGE as u128
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn conv1d_validates_every_argument(
+        stride in conv_arg(),
+        padding in padding(),
+        dilation in conv_arg(),
+        groups in conv_arg(),
+        k in 0usize..=3,
+        l in 1usize..=5,
+        (cin, cout) in (1usize..=2, 1usize..=2),
+    ) {
+        let tape = Tape::new();
+        let x = tape.var(Tensor::<f64>::from_fn([1, cin, l], |i| i as f64).unwrap());
+        let cpg = if groups > 0 && groups <= cin { cin / groups } else { cin };
+        let wt = tape.var(Tensor::<f64>::ones([cout, cpg, k]).unwrap());
+        let args = Conv1dArgs { stride, padding, dilation, groups };
+        let ol = window_count(l, k, stride, padding, dilation);
+        let groups_ok = groups > 0 && cin % groups == 0 && cout % groups == 0
+            && cpg * groups == cin;
+        let taps = ol.map(|o| o * (cpg * k) as u128);
+        prop_assume!(!mid_size(taps));
+        match x.conv1d(wt, None, args) {
+            Ok(y) => {
+                prop_assert!(groups_ok);
+                prop_assert_eq!(y.dims(), vec![1, cout, ol.unwrap() as usize]);
+            }
+            Err(Error::TooLarge { op, .. }) => {
+                prop_assert_eq!(op, "conv1d");
+                prop_assert!(groups_ok && taps.unwrap() >= HUGE as u128);
+            }
+            Err(Error::InvalidArgument { op, .. }) => {
+                prop_assert_eq!(op, "conv1d");
+                prop_assert!(!groups_ok || taps.is_none());
+            }
+            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+        }
+    }
+
+    #[test]
+    fn transposed_convs_validate_every_argument(
+        stride in (conv_arg(), conv_arg()),
+        padding in (padding(), padding()),
+        output_padding in (output_padding(), output_padding()),
+        dilation in (conv_arg(), conv_arg()),
+        groups in conv_arg(),
+        kernel in (0usize..=3, 0usize..=3),
+        (h, w) in (1usize..=4, 1usize..=4),
+        (cin, cpg_out) in (1usize..=2, 1usize..=2),
+    ) {
+        let tape = Tape::new();
+        let x = tape.var(Tensor::<f64>::from_fn([1, cin, h, w], |i| i as f64).unwrap());
+        let wt = tape.var(Tensor::<f64>::ones([cin, cpg_out, kernel.0, kernel.1]).unwrap());
+        let groups_ok = groups > 0 && cin % groups == 0;
+        let cout = if groups_ok { cpg_out * groups } else { 0 };
+        let oh = transposed_count(h, kernel.0, stride.0, padding.0, output_padding.0, dilation.0);
+        let ow = transposed_count(w, kernel.1, stride.1, padding.1, output_padding.1, dilation.1);
+        let out = oh.zip(ow).map(|(a, b)| a.saturating_mul(b).saturating_mul(cout as u128));
+        prop_assume!(!mid_size(out));
+        let args = ConvTranspose2dArgs { stride, padding, output_padding, dilation, groups };
+        match x.conv_transpose2d(wt, None, args) {
+            Ok(y) => {
+                prop_assert!(groups_ok);
+                let (oh, ow) = (oh.unwrap() as usize, ow.unwrap() as usize);
+                prop_assert_eq!(y.dims(), vec![1, cout, oh, ow]);
+            }
+            Err(Error::TooLarge { op, .. }) => {
+                prop_assert_eq!(op, "conv_transpose2d");
+                prop_assert!(groups_ok && out.unwrap() >= HUGE as u128);
+            }
+            Err(Error::InvalidArgument { op, .. }) => {
+                prop_assert_eq!(op, "conv_transpose2d");
+                prop_assert!(!groups_ok || out.is_none());
+            }
+            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+        }
+        // The 1-d form along the columns alone.
+        let x1 = tape.var(Tensor::<f64>::from_fn([1, cin, w], |i| i as f64).unwrap());
+        let w1 = tape.var(Tensor::<f64>::ones([cin, cpg_out, kernel.1]).unwrap());
+        let out1 = ow.map(|b| b * cout as u128);
+        prop_assume!(!mid_size(out1));
+        let args1 = ConvTranspose1dArgs {
+            stride: stride.1,
+            padding: padding.1,
+            output_padding: output_padding.1,
+            dilation: dilation.1,
+            groups,
+        };
+        match x1.conv_transpose1d(w1, None, args1) {
+            Ok(y) => {
+                prop_assert!(groups_ok);
+                prop_assert_eq!(y.dims(), vec![1, cout, ow.unwrap() as usize]);
+            }
+            Err(Error::TooLarge { op, .. }) => {
+                prop_assert_eq!(op, "conv_transpose1d");
+                prop_assert!(groups_ok && out1.unwrap() >= HUGE as u128);
+            }
+            Err(Error::InvalidArgument { op, .. }) => {
+                prop_assert_eq!(op, "conv_transpose1d");
+                prop_assert!(!groups_ok || out1.is_none());
+            }
+            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+        }
+    }
+
+    #[test]
+    fn dilated_pooling_validates_every_argument(
+        kernel in (pool_size(), pool_size()),
+        stride in proptest::option::of((conv_arg(), conv_arg())),
+        padding in (padding(), padding()),
+        dilation in (conv_arg(), conv_arg()),
+        (h, w) in (1usize..=5, 1usize..=5),
+    ) {
+        let tape = Tape::new();
+        let x = tape.var(Tensor::<f64>::from_fn([1, 2, h, w], |i| i as f64).unwrap());
+        let s = stride.unwrap_or(kernel);
+        // At most half the dilated window (its span saturated, as a usize).
+        let half = |k: usize, d: usize, p: usize| {
+            let span = (d as u128 * (k as u128).saturating_sub(1) + 1).min(usize::MAX as u128);
+            p as u128 <= span / 2
+        };
+        let ok = half(kernel.0, dilation.0, padding.0) && half(kernel.1, dilation.1, padding.1);
+        let oh = window_count(h, kernel.0, s.0, padding.0, dilation.0).filter(|_| ok);
+        let ow = window_count(w, kernel.1, s.1, padding.1, dilation.1).filter(|_| ok);
+        let taps = oh
+            .zip(ow)
+            .map(|(a, b)| (a * b).saturating_mul(kernel.0 as u128 * kernel.1 as u128));
+        prop_assume!(!mid_size(taps));
+        let args = MaxPool2dArgs { stride, padding, dilation, ceil_mode: false };
+        match (x.max_pool2d_args(kernel, args), oh.zip(ow)) {
+            (Ok(y), Some((oh, ow))) => {
+                prop_assert_eq!(y.dims(), vec![1, 2, oh as usize, ow as usize]);
+            }
+            (Err(Error::TooLarge { .. }), Some(_)) => {
+                prop_assert!(taps.unwrap() >= HUGE as u128);
+            }
+            (Err(Error::InvalidArgument { op: "max_pool2d", .. }), None) => {}
+            (r, want) => return Err(TestCaseError::fail(format!("{r:?}, expected {want:?}"))),
+        }
+        // Average pooling has no dilation; its ceil mode keeps at most one more window.
+        let avg = AvgPool2dArgs { stride, padding, ceil_mode: true, ..AvgPool2dArgs::default() };
+        let half1 = padding.0 <= kernel.0 / 2 && padding.1 <= kernel.1 / 2;
+        let floor = window_count(h, kernel.0, s.0, padding.0, 1)
+            .zip(window_count(w, kernel.1, s.1, padding.1, 1))
+            .filter(|_| half1);
+        let most = floor
+            .map(|(a, b)| ((a + 1) * (b + 1)).saturating_mul(kernel.0 as u128 * kernel.1 as u128));
+        prop_assume!(!most.is_some_and(mid_size_loose));
+        match (x.avg_pool2d_args(kernel, avg), floor) {
+            (Ok(y), Some((oh, ow))) => {
+                let d = y.dims();
+                prop_assert!(d[2] as u128 >= oh && d[2] as u128 <= oh + 1, "{d:?}");
+                prop_assert!(d[3] as u128 >= ow && d[3] as u128 <= ow + 1, "{d:?}");
+            }
+            (Err(Error::TooLarge { .. }), Some(_)) => {
+                prop_assert!(most.unwrap() >= HUGE as u128);
+            }
+            // Ceil mode may also refuse a padded size whose rounding would overflow.
+            (Err(Error::InvalidArgument { op: "avg_pool2d", .. }), _) => {
+                prop_assert!(floor.is_none() || most.unwrap() >= HUGE as u128);
+            }
+            (r, want) => return Err(TestCaseError::fail(format!("{r:?}, expected {want:?}"))),
+        }
+    }
+
+    #[test]
+    fn adaptive_pooling_and_resampling_check_their_output_size(
+        out in (out_size(), out_size()),
+        (h, w) in (1usize..=5, 1usize..=5),
+        align_corners in any::<bool>(),
+    ) {
+        let tape = Tape::new();
+        let x = tape.var(Tensor::<f64>::from_fn([1, 2, h, w], |i| i as f64).unwrap());
+        let count = 2 * out.0 as u128 * out.1 as u128;
+        // adaptive windows are at most ⌈n/o⌉ + 1 long: up to 36 taps per output here
+        prop_assume!(!mid_size_loose(count));
+        let empty = out.0 == 0 || out.1 == 0;
+        let results = [
+            ("adaptive_avg_pool2d", x.adaptive_avg_pool2d(out)),
+            ("upsample_nearest2d", x.upsample_nearest2d(out, None)),
+            ("upsample_bilinear2d", x.upsample_bilinear2d(out, align_corners, None)),
+        ];
+        for (name, r) in results {
+            match r {
+                Ok(y) => {
+                    prop_assert!(!empty && count <= SMALL * 2, "{}", name);
+                    prop_assert_eq!(y.dims(), vec![1, 2, out.0, out.1]);
+                }
+                Err(Error::TooLarge { op, .. }) => {
+                    prop_assert_eq!(op, name);
+                    prop_assert!(count >= HUGE as u128, "{}", name);
+                }
+                Err(Error::InvalidArgument { op, .. }) => {
+                    prop_assert_eq!(op, name);
+                    prop_assert!(empty, "{}", name);
+                }
+                Err(e) => return Err(TestCaseError::fail(format!("{name}: {e}"))),
+            }
+        }
     }
 }

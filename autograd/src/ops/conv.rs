@@ -677,10 +677,10 @@ impl<'t, T: Float> Var<'t, T> {
             .permute(&[0, 2, 3, 1])?
             .reshape([n * h * w, ci])?
             .matmul(weight.reshape([ci, co * kh * kw])?)?;
-        Ok(taps.infallible(ScatterAddFlat {
+        taps.apply1(ScatterAddFlat {
             idx: idx.into(),
             shape: image,
-        }))
+        })
     }
 
     /// 1-d transposed convolution, as `torch.nn.functional.conv_transpose1d`: `self` is

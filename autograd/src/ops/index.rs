@@ -45,7 +45,7 @@ impl<T: Float> Op<T> for ScatterAddFlat {
         "scatter_add_flat"
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].scatter_add_flat_unchecked(&self.idx, self.shape.clone()))
+        x[0].scatter_add_flat_unchecked(&self.idx, self.shape.clone())
     }
     fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
         let g = cx.grad().infallible(GatherFlat {

@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::ops::conv::Windows;
+use crate::ops::resample::per_index;
 use crate::tensor::{Float, Shape, Tensor, PAD};
 use crate::var::Var;
 
@@ -402,17 +403,15 @@ impl<'t, T: Float> Var<'t, T> {
         // list of windows per row and column.
         Shape::from([xs[0], xs[1], out.0, out.1]).check(op)?;
         // Window bounds in u128: i·n cannot overflow it for any usize sizes.
-        let bounds = |n: usize, o: usize| -> Vec<(usize, usize)> {
-            (0..o)
-                .map(|i| {
-                    let (i, n, o) = (i as u128, n as u128, o as u128);
-                    let start = i * n / o;
-                    let end = ((i + 1) * n).div_ceil(o);
-                    (start as usize, (end - start) as usize)
-                })
-                .collect()
+        let bounds = |i: usize, n: usize, o: usize| {
+            let (i, n, o) = (i as u128, n as u128, o as u128);
+            let start = i * n / o;
+            let end = ((i + 1) * n).div_ceil(o);
+            (start as usize, (end - start) as usize)
         };
-        let (rows, cols) = (bounds(xs[2], out.0), bounds(xs[3], out.1));
+        // Called here, not in a closure: the errors point at the caller's line.
+        let rows = per_index(op, out.0, |i| bounds(i, xs[2], out.0))?;
+        let cols = per_index(op, out.1, |i| bounds(i, xs[3], out.1))?;
         let kh = rows.iter().map(|r| r.1).max().unwrap_or(1);
         let kw = cols.iter().map(|c| c.1).max().unwrap_or(1);
         let planes = xs[0] * xs[1];

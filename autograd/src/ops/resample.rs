@@ -88,6 +88,15 @@ fn linear_taps(
 }
 
 /// A constant of `weights` along `axis` of a rank-4 tensor (ones elsewhere).
+/// `f(0), .., f(n - 1)` in a fallibly reserved list: `n` is an output size the user chose,
+/// which a tensor may hold (checked) while a list of wider entries cannot.
+#[track_caller]
+pub(crate) fn per_index<U>(op: &'static str, n: usize, f: impl Fn(usize) -> U) -> Result<Vec<U>> {
+    let mut v = crate::tensor::buffer(op, &Shape::from([n]))?;
+    v.extend((0..n).map(f));
+    Ok(v)
+}
+
 #[track_caller]
 fn along<T: Float>(weights: &[f64], axis: usize) -> Result<Tensor<T>> {
     let mut dims = [1usize; 4];
@@ -114,12 +123,13 @@ impl<'t, T: Float> Var<'t, T> {
     ) -> Result<Self> {
         let xs = self.shape();
         check("upsample_nearest2d", &xs, size, scales)?;
-        let rows: Vec<usize> = (0..size.0)
-            .map(|o| nearest_index(o, xs[2], size.0, scales.map(|s| s.0)))
-            .collect();
-        let cols: Vec<usize> = (0..size.1)
-            .map(|o| nearest_index(o, xs[3], size.1, scales.map(|s| s.1)))
-            .collect();
+        let op = "upsample_nearest2d";
+        let rows = per_index(op, size.0, |o| {
+            nearest_index(o, xs[2], size.0, scales.map(|s| s.0))
+        })?;
+        let cols = per_index(op, size.1, |o| {
+            nearest_index(o, xs[3], size.1, scales.map(|s| s.1))
+        })?;
         self.index_select(2, &rows)?.index_select(3, &cols)
     }
 
@@ -157,9 +167,9 @@ impl<'t, T: Float> Var<'t, T> {
             (2, size.0, scales.map(|s| s.0)),
         ] {
             let n_in = xs[axis];
-            let taps: Vec<_> = (0..n_out)
-                .map(|o| linear_taps(o, n_in, n_out, align_corners, scale))
-                .collect();
+            let taps = per_index("upsample_bilinear2d", n_out, |o| {
+                linear_taps(o, n_in, n_out, align_corners, scale)
+            })?;
             let i0: Vec<usize> = taps.iter().map(|t| t.0).collect();
             let i1: Vec<usize> = taps.iter().map(|t| t.1).collect();
             let w0: Vec<f64> = taps.iter().map(|t| t.2).collect();

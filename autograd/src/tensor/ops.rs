@@ -405,11 +405,16 @@ impl<T: Float> Tensor<T> {
         Ok(Self::from_parts(out, shape))
     }
 
-    /// For indices and a shape derived from valid tensors (the backward of a gather).
-    pub(crate) fn scatter_add_flat_unchecked(&self, idx: &[usize], shape: Shape) -> Self {
-        let mut out = vec![T::zero(); shape.numel()];
+    /// For indices known to be in range (the backward of a gather, a transposed
+    /// convolution's col2im). The target may be larger than anything that exists (a
+    /// transposed convolution's output, sized by the user's stride), so it is allocated
+    /// fallibly.
+    #[track_caller]
+    pub(crate) fn scatter_add_flat_unchecked(&self, idx: &[usize], shape: Shape) -> Result<Self> {
+        let mut out = buffer("scatter_add_flat", &shape)?;
+        out.resize(shape.numel(), T::zero());
         index::scatter_add_into(self.as_slice(), idx, &mut out);
-        Self::from_parts(out, shape)
+        Ok(Self::from_parts(out, shape))
     }
 
     /// Joins tensors along an existing axis; all other dimensions must agree.
