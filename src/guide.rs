@@ -20,7 +20,7 @@
 /// | `torch.func.jvp(f, (x,), (t,))`, Hessian-vector products | [`transforms::jvp`](autograd::transforms::jvp), [`transforms::hvp`](autograd::transforms::hvp); `tape.jvp`, `tape.hvp` (differentiable again) |
 /// | `torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))` | [`transforms::per_sample_grads`](autograd::transforms::per_sample_grads) (parameters arrive with a leading per-example axis) |
 /// | `torch.utils.data.DataLoader(ds, batch_size, shuffle=True, generator=g)` | [`data::DataLoader::new(ds, LoaderOptions { seed, ..LoaderOptions::new(batch_size) }, collate)`](crate::data::DataLoader); each epoch reshuffles without `set_epoch`; `state()`/`resume()` |
-/// | `np.save` / `np.load` | [`autograd::npy::save`] / [`autograd::npy::load`] |
+/// | `np.save` / `np.load` | [`autograd::io::npy::save`] / [`autograd::io::npy::load`] |
 /// | `with torch.no_grad():` | `tape.no_grad(\|\| ...)` |
 /// | `x.detach()` | `x.detach()` |
 /// | `torch.autograd.set_detect_anomaly(True)` | `tape.set_anomaly_mode(true)`: the first NaN/inf names its op and source line |

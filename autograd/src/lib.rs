@@ -33,7 +33,6 @@ pub mod gradcheck;
 pub mod io;
 #[cfg(feature = "ndarray")]
 mod ndarray_interop;
-pub mod npy;
 pub mod op;
 pub mod ops;
 mod param;

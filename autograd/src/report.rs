@@ -1,6 +1,6 @@
 //! What a failed gradient check reports: [`GradcheckReport`] and the types it is made of.
 //!
-//! They live apart from [`gradcheck`](crate::gradcheck), which produces them, so that the
+//! They live apart from [`gradcheck`](mod@crate::gradcheck), which produces them, so that the
 //! crate's [`Error`](crate::Error) can carry a report without depending on the checker.
 
 use std::fmt;

@@ -722,7 +722,7 @@ proptest! {
 
 #[test]
 fn npy_headers_with_shapes_no_tensor_can_have_are_refused() {
-    use autograd::npy::{Npy, NpyError};
+    use autograd::io::npy::{Npy, NpyError};
     // [0, 2⁶³, 4]: zero elements, so a plain product does not overflow, but its strides do
     for shape in [
         "(0, 9223372036854775808, 4)",

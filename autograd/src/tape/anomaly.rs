@@ -64,7 +64,7 @@ impl<T: Float> Tape<T> {
     /// Turns anomaly mode on or off. When on, the first op whose forward value or backward
     /// gradient holds a NaN or infinity is reported as [`Error::Anomaly`], naming the op and
     /// the line that recorded it: by [`Tape::apply`] when it is that op, and otherwise by the
-    /// next [`Var::backward`], [`Tape::grad`], [`Tape::vjp`] or [`Tape::check_anomaly`].
+    /// next [`Var::backward`](crate::Var::backward), [`Tape::grad`], [`Tape::vjp`] or [`Tape::check_anomaly`].
     /// (Built-in ops return their `Var` as usual, so expressions need no extra `?`.) A
     /// non-finite gradient is blamed on the op whose backward rule produced it, not on the
     /// scratch ops inside that rule.
