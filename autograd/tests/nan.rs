@@ -304,3 +304,53 @@ fn scans_norms_and_the_new_activations_propagate_nan() {
     let p = v.pad(&[1, 1], autograd::ops::PadMode::Reflect).unwrap();
     assert_eq!(nans(p), [true, false, true, false, false, false]);
 }
+
+#[test]
+fn layer_convolutions_pools_and_resampling_propagate_nan() {
+    use autograd::{Conv1dArgs, ConvTranspose1dArgs, MaxPool2dArgs};
+    let tape = Tape::new();
+    // conv1d over [0, 1, NaN, 3, 4] with a width-2 window: windows 1 and 2 hold the NaN
+    let seq = Tensor::from_vec(vec![0.0, 1.0, NAN, 3.0, 4.0], [1, 1, 5]).unwrap();
+    let two = tape.constant(Tensor::ones([1, 1, 2]).unwrap());
+    let c = tape
+        .constant(seq)
+        .conv1d(two, None, Conv1dArgs::default())
+        .unwrap();
+    assert_eq!(nan_at(&c.value().to_vec()), [false, true, true, false]);
+    // conv_transpose1d of [1, NaN, 2]: out[j] = x[j] + x[j - 1], so outputs 1 and 2
+    let short = tape.constant(Tensor::from_vec(vec![1.0, NAN, 2.0], [1, 1, 3]).unwrap());
+    let t = short
+        .conv_transpose1d(two, None, ConvTranspose1dArgs::default())
+        .unwrap();
+    assert_eq!(nan_at(&t.value().to_vec()), [false, true, true, false]);
+
+    let img = Tensor::from_fn([1, 1, 4, 4], |i| if i == 5 { NAN } else { i as f64 }).unwrap();
+    let x = tape.constant(img);
+    // a 2x2 window dilated by 2 (stride 1): only the window at (1, 1) has a tap on (1, 1);
+    // torch.max_pool2d propagates a NaN in its window
+    let dilated = MaxPool2dArgs {
+        stride: Some((1, 1)),
+        dilation: (2, 2),
+        ..MaxPool2dArgs::default()
+    };
+    let m = x.max_pool2d_args((2, 2), dilated).unwrap();
+    assert_eq!(nan_at(&m.value().to_vec()), [false, false, false, true]);
+    // adaptive pooling to 2x2 averages the four 2x2 blocks
+    let a = x.adaptive_avg_pool2d((2, 2)).unwrap();
+    assert_eq!(nan_at(&a.value().to_vec()), [true, false, false, false]);
+    // nearest upsampling by 2 copies the NaN to the 2x2 block at (2, 2)
+    let up = x.upsample_nearest2d((8, 8), None).unwrap().value().to_vec();
+    let want: Vec<bool> = (0..64)
+        .map(|k| (2..4).contains(&(k / 8)) && (2..4).contains(&(k % 8)))
+        .collect();
+    assert_eq!(nan_at(&up), want);
+    // bilinear: output (2, 2) reads source rows/cols 0 and 1 (a weight times NaN is NaN,
+    // as in ATen), output (7, 7) only row/col 3
+    let bl = x
+        .upsample_bilinear2d((8, 8), false, None)
+        .unwrap()
+        .value()
+        .to_vec();
+    assert!(bl[2 * 8 + 2].is_nan());
+    assert!(!bl[7 * 8 + 7].is_nan());
+}
