@@ -144,7 +144,7 @@ fn w1(a: &Args) -> Result<Value> {
         .append(Relu)
         .append(Linear::new(512, 10, &mut rng)?);
     let mut opt = Optim::new(model.parameters(), 1e-3, Adam::default())?;
-    let x = Tensor::<f32>::randn([128, 784], &mut rng);
+    let x = Tensor::<f32>::randn([128, 784], &mut rng)?;
     let labels: Vec<usize> = (0..128).map(|_| rng.random_range(0..10)).collect();
     let flops = 3.0 * 2.0 * 128.0 * (784.0 * 512.0 + 512.0 * 512.0 + 512.0 * 10.0);
     let out = train_step_bench(
@@ -172,9 +172,9 @@ fn w2(a: &Args) -> Result<Value> {
     }
     let model = model.append(Linear::new(256, 10, &mut rng)?);
     let mut opt = Optim::new(model.parameters(), 0.01, Sgd::default())?;
-    let x = Tensor::<f32>::randn([64, 256], &mut rng);
+    let x = Tensor::<f32>::randn([64, 256], &mut rng)?;
     let flops = 3.0 * 2.0 * 64.0 * (256.0 * 256.0 * 20.0 + 256.0 * 10.0);
-    let zero = Tensor::<f32>::zeros([64, 10]);
+    let zero = Tensor::<f32>::zeros([64, 10])?;
     let out = train_step_bench(
         a,
         &model,
@@ -253,8 +253,8 @@ fn w4(a: &Args) -> Result<Vec<Value>> {
         &[128, 512, 1024]
     };
     for &n in sizes {
-        let x = Tensor::<f32>::randn([n, n], &mut rng);
-        let y = Tensor::<f32>::randn([n, n], &mut rng);
+        let x = Tensor::<f32>::randn([n, n], &mut rng)?;
+        let y = Tensor::<f32>::randn([n, n], &mut rng)?;
         let t = timeit(
             || {
                 std::hint::black_box(x.matmul(&y)?);
@@ -309,7 +309,7 @@ fn scalar_mlp(rng: &mut StdRng) -> ScalarMlp {
             (0..w[1])
                 .map(|_| {
                     let ws = (0..w[0])
-                        .map(|_| Param::new(Tensor::uniform([], -1.0, 1.0, rng)))
+                        .map(|_| Param::new(Tensor::uniform([], -1.0, 1.0, rng).expect("a scalar")))
                         .collect();
                     (ws, Param::new(Tensor::scalar(0.0)))
                 })
@@ -396,13 +396,13 @@ fn w5_batched(xs: &[[f64; 2]], ys: &[f64], steps: usize) -> Result<(f64, f64, f6
     let sizes = [2usize, 16, 16, 1];
     let params: Vec<(Param<f32>, Param<f32>)> = sizes
         .windows(2)
-        .map(|w| {
-            (
-                Param::new(Tensor::uniform([w[0], w[1]], -1.0, 1.0, &mut rng)),
-                Param::new(Tensor::zeros([w[1]])),
-            )
+        .map(|w| -> Result<_> {
+            Ok((
+                Param::new(Tensor::uniform([w[0], w[1]], -1.0, 1.0, &mut rng)?),
+                Param::new(Tensor::zeros([w[1]])?),
+            ))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let x = Tensor::from_vec(
         xs.iter().flatten().map(|&v| v as f32).collect(),
         [xs.len(), 2],

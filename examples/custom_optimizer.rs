@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo run --example custom_optimizer`.
 
-use autograd::{Float, Param, Tape, Tensor};
+use autograd::{Float, Param, ParamMut, Tape, Tensor};
 use optim::testing::Kit;
 use optim::{
     CosineAnnealingLr, LrScheduler, Optim, Optimizer, RuleState, StepCx, UpdateRule, WeightDecay,
@@ -47,7 +47,7 @@ impl<T: Float> UpdateRule<T> for Lion {
     fn update(
         &self,
         cx: &StepCx,
-        p: &mut Tensor<T>,
+        p: &mut ParamMut<'_, T>,
         g: &Tensor<T>,
         s: &mut LionState<T>,
     ) -> optim::Result<()> {
@@ -79,13 +79,13 @@ fn main() -> anyhow::Result<()> {
     // A 1-32-1 tanh MLP, weights applied as x @ W + b.
     let mut rng = StdRng::seed_from_u64(0);
     let hidden = 32;
-    let w1 = Param::named("w1", Tensor::randn([1, hidden], &mut rng).map(|v| v * 0.8));
-    let b1 = Param::named("b1", Tensor::zeros([hidden]));
+    let w1 = Param::named("w1", Tensor::randn([1, hidden], &mut rng)?.map(|v| v * 0.8));
+    let b1 = Param::named("b1", Tensor::zeros([hidden])?);
     let w2 = Param::named(
         "w2",
-        Tensor::randn([hidden, 1], &mut rng).map(|v| v / (hidden as f64).sqrt()),
+        Tensor::randn([hidden, 1], &mut rng)?.map(|v| v / (hidden as f64).sqrt()),
     );
-    let b2 = Param::named("b2", Tensor::zeros([1]));
+    let b2 = Param::named("b2", Tensor::zeros([1])?);
 
     let lion = Lion {
         betas: (0.9, 0.99),

@@ -296,7 +296,7 @@ fn main() -> Result<()> {
     } else {
         MetricsLogger::create(&out)?
     };
-    let summary = nn::summary(&model, &Tensor::zeros([1, 64]))?;
+    let summary = nn::summary(&model, &Tensor::zeros([1, 64])?)?;
     println!(
         "digits: {} train / {} held out, MLP 64-{h}-{h}-10 ({} parameters), Adam lr {}, {} epochs{}",
         n_train,

@@ -107,12 +107,12 @@ fn main() -> Result<()> {
     ))?;
     // A wide input range, as in the article's plots, sampled finely.
     let n = 4001;
-    let xs = Tensor::from_fn([n], |i| -10.0 + 20.0 * i as f64 / (n - 1) as f64);
+    let xs = Tensor::from_fn([n], |i| -10.0 + 20.0 * i as f64 / (n - 1) as f64)?;
     let mut rng = StdRng::seed_from_u64(0);
     // Smoke mode: 10^4 samples instead of 10^6 (the means and timings are then rough).
     let samples = if is_smoke { 10_000 } else { 1_000_000 };
-    let gauss = Tensor::<f64>::randn([samples], &mut rng);
-    let bench = Tensor::<f32>::randn([samples], &mut rng);
+    let gauss = Tensor::<f64>::randn([samples], &mut rng)?;
+    let bench = Tensor::<f32>::randn([samples], &mut rng)?;
 
     let (mut fs, mut dfs, mut rows) = (Vec::new(), Vec::new(), Vec::new());
     for (name, act, act32) in activations() {

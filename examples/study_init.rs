@@ -194,11 +194,11 @@ fn main() -> Result<()> {
     let mut rng = StdRng::seed_from_u64(0);
     // Smoke mode: a batch of 100 (the statistics are then rough).
     let batch = if is_smoke { 100 } else { BATCH };
-    let x = Tensor::<f32>::randn([batch, WIDTH], &mut rng);
+    let x = Tensor::<f32>::randn([batch, WIDTH], &mut rng)?;
     // A fixed random linear read-out, L = Σ c ⊙ y / B: the top gradient ∂L/∂y = c/B is
     // then the same for every configuration, so the gradient norms below measure only
     // how the network carries it back, whatever the output's scale.
-    let c = Tensor::<f32>::randn([batch, WIDTH], &mut rng);
+    let c = Tensor::<f32>::randn([batch, WIDTH], &mut rng)?;
     println!(
         "{DEPTH} x (Linear {WIDTH}->{WIDTH}, zero bias, activation); batch of {batch} N(0,1) inputs; \
          loss = sum(c * y)/{batch} with fixed c ~ N(0,1)\n"

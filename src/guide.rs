@@ -7,8 +7,8 @@
 /// | PyTorch | gradlab |
 /// | --- | --- |
 /// | `torch.tensor([[1., 2.], [3., 4.]])` | `Tensor::from_vec(vec![1., 2., 3., 4.], [2, 2])?` |
-/// | `torch.zeros(2, 3)`, `torch.ones`, `torch.full`, `torch.eye`, `torch.arange` | `Tensor::zeros([2, 3])`, `ones`, `full`, `eye`, `arange` |
-/// | `torch.randn(2, 3, generator=g)` | `Tensor::randn([2, 3], &mut rng)` (any seeded `rand::Rng`) |
+/// | `torch.zeros(2, 3)`, `torch.ones`, `torch.full`, `torch.eye`, `torch.arange` | `Tensor::zeros([2, 3])?`, `ones`, `full`, `eye`, `arange` |
+/// | `torch.randn(2, 3, generator=g)` | `Tensor::randn([2, 3], &mut rng)?` (any seeded `rand::Rng`) |
 /// | autograd recording is implicit, global | an explicit [`Tape`](autograd::Tape) per step; values on it are [`Var`](autograd::Var)s |
 /// | `x.requires_grad_()` | `tape.var(x)` (an input to differentiate) |
 /// | `nn.Parameter(w)` | [`Param::new(w)`](autograd::Param), bound per tape with `tape.param(&p)` |
@@ -20,7 +20,7 @@
 /// | `torch.func.jvp(f, (x,), (t,))`, Hessian-vector products | [`transforms::jvp`](autograd::transforms::jvp), [`transforms::hvp`](autograd::transforms::hvp); `tape.jvp`, `tape.hvp` (differentiable again) |
 /// | `torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))` | [`transforms::per_sample_grads`](autograd::transforms::per_sample_grads) (parameters arrive with a leading per-example axis) |
 /// | `torch.utils.data.DataLoader(ds, batch_size, shuffle=True, generator=g)` | [`data::DataLoader::new(ds, LoaderOptions { seed, ..LoaderOptions::new(batch_size) }, collate)`](crate::data::DataLoader); each epoch reshuffles without `set_epoch`; `state()`/`resume()` |
-/// | `np.save` / `np.load` | [`autograd::npy::save`] / [`autograd::npy::load`] |
+/// | `np.save` / `np.load` | [`autograd::io::npy::save`] / [`autograd::io::npy::load`] |
 /// | `with torch.no_grad():` | `tape.no_grad(\|\| ...)` |
 /// | `x.detach()` | `x.detach()` |
 /// | `torch.autograd.set_detect_anomaly(True)` | `tape.set_anomaly_mode(true)`: the first NaN/inf names its op and source line |

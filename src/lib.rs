@@ -1,5 +1,6 @@
 //! gradlab: differentiable programming in Rust — a tape autograd ([`autograd`]), neural
 //! network building blocks ([`nn`]) and PyTorch-exact optimisers ([`optim`]).
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod checkpoint;

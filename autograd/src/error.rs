@@ -6,7 +6,7 @@
 use std::fmt;
 use std::panic::Location;
 
-use crate::gradcheck::GradcheckReport;
+use crate::report::GradcheckReport;
 use crate::tensor::Shape;
 
 /// A source location recorded with `#[track_caller]`.
@@ -86,6 +86,20 @@ pub enum Error {
         /// Caller's source line.
         location: Loc,
     },
+    /// A shape, or a size computed from user arguments (a padded image, a window count), is
+    /// too large: its element count overflows or exceeds
+    /// [`MAX_NUMEL`](crate::tensor::MAX_NUMEL), or the system refused the allocation.
+    #[error(
+        "{op}: a tensor of shape {shape} is too large to represent or allocate (at {location})"
+    )]
+    TooLarge {
+        /// The op.
+        op: &'static str,
+        /// The shape asked for (dimensions as given, never wrapped).
+        shape: Shape,
+        /// Caller's source line.
+        location: Loc,
+    },
     /// An argument is out of its valid range (an index, a slice bound, a kernel size...).
     #[error("{op}: {reason} (shape {shape}, at {location})")]
     InvalidArgument {
@@ -95,6 +109,21 @@ pub enum Error {
         reason: String,
         /// The shape of the operand the argument applies to.
         shape: Shape,
+        /// Caller's source line.
+        location: Loc,
+    },
+
+    /// A numeric option is out of its valid range (a gradient check's step or tolerances).
+    #[error("{op}: {name} = {value} is invalid: {reason} (at {location})")]
+    InvalidOption {
+        /// The call that takes the option.
+        op: &'static str,
+        /// The option's name.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+        /// What it must be.
+        reason: &'static str,
         /// Caller's source line.
         location: Loc,
     },
@@ -183,7 +212,9 @@ impl Error {
             | Error::ShapeMismatch { location, .. }
             | Error::Matmul { location, .. }
             | Error::Axis { location, .. }
+            | Error::TooLarge { location, .. }
             | Error::InvalidArgument { location, .. }
+            | Error::InvalidOption { location, .. }
             | Error::Einsum { location, .. }
             | Error::NoBackward { location, .. }
             | Error::BadBackward { location, .. }
@@ -204,8 +235,27 @@ impl Error {
             | Error::ShapeMismatch { location, .. }
             | Error::Matmul { location, .. }
             | Error::Axis { location, .. }
+            | Error::TooLarge { location, .. }
             | Error::InvalidArgument { location, .. }
             | Error::Einsum { location, .. } => *location = loc,
+            _ => {}
+        }
+        self
+    }
+
+    /// Renames the op of a shape or argument error to `op`: a composite op (softmax,
+    /// stack, conv2d...) reports the call the user made, not the primitive inside it that
+    /// failed. The location (already the user's line, through `#[track_caller]`) and the
+    /// shapes are kept; errors about recorded ops' rules (backward, anomalies) are left alone.
+    pub(crate) fn in_op(mut self, name: &'static str) -> Self {
+        match &mut self {
+            Error::Broadcast { op, .. }
+            | Error::ShapeMismatch { op, .. }
+            | Error::Matmul { op, .. }
+            | Error::Axis { op, .. }
+            | Error::TooLarge { op, .. }
+            | Error::InvalidArgument { op, .. }
+            | Error::ForeignVar { op, .. } => *op = name,
             _ => {}
         }
         self

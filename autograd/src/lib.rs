@@ -33,10 +33,10 @@ pub mod gradcheck;
 pub mod io;
 #[cfg(feature = "ndarray")]
 mod ndarray_interop;
-pub mod npy;
 pub mod op;
 pub mod ops;
 mod param;
+pub mod report;
 mod tape;
 pub mod tensor;
 #[cfg(feature = "testing")]
@@ -45,14 +45,15 @@ pub mod transforms;
 mod var;
 
 pub use error::{Error, Loc, Phase, Result};
-pub use gradcheck::{gradcheck, gradgradcheck, GradcheckOptions, GradcheckReport};
+pub use gradcheck::{gradcheck, gradgradcheck, GradcheckOptions};
 pub use op::{BackwardCx, Op, Unary, UnaryDerivative, ValueGrads};
 pub use ops::{
     AvgPool2dArgs, Conv1dArgs, Conv2dArgs, ConvTranspose1dArgs, ConvTranspose2dArgs, EinsumProblem,
     MaxPool2dArgs, PadMode,
 };
-pub use param::{Param, ParamId};
+pub use param::{Param, ParamId, ParamMut};
+pub use report::GradcheckReport;
 pub use tape::Tape;
-pub use tensor::kernels::gemm::{num_threads, set_num_threads};
-pub use tensor::{DType, Float, Shape, Tensor};
+pub use tensor::kernels::threads::{num_threads, set_num_threads};
+pub use tensor::{DType, Float, Shape, Tensor, MAX_NUMEL};
 pub use var::Var;

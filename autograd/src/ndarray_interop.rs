@@ -85,6 +85,8 @@ impl<T: Float, D: Dimension> TryFrom<&Tensor<T>> for Array<T, D> {
     /// [`Error::InvalidArgument`] when `D` has a fixed rank other than the tensor's.
     #[track_caller]
     fn try_from(t: &Tensor<T>) -> Result<Self> {
+        // Taken here: `#[track_caller]` does not reach into the closure below.
+        let location = Location::caller();
         t.to_ndarray()
             .into_dimensionality::<D>()
             .map_err(|_| Error::InvalidArgument {
@@ -95,7 +97,7 @@ impl<T: Float, D: Dimension> TryFrom<&Tensor<T>> for Array<T, D> {
                     t.rank()
                 ),
                 shape: t.shape().clone(),
-                location: Location::caller(),
+                location,
             })
     }
 }

@@ -159,10 +159,95 @@ impl<T: Float> Param<T> {
 
     /// Runs `f` on the value and the gradient together, under one lock: the optimiser's
     /// entry point for in-place updates.
-    pub fn update<R>(&self, f: impl FnOnce(&mut Tensor<T>, Option<&Tensor<T>>) -> R) -> R {
+    ///
+    /// The value is lent as a [`ParamMut`], which writes elements but cannot change the
+    /// shape: every tape the parameter is bound into, its gradient and an optimiser's state
+    /// for it were made for this shape. (Use [`Param::set_value`] to replace the value.)
+    ///
+    /// ```
+    /// use autograd::{Param, Tensor};
+    /// let w = Param::new(Tensor::from_vec(vec![1.0f64, 2.0], [2])?);
+    /// w.set_grad(Some(Tensor::from_vec(vec![0.5, -0.5], [2])?))?;
+    /// w.update(|v, g| v.zip_mut_with(g.unwrap(), |w, g| *w -= 0.1 * g))?; // one SGD step
+    /// assert_eq!(w.value().to_vec(), vec![0.95, 2.05]);
+    /// # Ok::<(), autograd::Error>(())
+    /// ```
+    pub fn update<R>(&self, f: impl FnOnce(&mut ParamMut<'_, T>, Option<&Tensor<T>>) -> R) -> R {
         let mut s = self.lock();
         let Slot { value, grad, .. } = &mut *s;
-        f(value, grad.as_ref())
+        f(&mut ParamMut(value), grad.as_ref())
+    }
+}
+
+/// A parameter's value lent by [`Param::update`]: its elements can be written, its shape
+/// cannot change. It reads as a [`Tensor`] (through `Deref`).
+///
+/// Rules that update a plain tensor outside a `Param` (in tests, say) wrap it with
+/// [`ParamMut::new`].
+///
+/// Replacing the value, and with it the shape, does not compile:
+///
+/// ```compile_fail
+/// use autograd::{Param, Tensor};
+/// let w = Param::new(Tensor::<f64>::zeros([2]).unwrap());
+/// w.update(|v, _| *v = Tensor::zeros([3]).unwrap());
+/// ```
+pub struct ParamMut<'a, T>(&'a mut Tensor<T>);
+
+impl<T: Float> fmt::Debug for ParamMut<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ParamMut({:?})", self.0)
+    }
+}
+
+impl<'a, T: Float> ParamMut<'a, T> {
+    /// Lends `value` with its shape fixed.
+    pub fn new(value: &'a mut Tensor<T>) -> Self {
+        ParamMut(value)
+    }
+
+    /// The elements, writable in place (copied first if the buffer is shared).
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        self.0.as_mut_slice()
+    }
+
+    /// `f` applied to every element in place.
+    pub fn mapv_inplace(&mut self, f: impl Fn(T) -> T) {
+        self.0.mapv_inplace(f);
+    }
+
+    /// `f(&mut a, b)` for every element, with `other` broadcast to the value's shape.
+    ///
+    /// # Errors
+    /// [`Error::Broadcast`] when `other` does not broadcast to the value's shape.
+    #[track_caller]
+    pub fn zip_mut_with(&mut self, other: &Tensor<T>, f: impl Fn(&mut T, T)) -> Result<()> {
+        self.0.zip_mut_with(other, f)
+    }
+
+    /// Copies `value`'s elements in.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `value`'s shape differs.
+    #[track_caller]
+    pub fn assign(&mut self, value: &Tensor<T>) -> Result<()> {
+        if value.shape() != self.0.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "assign",
+                expected: self.0.shape().clone(),
+                got: value.shape().clone(),
+                location: std::panic::Location::caller(),
+            });
+        }
+        self.0.as_mut_slice().copy_from_slice(value.as_slice());
+        Ok(())
+    }
+}
+
+impl<T> std::ops::Deref for ParamMut<'_, T> {
+    type Target = Tensor<T>;
+    fn deref(&self) -> &Tensor<T> {
+        self.0
     }
 }
 

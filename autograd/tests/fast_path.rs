@@ -27,7 +27,7 @@ fn both_paths(f: Build, xs: &[Tensor<f64>]) -> (Vec<Tensor<f64>>, Vec<Tensor<f64
     let tape = Tape::new();
     let vars: Vec<_> = params.iter().map(|p| tape.param(p)).collect();
     let y = f(&vars);
-    let c = Tensor::from_fn(y.shape(), |i| 0.5 + (i % 7) as f64 * 0.25);
+    let c = Tensor::from_fn(y.shape(), |i| 0.5 + (i % 7) as f64 * 0.25).unwrap();
     let cot = tape.constant(c.clone());
     let by_vjp: Vec<Tensor<f64>> = tape
         .vjp(y, cot, &vars)

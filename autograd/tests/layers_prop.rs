@@ -100,6 +100,7 @@ fn naive_conv1d(x: &Tensor<f64>, w: &Tensor<f64>, b: &Tensor<f64>, a: Conv1dArgs
         }
         acc
     })
+    .unwrap()
 }
 
 /// PyTorch's pooling output size (`pooling_output_shape`).
@@ -199,6 +200,7 @@ fn naive_adaptive(x: &Tensor<f64>, (oh, ow): (usize, usize)) -> Tensor<f64> {
         }
         sum / ((r1 - r0) * (c1 - c0)) as f64
     })
+    .unwrap()
 }
 
 /// Direct bilinear interpolation from the reference README's formula.
@@ -226,6 +228,7 @@ fn naive_bilinear(x: &Tensor<f64>, (oh, ow): (usize, usize), align: bool) -> Ten
         let bottom = (1.0 - lx) * at(r1, c0) + lx * at(r1, c1);
         (1.0 - ly) * top + ly * bottom
     })
+    .unwrap()
 }
 
 #[derive(Debug, Clone)]
@@ -328,7 +331,7 @@ proptest! {
                 groups: args.groups,
                 output_padding: 0,
             };
-            let back = [Tensor::from_fn(y.shape(), |i| (i as f64 * 0.61).cos()), xs[1].clone()];
+            let back = [Tensor::from_fn(y.shape(), |i| (i as f64 * 0.61).cos()).unwrap(), xs[1].clone()];
             check_gradients(|v| v[0].conv_transpose1d(v[1], None, targs), &back)?;
             check_gradgrad(|v| v[0].conv_transpose1d(v[1], None, targs), &back)?;
         }
@@ -402,7 +405,7 @@ proptest! {
             let r = ((y as f32 * (h as f32 / out.0 as f32)).floor() as usize).min(h - 1);
             let q = ((z as f32 * (w as f32 / out.1 as f32)).floor() as usize).min(w - 1);
             x.as_slice()[plane * h * w + r * w + q]
-        });
+        }).unwrap();
         assert_close!(v.upsample_nearest2d(out, None).unwrap(), near, atol = 0.0, rtol = 0.0);
         let xs = [x];
         check_gradients(|v| v[0].adaptive_avg_pool2d(out), &xs)?;
@@ -442,12 +445,12 @@ proptest! {
         let want = Tensor::from_fn(x.shape(), |i| {
             let lane = if dims == 1 { i / l } else { i / (c * l) };
             x.as_slice()[i] / (ms.as_slice()[lane] + 1e-6).sqrt()
-        });
+        }).unwrap();
         assert_close!(v.rms_norm(dims, None, 1e-6).unwrap(), want);
         let xs = [x, w, b];
         check_gradients(|v| v[0].group_norm(groups, Some(v[1]), Some(v[2]), 1e-5), &xs)?;
         check_gradgrad(|v| v[0].group_norm(groups, Some(v[1]), Some(v[2]), 1e-5), &xs)?;
-        let rms_w = Tensor::from_fn(if dims == 1 { Shape::from([l]) } else { Shape::from([c, l]) }, |i| 0.5 + 0.1 * i as f64);
+        let rms_w = Tensor::from_fn(if dims == 1 { Shape::from([l]) } else { Shape::from([c, l]) }, |i| 0.5 + 0.1 * i as f64).unwrap();
         let ys = [xs[0].clone(), rms_w];
         check_gradients(|v| v[0].rms_norm(dims, Some(v[1]), 1e-6), &ys)?;
         check_gradgrad(|v| v[0].rms_norm(dims, Some(v[1]), 1e-6), &ys)?;
@@ -467,8 +470,8 @@ fn named_here(e: &Error, op: &str, line: u32) {
 #[test]
 fn bad_geometry_is_a_typed_error_at_the_callers_line() {
     let tape = Tape::<f64>::new();
-    let x4 = tape.var(Tensor::zeros([1, 2, 3, 3]));
-    let w = tape.var(Tensor::zeros([2, 1, 2, 2]));
+    let x4 = tape.var(Tensor::zeros([1, 2, 3, 3]).unwrap());
+    let w = tape.var(Tensor::zeros([2, 1, 2, 2]).unwrap());
     let base = ConvTranspose2dArgs::default();
     let bad = [
         ConvTranspose2dArgs {
@@ -504,15 +507,15 @@ fn bad_geometry_is_a_typed_error_at_the_callers_line() {
         let e = x4.conv_transpose2d(w, None, args).unwrap_err();
         named_here(&e, "conv_transpose2d", line);
     }
-    let b3 = tape.var(Tensor::zeros([3]));
+    let b3 = tape.var(Tensor::zeros([3]).unwrap());
     let line = line!() + 1;
     let e = x4.conv_transpose2d(w, Some(b3), base).unwrap_err();
     named_here(&e, "conv_transpose2d", line);
 
-    let x3 = tape.var(Tensor::zeros([1, 2, 4]));
+    let x3 = tape.var(Tensor::zeros([1, 2, 4]).unwrap());
     let (long, narrow) = (
-        tape.var(Tensor::zeros([2, 2, 5])),
-        tape.var(Tensor::zeros([2, 2, 1])),
+        tape.var(Tensor::zeros([2, 2, 5]).unwrap()),
+        tape.var(Tensor::zeros([2, 2, 1]).unwrap()),
     );
     let c1 = Conv1dArgs::default();
     let line = line!() + 1;
@@ -521,15 +524,15 @@ fn bad_geometry_is_a_typed_error_at_the_callers_line() {
     let line = line!() + 1;
     let e = x4.conv1d(narrow, None, c1).unwrap_err(); // rank 4
     named_here(&e, "conv1d", line);
-    let empty = tape.var(Tensor::zeros([1, 2, 0]));
+    let empty = tape.var(Tensor::zeros([1, 2, 0]).unwrap());
     let (w1, t1) = (
-        tape.var(Tensor::zeros([2, 1, 1])),
+        tape.var(Tensor::zeros([2, 1, 1]).unwrap()),
         ConvTranspose1dArgs::default(),
     );
     let line = line!() + 1;
     let e = empty.conv_transpose1d(w1, None, t1).unwrap_err();
     named_here(&e, "conv_transpose1d", line);
-    let w11 = tape.var(Tensor::zeros([2, 2, 1, 1]));
+    let w11 = tape.var(Tensor::zeros([2, 2, 1, 1]).unwrap());
     let huge = autograd::Conv2dArgs {
         padding: (usize::MAX, 0),
         ..Default::default()

@@ -82,6 +82,7 @@ fn with_zeros(x: &Tensor<f64>, zeros: &[bool]) -> Tensor<f64> {
             x.as_slice()[k]
         }
     })
+    .unwrap()
 }
 
 proptest! {
@@ -177,6 +178,7 @@ fn magnitudes(shape: BoxedStrategy<Shape>) -> BoxedStrategy<Tensor<f64>> {
                     -m
                 }
             })
+            .unwrap()
         })
         .boxed()
 }
@@ -340,7 +342,7 @@ proptest! {
                 }
             }
             x.as_slice()[off]
-        });
+        }).unwrap();
         assert_close!(y, want, atol = 0.0, rtol = 0.0);
         let xs = [x];
         check_gradients(|v| v[0].pad(&pads, pm), &xs)?;
@@ -374,7 +376,7 @@ proptest! {
         let want = Tensor::from_fn(t.shape(), |k| {
             let off: usize = (lead..td.len()).map(|d| ((k / ts[d]) % td[d]) % x.dims()[d - lead] * xst[d - lead]).sum();
             x.as_slice()[off]
-        });
+        }).unwrap();
         assert_close!(t, want, atol = 0.0, rtol = 0.0);
         // split into two pieces at a random point, chunk into up to 3
         let cut = n / 2;
@@ -395,7 +397,7 @@ proptest! {
             let tri = |lower: bool| Tensor::from_fn(x.shape(), |k| {
                 let (i, j) = (((k / w) % h) as isize, (k % w) as isize);
                 if (lower && j - i <= diag) || (!lower && j - i >= diag) { x.as_slice()[k] } else { 0.0 }
-            });
+            }).unwrap();
             assert_close!(v.tril(diag).unwrap(), tri(true), atol = 0.0, rtol = 0.0);
             assert_close!(v.triu(diag).unwrap(), tri(false), atol = 0.0, rtol = 0.0);
             check_gradients(|v| v[0].tril(diag), &xs)?;
@@ -411,7 +413,7 @@ proptest! {
         // masked_fill with a mask broadcast along the axis
         let mut md = vec![1; x.rank()];
         md[ax] = n;
-        let mask = Tensor::from_fn(md, |k| if m.as_slice()[0] > 0.0 { (k % 2) as f64 } else { ((k + 1) % 2) as f64 });
+        let mask = Tensor::from_fn(md, |k| if m.as_slice()[0] > 0.0 { (k % 2) as f64 } else { ((k + 1) % 2) as f64 }).unwrap();
         let filled = v.masked_fill(&mask, -7.0).unwrap();
         let want = mask.broadcast_to(x.shape()).unwrap().as_slice().iter().zip(x.as_slice())
             .map(|(&c, &v)| if c != 0.0 { -7.0 } else { v }).collect::<Vec<_>>();
@@ -440,7 +442,7 @@ proptest! {
         // src may be larger than the index: one more along the first axis
         let mut sdims = ishape.clone();
         sdims[0] += extra[0];
-        let src = Tensor::from_fn(sdims.clone(), |k| (k as f64 * 0.37).sin());
+        let src = Tensor::from_fn(sdims.clone(), |k| (k as f64 * 0.37).sin()).unwrap();
         let tape = Tape::new();
         let (b, s) = (tape.constant(base.clone()), tape.constant(src.clone()));
         let y = b.scatter_add(axis, &index, ishape.clone(), s).unwrap();

@@ -9,12 +9,9 @@
 //! with other shapes and seeds runs unchanged. Tolerance: the reference README's `rtol
 //! 1e-12, atol 1e-13` for every float, second order included.
 
-#![allow(clippy::result_large_err)]
-
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use autograd::testing::assert::close_failure;
+use autograd::testing::reference::{load_json, reference_file, Comparison, RefTensor};
 use autograd::testing::Tolerance;
 use autograd::{transforms, Result, Tape, Tensor, Var};
 use serde_json::Value;
@@ -24,28 +21,13 @@ const TOL: Tolerance = Tolerance {
     rtol: 1e-12,
 };
 
-fn reference_file() -> PathBuf {
-    let dir = match std::env::var_os("GRADLAB_REFERENCE_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data"),
-    };
-    dir.join("ops_extra.json")
+/// A reference tensor, decoded by the workspace's one reader.
+fn reference(v: &Value) -> RefTensor {
+    RefTensor::from_json(v).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn tensor(v: &Value) -> Tensor<f64> {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .expect("tensor without a shape")
-        .iter()
-        .map(|d| d.as_u64().expect("dimension") as usize)
-        .collect();
-    let data = v["data"]
-        .as_array()
-        .expect("tensor without data")
-        .iter()
-        .map(|x| x.as_f64().expect("number"))
-        .collect();
-    Tensor::from_vec(data, shape).expect("data matches shape")
+    reference(v).tensor()
 }
 
 fn names(v: &Value) -> Vec<String> {
@@ -121,14 +103,14 @@ struct Case<'a> {
     name: &'a str,
     inputs: BTreeMap<String, Tensor<f64>>,
     wrt: Vec<String>,
-    failures: Vec<String>,
+    cmp: &'a mut Comparison,
 }
 
 impl Case<'_> {
-    fn compare(&mut self, what: &str, ours: &Tensor<f64>, reference: &Value) {
-        if let Some(msg) = close_failure(ours, &tensor(reference), TOL) {
-            self.failures.push(format!("{}: {what}: {msg}", self.name));
-        }
+    fn compare(&mut self, what: &str, ours: &Tensor<f64>, r: &Value) {
+        let category = what.split(['[', ' ']).next().unwrap_or(what);
+        self.cmp
+            .compare(category, self.name, what, ours, &reference(r), TOL);
     }
 
     fn wrt_tensors(&self) -> Vec<Tensor<f64>> {
@@ -266,17 +248,15 @@ impl Case<'_> {
 
 #[test]
 fn every_transform_matches_pytorch() {
-    let path = reference_file();
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let file: Value = serde_json::from_str(&text).expect("valid JSON");
+    let path = reference_file("ops_extra.json");
+    let file = load_json(&path).unwrap_or_else(|e| panic!("{e}"));
     let transforms = file["transforms"].as_array().expect("a transforms list");
     assert!(
         !transforms.is_empty(),
         "no transforms in {}",
         path.display()
     );
-    let mut failures = Vec::new();
+    let mut cmp = Comparison::default();
     let mut kinds = BTreeMap::<String, usize>::new();
     for c in transforms {
         let name = c["name"].as_str().expect("name");
@@ -298,7 +278,7 @@ fn every_transform_matches_pytorch() {
                 .map(|(k, v)| (k.clone(), tensor(v)))
                 .collect(),
             wrt: names(&c["wrt"]),
-            failures: vec![],
+            cmp: &mut cmp,
         };
         let kind = c["kind"].as_str().expect("kind");
         match kind {
@@ -310,8 +290,7 @@ fn every_transform_matches_pytorch() {
             other => panic!("{name}: unknown kind {other}"),
         }
         *kinds.entry(kind.to_string()).or_default() += 1;
-        failures.extend(case.failures);
     }
-    println!("transforms checked: {kinds:?}");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    println!("transforms checked: {kinds:?}\n{}", cmp.summary());
+    assert!(cmp.failures().is_empty(), "{}", cmp.failures().join("\n"));
 }

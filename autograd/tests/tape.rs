@@ -1,10 +1,6 @@
 //! Tape behaviour: accumulation into params, higher-order gradients, cutting the graph,
 //! the node count and dump, missing backward rules and anomaly mode.
 
-// autograd::Error is large by design (shapes and locations as fields, STYLE §4), and
-// these closures return it directly.
-#![allow(clippy::result_large_err)]
-
 use autograd::{assert_close, BackwardCx, Error, Op, Param, Phase, Result, Tape, Tensor, Var};
 
 fn t(data: &[f64], dims: &[usize]) -> Tensor<f64> {

@@ -425,7 +425,7 @@ impl<T: Float> PRelu<T> {
             ));
         }
         Ok(PRelu {
-            weight: Param::named("weight", Tensor::full([num_parameters], T::of(init))),
+            weight: Param::named("weight", Tensor::full([num_parameters], T::of(init))?),
         })
     }
 }
@@ -499,7 +499,7 @@ mod tests {
         check(&per_channel);
         // NCHW with per-channel slopes on dim 1
         let conv = PRelu::<f64>::new(2, 0.4).unwrap();
-        let x4 = Tensor::from_fn([2, 2, 2, 2], |i| (i as f64 * 0.77).sin() + 0.05);
+        let x4 = Tensor::from_fn([2, 2, 2, 2], |i| (i as f64 * 0.77).sin() + 0.05).unwrap();
         gradcheck_module(&conv, &[x4], |v| v[0], &GradcheckOptions::default()).unwrap();
     }
 
@@ -514,7 +514,7 @@ mod tests {
         // d/dw_c Σ y = Σ over channel c of min(0, x): channel 0 gets -2, channel 1 gets -1
         assert_eq!(m.weight.grad().unwrap().to_vec(), [-2.0, -1.0]);
         // a per-channel PReLU needs a matching dim 1
-        let bad = tape.constant(Tensor::zeros([2, 3]));
+        let bad = tape.constant(Tensor::zeros([2, 3]).unwrap());
         assert!(matches!(
             m.forward(&Ctx::new(&tape), bad),
             Err(Error::InputShape { .. })

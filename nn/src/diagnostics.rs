@@ -30,7 +30,7 @@
 //! use rand::SeedableRng;
 //! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 //! let net = Sequential::<f64>::new().append(Linear::new(4, 8, &mut rng)?).append(Sigmoid).append(Linear::new(8, 3, &mut rng)?);
-//! let x = autograd::Tensor::randn([16, 4], &mut rng);
+//! let x = autograd::Tensor::randn([16, 4], &mut rng)?;
 //! let targets: Vec<usize> = (0..16).map(|i| i % 3).collect();
 //! let report = diagnostics::diagnose(&net, &x, |y| nn::loss::cross_entropy(y, &targets))?;
 //! assert_eq!(report.layers.len(), 3);
@@ -331,7 +331,7 @@ mod tests {
     }
 
     fn mse_to_zero<'t>(y: Var<'t, f64>) -> Result<Var<'t, f64>> {
-        let zero = y.tape().constant(Tensor::zeros(y.shape()));
+        let zero = y.tape().constant(Tensor::zeros(y.shape()).unwrap());
         loss::mse_loss(y, zero)
     }
 
@@ -353,7 +353,7 @@ mod tests {
     #[test]
     fn ten_layer_sigmoid_mlp_with_unit_gaussian_weights_saturates() {
         let mut rng = StdRng::seed_from_u64(2024);
-        let x = Tensor::randn([BATCH, WIDTH], &mut rng);
+        let x = Tensor::randn([BATCH, WIDTH], &mut rng).unwrap();
         let naive = sigmoid_mlp(
             Init::Normal {
                 mean: 0.0,
@@ -396,13 +396,13 @@ mod tests {
     fn relu_layer_with_large_negative_bias_has_dead_units_and_zero_gradients() {
         let mut rng = StdRng::seed_from_u64(7);
         let fc = Linear::<f64>::new(32, 64, &mut rng).unwrap();
-        let bias = Tensor::from_fn([64], |i| if i < 16 { -10.0 } else { 0.0 });
+        let bias = Tensor::from_fn([64], |i| if i < 16 { -10.0 } else { 0.0 }).unwrap();
         fc.bias.as_ref().unwrap().set_value(bias).unwrap();
         let net = Sequential::new()
             .append(fc)
             .append(Relu)
             .append(Linear::new(64, 1, &mut rng).unwrap());
-        let x = Tensor::randn([BATCH, 32], &mut rng);
+        let x = Tensor::randn([BATCH, 32], &mut rng).unwrap();
         let report = diagnose(&net, &x, |y| Ok(y.square().mean())).unwrap();
         let relu = report.layer("1").unwrap();
         assert_eq!(relu.dead, Some(0.25), "{report}");

@@ -7,13 +7,13 @@
 //! (an autograd error keeps its op and shapes).
 //!
 //! Policy (shared with `optim`): `autograd::Error` is wrapped unboxed, through `#[from]`;
-//! variants with large payloads are boxed, so `nn::Error` stays under clippy's
-//! `result_large_err` limit of 128 bytes (a size test below keeps it so) and no crate
-//! needs `allow(clippy::result_large_err)`.
+//! a lower crate's error is carried, not translated (the state codec's
+//! [`autograd::io::Error`] arrives as [`Error::State`]); variants with large payloads are
+//! boxed, so `nn::Error` stays under clippy's `result_large_err` limit of 128 bytes (a size
+//! test below keeps it so) and no crate needs `allow(clippy::result_large_err)`.
 
 use std::fmt;
 use std::panic::Location;
-use std::path::PathBuf;
 
 use autograd::{Loc, Shape};
 
@@ -113,56 +113,12 @@ pub enum Error {
     },
 
     // --- state I/O ---
-    /// Reading or writing a state file failed.
-    #[error("state file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// A state file (or buffer) is not valid safetensors: truncated, corrupt header, ...
-    #[error("state file {path}: not a valid safetensors file: {reason}")]
-    Corrupt {
-        /// The file (`<memory>` for byte buffers).
-        path: PathBuf,
-        /// What the parser said.
-        reason: String,
-    },
-    /// The module has a tensor the file lacks.
-    #[error("state: tensor `{name}` is missing from the file")]
-    MissingTensor {
-        /// The tensor's hierarchical name.
-        name: String,
-    },
-    /// The file has a tensor the module does not.
-    #[error("state: the file has tensor `{name}`, which the module does not have")]
-    UnexpectedTensor {
-        /// The tensor's name in the file.
-        name: String,
-    },
-    /// A tensor in the file has a different shape from the module's.
-    #[error(
-        "state: tensor `{name}` has shape {got:?} in the file, but the module expects {expected}"
-    )]
-    StateShape {
-        /// The tensor's name.
-        name: String,
-        /// The module's shape.
-        expected: Shape,
-        /// The file's shape.
-        got: Vec<usize>,
-    },
-    /// A tensor in the file has a different element type from the module's.
-    #[error("state: tensor `{name}` is {got} in the file, but the module expects {expected} (no implicit conversion; cast the model or the file)")]
-    StateDType {
-        /// The tensor's name.
-        name: String,
-        /// The module's dtype (`F32`, `F64`, `I64`).
-        expected: String,
-        /// The file's dtype.
-        got: String,
-    },
+    /// Reading, writing or matching a state file failed: the tensor-file codec's error
+    /// ([`autograd::io::Error`]), which names the file or the tensor (missing, unexpected,
+    /// of another shape or element type, corrupt bytes, an I/O failure). Boxed, as optim's
+    /// `StateFile`, to keep `Error` small.
+    #[error("state: {0}")]
+    State(Box<autograd::io::Error>),
     /// A generator's (random stream's) state in the file is malformed, missing while
     /// others are present, or has no generator in the module.
     #[error("state: generator `{name}`: {reason}")]
@@ -211,6 +167,12 @@ impl fmt::Debug for Error {
     // Debug forwards to Display so `unwrap()` and `?` in main print a readable message.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
+    }
+}
+
+impl From<autograd::io::Error> for Error {
+    fn from(e: autograd::io::Error) -> Self {
+        Error::State(Box::new(e))
     }
 }
 
@@ -293,6 +255,8 @@ mod size_tests {
         // Every fallible function returns Result<_, Error>; at 128 bytes clippy's
         // result_large_err fires in every user crate that returns our errors.
         assert!(std::mem::size_of::<super::Error>() < 128);
+        assert!(std::mem::size_of::<super::ModuleError>() < 256);
         assert!(std::mem::size_of::<autograd::Error>() < 128);
+        assert!(std::mem::size_of::<autograd::io::Error>() < 128);
     }
 }

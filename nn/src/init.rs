@@ -141,21 +141,31 @@ fn check_finite(init: &'static str, shape: &Shape, vals: &[(&str, f64)]) -> Resu
 /// Every element equal to `value`.
 ///
 /// # Errors
-/// [`Error::Init`] for a non-finite `value`, as every other initialiser rejects one.
+/// [`Error::Init`] for a non-finite `value`, as every other initialiser rejects one;
+/// [`Error::Autograd`] (`TooLarge`) for a shape no tensor can have.
+#[track_caller]
 pub fn constant<T: Float>(shape: impl Into<Shape>, value: f64) -> Result<Tensor<T>> {
     let shape = shape.into();
     check_finite("constant", &shape, &[("value", value)])?;
-    Ok(Tensor::full(shape, T::of(value)))
+    Ok(Tensor::full(shape, T::of(value))?)
 }
 
 /// Zeros.
-pub fn zeros<T: Float>(shape: impl Into<Shape>) -> Tensor<T> {
-    Tensor::zeros(shape)
+///
+/// # Errors
+/// [`Error::Autograd`] (`TooLarge`) for a shape no tensor can have.
+#[track_caller]
+pub fn zeros<T: Float>(shape: impl Into<Shape>) -> Result<Tensor<T>> {
+    Ok(Tensor::zeros(shape)?)
 }
 
 /// Ones.
-pub fn ones<T: Float>(shape: impl Into<Shape>) -> Tensor<T> {
-    Tensor::ones(shape)
+///
+/// # Errors
+/// [`Error::Autograd`] (`TooLarge`) for a shape no tensor can have.
+#[track_caller]
+pub fn ones<T: Float>(shape: impl Into<Shape>) -> Result<Tensor<T>> {
+    Ok(Tensor::ones(shape)?)
 }
 
 /// Samples of `N(mean, std²)`.
@@ -178,7 +188,7 @@ pub fn normal<T: Float>(
             shape,
         ));
     }
-    let z = Tensor::<f64>::randn(shape, rng);
+    let z = Tensor::<f64>::randn(shape, rng)?;
     Ok(z.map(|v| mean + std * v).cast())
 }
 
@@ -202,7 +212,7 @@ pub fn uniform<T: Float>(
             shape,
         ));
     }
-    Ok(Tensor::<f64>::uniform(shape, a, b, rng).cast())
+    Ok(Tensor::<f64>::uniform(shape, a, b, rng)?.cast())
 }
 
 /// Glorot & Bengio (2010) uniform: `U(-√3σ, √3σ)` with
@@ -337,7 +347,7 @@ pub fn orthogonal<T: Float>(
     check_finite("orthogonal", &shape, &[("gain", gain)])?;
     let rows = shape[0];
     let cols = shape.numel() / rows;
-    let flat = Tensor::<f64>::randn([rows, cols], rng).to_vec();
+    let flat = Tensor::<f64>::randn([rows, cols], rng)?.to_vec();
     // Work on a tall m × n matrix (m >= n), column by column.
     let (m, n) = if rows < cols {
         (cols, rows)
@@ -380,7 +390,7 @@ pub fn orthogonal<T: Float>(
         // Q is m × n stored by columns; undo the transpose for wide matrices.
         let v = if rows < cols { a[i][j] } else { a[j][i] };
         T::of(gain * v)
-    });
+    })?;
     Ok(out)
 }
 
@@ -470,8 +480,8 @@ impl Init {
         let shape = shape.into();
         match *self {
             Init::Constant(v) => constant(shape, v),
-            Init::Zeros => Ok(zeros(shape)),
-            Init::Ones => Ok(ones(shape)),
+            Init::Zeros => zeros(shape),
+            Init::Ones => ones(shape),
             Init::Normal { mean, std } => normal(shape, mean, std, rng),
             Init::Uniform { a, b } => uniform(shape, a, b, rng),
             Init::XavierUniform { gain } => xavier_uniform(shape, gain, rng),

@@ -14,7 +14,7 @@
 //!     .append(Relu)
 //!     .append(Linear::new(16, 3, &mut rng)?);
 //! let tape = Tape::new();
-//! let x = tape.constant(Tensor::randn([8, 4], &mut rng));
+//! let x = tape.constant(Tensor::randn([8, 4], &mut rng)?);
 //! let logits = Ctx::new(&tape).call(&mlp, x)?;
 //! let l = loss::cross_entropy(logits, &[0, 1, 2, 0, 1, 2, 0, 1])?;
 //! l.backward()?;
@@ -32,6 +32,7 @@
 //! | [`state`] | safetensors save/load |
 //! | [`diagnostics`] | activation statistics, saturation, dead units, gradient norms |
 //! | [`summary`](mod@summary) | the model summary: each layer's path, type, output shape and parameters |
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 

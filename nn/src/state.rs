@@ -16,7 +16,7 @@
 //!   dtype; everything is checked before any value is replaced. A truncated or corrupt
 //!   file is an error naming the file; nothing here panics on file contents.
 //! - **No implicit dtype conversion**: loading an `F32` file into an `f64` model is
-//!   [`Error::StateDType`] naming the tensor. Convert explicitly (load into an `f32` model
+//!   [`Error::State`] carrying the codec's `DType` error naming the tensor. Convert explicitly (load into an `f32` model
 //!   and cast the values), so precision never changes silently.
 //! - **Random streams travel with the state**: the position of every
 //!   [`Generator`](crate::Generator) (dropout's) is written in the file's metadata as
@@ -50,38 +50,6 @@ use crate::module::{Buffer, GeneratorState, Module};
 
 /// Metadata key prefix of a generator's state.
 const GENERATOR_KEY: &str = "generator:";
-
-/// The codec's errors in this crate's terms (the variants and messages nn has always had).
-fn from_io(e: io::Error) -> Error {
-    match e {
-        io::Error::Io { path, source } => Error::Io { path, source },
-        io::Error::Missing { name } => Error::MissingTensor { name },
-        io::Error::Unexpected { name } => Error::UnexpectedTensor { name },
-        io::Error::DType {
-            name,
-            expected,
-            got,
-        } => Error::StateDType {
-            name,
-            expected: expected.to_string(),
-            got: got.to_string(),
-        },
-        io::Error::Shape {
-            name,
-            expected,
-            got,
-        } => Error::StateShape {
-            name,
-            expected: Shape::from(expected),
-            got,
-        },
-        io::Error::Corrupt { path, reason } => Error::Corrupt { path, reason },
-        other => Error::Corrupt {
-            path: "<memory>".into(),
-            reason: other.to_string(),
-        },
-    }
-}
 
 enum Slot<T: Float> {
     Param(Param<T>),
@@ -139,7 +107,7 @@ fn slots<T: Float, M: Module<T> + ?Sized>(module: &M) -> Result<BTreeMap<String,
 /// The module's state as safetensors bytes.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] when two tensors share a name; [`Error::Corrupt`] if the
+/// [`Error::InvalidConfig`] when two tensors share a name; [`Error::State`] if the
 /// serialiser rejects the data.
 pub fn to_bytes<T: Float, M: Module<T> + ?Sized>(module: &M) -> Result<Vec<u8>> {
     let mut file = TensorFile::default();
@@ -155,7 +123,7 @@ pub fn to_bytes<T: Float, M: Module<T> + ?Sized>(module: &M) -> Result<Vec<u8>> 
         file.metadata
             .insert(format!("{GENERATOR_KEY}{name}"), g.state().to_hex());
     }
-    file.to_bytes().map_err(from_io)
+    file.to_bytes().map_err(Error::from)
 }
 
 /// Loads state from safetensors bytes (see [`load`] for the rules).
@@ -163,15 +131,16 @@ pub fn to_bytes<T: Float, M: Module<T> + ?Sized>(module: &M) -> Result<Vec<u8>> 
 /// # Errors
 /// As [`load`], with the path reported as `<memory>`.
 pub fn from_bytes<T: Float, M: Module<T> + ?Sized>(module: &M, bytes: &[u8]) -> Result<()> {
-    load_impl(module, TensorFile::from_bytes(bytes).map_err(from_io)?)
+    load_impl(module, TensorFile::from_bytes(bytes).map_err(Error::from)?)
 }
 
 /// Writes the module's parameters and buffers to `path` atomically.
 ///
 /// # Errors
-/// [`Error::Io`] when the directory cannot be written; as [`to_bytes`].
+/// [`Error::State`] (the codec's `Io`) when the directory cannot be written; as
+/// [`to_bytes`].
 pub fn save<T: Float, M: Module<T> + ?Sized>(module: &M, path: impl AsRef<Path>) -> Result<()> {
-    io::write_atomic(path.as_ref(), &to_bytes(module)?).map_err(from_io)
+    io::write_atomic(path.as_ref(), &to_bytes(module)?).map_err(Error::from)
 }
 
 /// Loads parameters and buffers from the safetensors file at `path` into `module`.
@@ -179,28 +148,29 @@ pub fn save<T: Float, M: Module<T> + ?Sized>(module: &M, path: impl AsRef<Path>)
 /// Strict and all-or-nothing: nothing changes unless every tensor matches.
 ///
 /// # Errors
-/// [`Error::Io`] when the file cannot be read; [`Error::Corrupt`] for a truncated or
-/// malformed file; [`Error::MissingTensor`], [`Error::UnexpectedTensor`],
-/// [`Error::StateShape`], [`Error::StateDType`] naming the first mismatching tensor.
+/// [`Error::State`] carrying the codec's error ([`autograd::io::Error`]): `Io` when the
+/// file cannot be read, `Corrupt` for a truncated or malformed file, `Missing`,
+/// `Unexpected`, `Shape` or `DType` naming the first mismatching tensor;
+/// [`Error::StateGenerator`] for a generator's state that does not match.
 pub fn load<T: Float, M: Module<T> + ?Sized>(module: &M, path: impl AsRef<Path>) -> Result<()> {
-    load_impl(module, TensorFile::load(path).map_err(from_io)?)
+    load_impl(module, TensorFile::load(path).map_err(Error::from)?)
 }
 
 fn load_impl<T: Float, M: Module<T> + ?Sized>(module: &M, file: TensorFile) -> Result<()> {
     let slots = slots(module)?;
     let mut staged = Vec::with_capacity(slots.len());
     for (name, slot) in &slots {
-        let stored = file.get(name).map_err(from_io)?;
+        let stored = file.get(name).map_err(Error::from)?;
         // The element type is checked before the shape, as the errors always were.
         let value = match slot.integer() {
             true => stored.integer_to_float::<T>(name),
             false => stored.to_float::<T>(name),
         }
         .and_then(|t| stored.expect_dims(name, slot.shape().dims()).map(|()| t));
-        staged.push((slot, value.map_err(from_io)?));
+        staged.push((slot, value.map_err(Error::from)?));
     }
     file.check_no_extra(|n| slots.contains_key(n))
-        .map_err(from_io)?;
+        .map_err(Error::from)?;
     let generators = staged_generators(module, &file)?;
     for (slot, value) in staged {
         slot.set(value)?;
@@ -302,7 +272,7 @@ mod tests {
         let before = b.parameters()[0].value();
         let e = from_bytes(&b, &bytes).unwrap_err();
         assert!(
-            matches!(&e, Error::StateShape { name, .. } if name == "3.bias"),
+            matches!(&e, Error::State(s) if matches!(&**s, io::Error::Shape { name, .. } if name == "3.bias")),
             "{e}"
         );
         assert_eq!(b.parameters()[0].value(), before);

@@ -18,7 +18,7 @@
 //!     .append(Linear::new(64, 32, &mut rng)?)
 //!     .append(Relu)
 //!     .append(Linear::new(32, 10, &mut rng)?);
-//! let s = nn::summary(&mlp, &autograd::Tensor::zeros([1, 64]))?;
+//! let s = nn::summary(&mlp, &autograd::Tensor::zeros([1, 64])?)?;
 //! assert_eq!(s.total_params, 64 * 32 + 32 + 32 * 10 + 10);
 //! assert_eq!(s.rows[1].path, "0");
 //! assert_eq!(s.rows[1].output_shapes[0].dims(), &[1, 32]);
@@ -394,7 +394,7 @@ mod tests {
             .append(Linear::new(4, 16, &mut rng).unwrap())
             .append(Relu)
             .append(Linear::new(16, 3, &mut rng).unwrap());
-        let s = summary(&mlp, &Tensor::zeros([8, 4])).unwrap();
+        let s = summary(&mlp, &Tensor::zeros([8, 4]).unwrap()).unwrap();
         let expected = "\
 layer    type        output shape  params
 -----------------------------------------
@@ -442,7 +442,7 @@ parameters: 131 in 4 tensors (524 B)
     fn shared_calls_buffers_and_unused_children_are_reported() {
         let mut rng = StdRng::seed_from_u64(1);
         let net = Net {
-            scale: Param::new(Tensor::ones([1])),
+            scale: Param::new(Tensor::ones([1]).unwrap()),
             fc: Linear::new(5, 3, &mut rng).unwrap(),
             norm: BatchNorm1d::new(3).unwrap(),
             drop: Dropout::new(0.5, 9).unwrap(),
@@ -452,7 +452,7 @@ parameters: 131 in 4 tensors (524 B)
         let running = net.norm.named_buffers();
         let before: Vec<Tensor<f64>> = running.iter().map(|(_, b)| b.value()).collect();
         let stream = Module::<f64>::named_generators(&net.drop)[0].1.state();
-        let x = Tensor::from_fn([2, 5], |i| i as f64);
+        let x = Tensor::from_fn([2, 5], |i| i as f64).unwrap();
         let s = summary_with(&net, &[x.clone(), x], |v| (v[0], v[1])).unwrap();
         // fc: 5·3 + 3 = 18; norm: weight 3 + bias 3 = 6; unused: 2·2 + 2 = 6; scale 1:
         // 31 in 7 tensors; norm's buffers: running mean 3, running var 3, batches seen 1.
@@ -500,7 +500,7 @@ buffers: 7 (56 B)
         let net = Adhoc {
             fc: Linear::new(3, 2, &mut StdRng::seed_from_u64(0)).unwrap(),
         };
-        let s = summary(&net, &Tensor::zeros([4, 3])).unwrap();
+        let s = summary(&net, &Tensor::zeros([4, 3]).unwrap()).unwrap();
         let rows: Vec<(&str, &str, usize)> = s
             .rows
             .iter()
@@ -519,7 +519,7 @@ buffers: 7 (56 B)
         let mut rng = StdRng::seed_from_u64(0);
         let mlp = Sequential::<f32>::new().append(Linear::new(4, 2, &mut rng).unwrap());
         mlp.train();
-        let e = summary(&mlp, &Tensor::zeros([1, 5])).unwrap_err();
+        let e = summary(&mlp, &Tensor::zeros([1, 5]).unwrap()).unwrap_err();
         assert!(e.to_string().contains("Linear"), "{e}");
         let mut modes = Vec::new();
         collect_modes(&mlp, &mut modes);

@@ -59,7 +59,7 @@ impl<T: Float> ResMlp<T> {
             input,
             blocks,
             head: Linear::new(dim, classes, &mut rng)?,
-            log_temperature: Param::new(Tensor::zeros([1])),
+            log_temperature: Param::new(Tensor::zeros([1]).unwrap()),
         })
     }
 }
@@ -112,7 +112,7 @@ fn custom_modules_get_hierarchical_names_and_counts() {
 #[test]
 fn custom_module_gradchecks_with_respect_to_every_parameter() {
     let net = ResMlp::<f64>::new(3, 4, 2, 2, 1).unwrap();
-    let x = Tensor::randn([3, 3], &mut StdRng::seed_from_u64(2));
+    let x = Tensor::randn([3, 3], &mut StdRng::seed_from_u64(2)).unwrap();
     gradcheck_module(&net, &[x], |v| v[0], &GradcheckOptions::default()).unwrap();
 }
 
@@ -123,11 +123,12 @@ fn custom_module_trains_and_its_layers_show_in_diagnostics() {
     let mut rng = StdRng::seed_from_u64(4);
     let n = 32;
     let labels: Vec<usize> = (0..n).map(|i| i % 2).collect();
-    let noise = Tensor::<f64>::randn([n, 2], &mut rng);
+    let noise = Tensor::<f64>::randn([n, 2], &mut rng).unwrap();
     let x = Tensor::from_fn([n, 2], |k| {
         let sign = if labels[k / 2] == 0 { -1.0 } else { 1.0 };
         sign * 1.5 + 0.5 * noise.as_slice()[k]
-    });
+    })
+    .unwrap();
     let params = net.parameters();
     let loss_at = |net: &ResMlp<f64>| {
         let tape = Tape::new();
@@ -254,9 +255,9 @@ fn attention_block_gradchecks_in_query_key_value_and_every_parameter() {
         ]
     );
     // cross-attention: 3 queries over 5 keys, batch of 2
-    let q = Tensor::randn([2, 3, 4], &mut rng);
-    let kv = Tensor::randn([2, 5, 4], &mut rng);
-    let value = Tensor::randn([2, 5, 4], &mut rng);
+    let q = Tensor::randn([2, 3, 4], &mut rng).unwrap();
+    let kv = Tensor::randn([2, 5, 4], &mut rng).unwrap();
+    let value = Tensor::randn([2, 5, 4], &mut rng).unwrap();
     let o = GradcheckOptions::default();
     gradcheck_module(
         &attn,
@@ -271,7 +272,7 @@ fn attention_block_gradchecks_in_query_key_value_and_every_parameter() {
     )
     .unwrap();
     // with a mask hiding the last two keys from the first query
-    let mask = Tensor::from_fn([3, 5], |i| if (3..5).contains(&i) { -1e4 } else { 0.0 });
+    let mask = Tensor::from_fn([3, 5], |i| if (3..5).contains(&i) { -1e4 } else { 0.0 }).unwrap();
     gradcheck_module(
         &attn,
         &[q, kv, value],
@@ -291,8 +292,8 @@ fn a_masked_key_gets_no_attention_and_hooks_see_all_four_inputs() {
     let mut rng = StdRng::seed_from_u64(12);
     let attn = Attention::<f64>::new(4, &mut rng).unwrap();
     let tape = Tape::new();
-    let q = tape.constant(Tensor::randn([1, 2, 4], &mut rng));
-    let kv = tape.constant(Tensor::randn([1, 3, 4], &mut rng));
+    let q = tape.constant(Tensor::randn([1, 2, 4], &mut rng).unwrap());
+    let kv = tape.constant(Tensor::randn([1, 3, 4], &mut rng).unwrap());
     let seen = std::cell::RefCell::new(Vec::new());
     let mut cx = Ctx::new(&tape);
     cx.add_forward_hook(|call| {
@@ -301,16 +302,8 @@ fn a_masked_key_gets_no_attention_and_hooks_see_all_four_inputs() {
     });
     // value 2 differs between the runs, but is masked out for both queries
     let run = |value: Tensor<f64>| {
-        let mask = tape.constant(Tensor::from_fn(
-            [2, 3],
-            |i| {
-                if i % 3 == 2 {
-                    -1e9
-                } else {
-                    0.0
-                }
-            },
-        ));
+        let mask = tape
+            .constant(Tensor::from_fn([2, 3], |i| if i % 3 == 2 { -1e9 } else { 0.0 }).unwrap());
         let input = AttentionInput {
             query: q,
             key: kv,
@@ -319,7 +312,7 @@ fn a_masked_key_gets_no_attention_and_hooks_see_all_four_inputs() {
         };
         cx.call(&attn, input).unwrap().value()
     };
-    let base = Tensor::randn([1, 3, 4], &mut rng);
+    let base = Tensor::randn([1, 3, 4], &mut rng).unwrap();
     let mut changed = base.to_vec();
     for v in &mut changed[8..] {
         *v += 100.0;
@@ -372,7 +365,7 @@ impl<T: Float> Forward<T> for Cell<T> {
             None => {
                 let zeros = cx
                     .tape()
-                    .constant(Tensor::zeros([x.shape()[0], self.hidden]));
+                    .constant(Tensor::zeros([x.shape()[0], self.hidden]).unwrap());
                 CellState { h: zeros, c: zeros }
             }
         };
@@ -455,7 +448,9 @@ fn reference_step(m: &Cell<f64>, x: &[f64], h: &[f64], c: &[f64]) -> (Vec<f64>, 
 fn recurrent_cell_carries_its_state_through_every_step() {
     let model = cell(21);
     let mut rng = StdRng::seed_from_u64(22);
-    let steps: Vec<Tensor<f64>> = (0..4).map(|_| Tensor::randn([1, 3], &mut rng)).collect();
+    let steps: Vec<Tensor<f64>> = (0..4)
+        .map(|_| Tensor::randn([1, 3], &mut rng).unwrap())
+        .collect();
     let (h0, c0) = (vec![0.5, -0.8], vec![1.2, -0.3]);
     let tape = Tape::new();
     let calls = std::cell::RefCell::new(Vec::new());
@@ -489,9 +484,11 @@ fn recurrent_cell_carries_its_state_through_every_step() {
 fn recurrent_module_gradchecks_through_time_in_inputs_initial_state_and_parameters() {
     let model = cell(23);
     let mut rng = StdRng::seed_from_u64(24);
-    let mut inputs: Vec<Tensor<f64>> = (0..3).map(|_| Tensor::randn([2, 3], &mut rng)).collect();
-    inputs.push(Tensor::randn([2, 2], &mut rng)); // h0
-    inputs.push(Tensor::randn([2, 2], &mut rng)); // c0
+    let mut inputs: Vec<Tensor<f64>> = (0..3)
+        .map(|_| Tensor::randn([2, 3], &mut rng).unwrap())
+        .collect();
+    inputs.push(Tensor::randn([2, 2], &mut rng).unwrap()); // h0
+    inputs.push(Tensor::randn([2, 2], &mut rng).unwrap()); // c0
     gradcheck_module(
         &model,
         &inputs,

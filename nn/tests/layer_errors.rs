@@ -23,7 +23,7 @@ fn fails_in_place(layer: Box<dyn Layer<f64>>, name: &str, shape: &[usize]) {
     let mut model = Sequential::new().append(Identity);
     model.push_boxed(layer);
     let tape = Tape::new();
-    let x = tape.constant(Tensor::zeros(shape.to_vec()));
+    let x = tape.constant(Tensor::zeros(shape.to_vec()).unwrap());
     let line = line!() + 1;
     let e = Ctx::new(&tape).call(&model, x).unwrap_err();
     let m = e
@@ -261,7 +261,7 @@ fn bad_settings_name_the_layer_and_the_constructors_line() {
         ..Upsample::scale(2.0, UpsampleMode::Nearest)
     };
     let tape = Tape::<f64>::new();
-    let x = tape.constant(Tensor::zeros([1, 1, 2, 2]));
+    let x = tape.constant(Tensor::zeros([1, 1, 2, 2]).unwrap());
     let line = line!() + 1;
     let e = Ctx::new(&tape).call(&up, x).unwrap_err();
     assert_eq!(e.module().unwrap().location.line(), line);

@@ -173,20 +173,20 @@ proptest! {
         check_gradgrad(|v| ag(bce.forward(v[0], v[1])), &probs)?;
         let last = *x.dims().last().unwrap();
         let logits = BceWithLogitsLoss {
-            weight: Some(Tensor::from_fn([last], |k| 0.5 + k as f64)),
-            pos_weight: Some(Tensor::from_fn([last], |k| 2.0 - 0.4 * k as f64)),
+            weight: Some(Tensor::from_fn([last], |k| 0.5 + k as f64).unwrap()),
+            pos_weight: Some(Tensor::from_fn([last], |k| 2.0 - 0.4 * k as f64).unwrap()),
             reduction: r,
         };
         let both = [x.clone(), y.clone()];
         check_gradients(|v| ag(logits.forward(v[0], v[1])), &both)?;
         check_gradgrad(|v| ag(logits.forward(v[0], v[1])), &both)?;
         // ±1 labels from the bits of `signs`
-        let pm = Tensor::from_fn(x.shape(), |k| if signs >> (k % 64) & 1 == 1 { 1.0 } else { -1.0 });
+        let pm = Tensor::from_fn(x.shape(), |k| if signs >> (k % 64) & 1 == 1 { 1.0 } else { -1.0 }).unwrap();
         let sm = SoftMarginLoss { reduction: r };
         check_gradients(|v| ag(sm.forward(v[0], v[0].tape().constant(pm.clone()))), std::slice::from_ref(&x))?;
         check_gradgrad(|v| ag(sm.forward(v[0], v[0].tape().constant(pm.clone()))), std::slice::from_ref(&x))?;
         if x.rank() <= 2 {
-            let ml = MultiLabelSoftMarginLoss { weight: Some(Tensor::from_fn([last], |k| 1.0 + 0.3 * k as f64)), reduction: r };
+            let ml = MultiLabelSoftMarginLoss { weight: Some(Tensor::from_fn([last], |k| 1.0 + 0.3 * k as f64).unwrap()), reduction: r };
             check_gradients(|v| ag(ml.forward(v[0], v[1])), &both)?;
             check_gradgrad(|v| ag(ml.forward(v[0], v[1])), &both)?;
         }
@@ -196,7 +196,7 @@ proptest! {
     fn hinge_loss_matches_finite_differences_off_the_hinge(
         (s, signs, r) in (tensor_with(shapes(1..=2, 1..=4), away_from(&[1.0, -1.0], 0.05)), any::<u64>(), reductions())
     ) {
-        let pm = Tensor::from_fn(s.shape(), |k| if signs >> (k % 64) & 1 == 1 { 1.0 } else { -1.0 });
+        let pm = Tensor::from_fn(s.shape(), |k| if signs >> (k % 64) & 1 == 1 { 1.0 } else { -1.0 }).unwrap();
         let h = HingeLoss { reduction: r };
         check_gradients(|v| ag(h.forward(v[0], v[0].tape().constant(pm.clone()))), &[s])?;
     }
@@ -218,7 +218,7 @@ proptest! {
         ))
     ) {
         let rows = a.dims()[0];
-        let sign = |shape: &[usize]| Tensor::from_fn(shape, |k| if signs >> (k % 64) & 1 == 1 { 1.0 } else { -1.0 });
+        let sign = |shape: &[usize]| Tensor::from_fn(shape, |k| if signs >> (k % 64) & 1 == 1 { 1.0 } else { -1.0 }).unwrap();
         // hinge arguments are continuous random values: the chance that one lands within
         // a finite-difference step of its kink is negligible
         let mr = MarginRankingLoss { margin: 0.3, reduction: r };
@@ -277,7 +277,7 @@ proptest! {
         check_gradients(|v| ag(ga.forward(v[0], v[1], v[2])), &xtv)?;
         check_gradgrad(|v| ag(ga.forward(v[0], v[1], v[2])), &xtv)?;
         let row_dims = &x.dims()[..x.rank() - 1];
-        let row_var = Tensor::from_fn(Shape::from(row_dims), |k| 0.3 + 0.1 * k as f64);
+        let row_var = Tensor::from_fn(Shape::from(row_dims), |k| 0.3 + 0.1 * k as f64).unwrap();
         let xtr = [x, t, row_var];
         check_gradients(|v| ag(ga.forward(v[0], v[1], v[2])), &xtr)?;
     }
@@ -331,7 +331,7 @@ proptest! {
 fn ctc_of_a_batch_is_the_batch_of_ctcs() {
     // Sequences of different lengths in one batch give the same losses as each alone.
     let tape = autograd::Tape::<f64>::new();
-    let logits = Tensor::from_fn([4, 2, 3], |k| ((k * 7 % 11) as f64 * 0.3).sin());
+    let logits = Tensor::from_fn([4, 2, 3], |k| ((k * 7 % 11) as f64 * 0.3).sin()).unwrap();
     let lp = tape.var(logits).log_softmax(-1).unwrap();
     let per = CtcLoss {
         reduction: Reduction::None,

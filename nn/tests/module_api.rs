@@ -40,9 +40,9 @@ struct Leaf<T: Float> {
 
 fn leaf<T: Float>(with_maybe: bool) -> Leaf<T> {
     Leaf {
-        w: Param::new(Tensor::ones([2])),
-        maybe: with_maybe.then(|| Param::new(Tensor::zeros([3]))),
-        stats: Buffer::new(Tensor::zeros([1])),
+        w: Param::new(Tensor::ones([2]).unwrap()),
+        maybe: with_maybe.then(|| Param::new(Tensor::zeros([3]).unwrap())),
+        stats: Buffer::new(Tensor::zeros([1]).unwrap()),
         noise: Generator::new(1),
         mode: Mode::new(),
         width: 2,
@@ -82,7 +82,7 @@ fn tree() -> Tree<f64> {
             Linear::new(1, 1, &mut r).unwrap(),
         ),
         boxed: Some(Box::new(Linear::new(1, 3, &mut r).unwrap())),
-        own: Param::new(Tensor::ones([1])),
+        own: Param::new(Tensor::ones([1]).unwrap()),
     }
 }
 
@@ -229,7 +229,7 @@ fn hooks_see_every_call_by_path_with_its_inputs_outputs_and_line() {
             call.location.line(),
         ))
     });
-    let x = tape.constant(Tensor::ones([5, 3]));
+    let x = tape.constant(Tensor::ones([5, 3]).unwrap());
     let line = line!() + 1;
     let y = cx.call(&model, x).unwrap();
     assert_eq!(y.dims(), [5, 2]);
@@ -313,7 +313,7 @@ fn net(bad_block: bool, weight_rows: usize) -> Net<f64> {
     }
     Net {
         blocks,
-        weight: Param::new(Tensor::ones([weight_rows, 2])),
+        weight: Param::new(Tensor::ones([weight_rows, 2]).unwrap()),
     }
 }
 
@@ -327,7 +327,7 @@ fn errors_name_the_layer_its_path_and_the_users_line_with_or_without_hooks() {
             cx.add_forward_hook(|_| {});
         }
         let e = cx
-            .call(&model, tape.constant(Tensor::ones([2, 4])))
+            .call(&model, tape.constant(Tensor::ones([2, 4]).unwrap()))
             .unwrap_err();
         let m = e.module().unwrap_or_else(|| panic!("{e}"));
         assert_eq!(
@@ -355,7 +355,7 @@ fn errors_name_the_layer_its_path_and_the_users_line_with_or_without_hooks() {
     let model = net(false, 3);
     let tape = Tape::new();
     let e = Ctx::new(&tape)
-        .call(&model, tape.constant(Tensor::ones([2, 4])))
+        .call(&model, tape.constant(Tensor::ones([2, 4]).unwrap()))
         .unwrap_err();
     let m = e.module().unwrap();
     assert_eq!((m.layer, m.path.as_str()), ("Net", ""));
@@ -385,7 +385,10 @@ fn sequential_errors_name_the_layer_index_even_when_forward_is_called_directly()
         .append(Linear::new(5, 2, &mut r).unwrap());
     let tape = Tape::new();
     let line = line!() + 1;
-    let e = mlp.forward(&Ctx::new(&tape), tape.constant(Tensor::ones([1, 3])));
+    let e = mlp.forward(
+        &Ctx::new(&tape),
+        tape.constant(Tensor::ones([1, 3]).unwrap()),
+    );
     let e = e.unwrap_err();
     let m = e.module().unwrap();
     assert_eq!((m.layer, m.path.as_str()), ("Linear", "2"));
@@ -403,7 +406,7 @@ fn grouped_conv_errors_report_the_callers_shape_and_line() {
     .unwrap();
     let tape = Tape::new();
     let line = line!() + 1;
-    let e = Ctx::new(&tape).call(&conv, tape.constant(Tensor::zeros([1, 4, 2, 2])));
+    let e = Ctx::new(&tape).call(&conv, tape.constant(Tensor::zeros([1, 4, 2, 2]).unwrap()));
     let e = e.unwrap_err();
     match e.innermost() {
         Error::InputShape {
@@ -506,7 +509,7 @@ fn dropout_net(seed: u64) -> Sequential<f64> {
 
 /// Outputs of `n` training-mode steps on a fixed input (the masks change every step).
 fn steps(model: &Sequential<f64>, n: usize) -> Vec<Vec<f64>> {
-    let x = Tensor::from_fn([4, 6], |i| (i as f64 * 0.31).sin());
+    let x = Tensor::from_fn([4, 6], |i| (i as f64 * 0.31).sin()).unwrap();
     (0..n)
         .map(|_| {
             let tape = Tape::new();
@@ -590,11 +593,11 @@ fn diagnostics_measure_a_users_own_activation() {
     // Linear 4 → 4 with W = I and b = 0 passes x through; softsign'(x) = 1/(1 + |x|)² is
     // below 1 % of its maximum 1 exactly where |x| > 9. Of the 12 inputs, 5 are beyond.
     let fc = Linear::<f64>::new(4, 4, &mut rng(8)).unwrap();
-    fc.weight.set_value(Tensor::eye(4)).unwrap();
+    fc.weight.set_value(Tensor::eye(4).unwrap()).unwrap();
     fc.bias
         .as_ref()
         .unwrap()
-        .set_value(Tensor::zeros([4]))
+        .set_value(Tensor::zeros([4]).unwrap())
         .unwrap();
     let net = Sequential::new().append(fc).append(Softsign);
     let x = Tensor::from_vec(
@@ -642,7 +645,7 @@ fn a_module_built_inside_forward_is_named_by_its_type_in_errors_and_hooks() {
             cx.add_forward_hook(|_| {});
         }
         let e = cx
-            .call(&model, tape.constant(Tensor::ones([1, 2])))
+            .call(&model, tape.constant(Tensor::ones([1, 2]).unwrap()))
             .unwrap_err();
         let m = e.module().unwrap();
         assert_eq!(
@@ -665,7 +668,7 @@ fn an_autograd_error_inside_a_built_in_layer_points_at_the_callers_line() {
         end_dim: -1,
     };
     let tape = Tape::<f32>::new();
-    let x = tape.constant(Tensor::zeros([2, 3]));
+    let x = tape.constant(Tensor::zeros([2, 3]).unwrap());
     let line = line!() + 1;
     let e = Ctx::new(&tape).call(&flatten, x).unwrap_err();
     let m = e.module().unwrap();

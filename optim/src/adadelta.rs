@@ -1,6 +1,6 @@
 //! Adadelta: an adaptive step from running averages of squared gradients and updates.
 
-use autograd::{Float, Tensor};
+use autograd::{Float, ParamMut, Tensor};
 
 use crate::common::{
     check_finite_non_negative, check_state_non_negative_tensors, check_unit_interval, ema_square,
@@ -100,7 +100,7 @@ impl<T: Float> UpdateRule<T> for Adadelta {
     fn update(
         &self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
         state: &mut AdadeltaState<T>,
     ) -> Result<()> {

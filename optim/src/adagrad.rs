@@ -1,6 +1,6 @@
 //! Adagrad: per-coordinate steps scaled by the accumulated squared gradients.
 
-use autograd::{Float, Tensor};
+use autograd::{Float, ParamMut, Tensor};
 
 use crate::common::{check_finite_non_negative, check_state_non_negative_tensors, WeightDecay};
 use crate::error::Result;
@@ -84,14 +84,14 @@ impl<T: Float> UpdateRule<T> for Adagrad {
 
     fn init(&self, param: &Tensor<T>) -> AdagradState<T> {
         AdagradState {
-            sum: Tensor::full(param.shape(), T::of(self.initial_accumulator_value)),
+            sum: param.full_like(T::of(self.initial_accumulator_value)),
         }
     }
 
     fn update(
         &self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
         state: &mut AdagradState<T>,
     ) -> Result<()> {

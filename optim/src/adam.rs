@@ -1,6 +1,6 @@
 //! Adam, with AMSGrad; shared with AdamW through [`adam_update`].
 
-use autograd::{Float, Tensor};
+use autograd::{Float, ParamMut, Tensor};
 
 use crate::common::{
     bias_correction, check_beta, check_finite_non_negative, check_state_non_negative_tensors,
@@ -103,7 +103,7 @@ pub(crate) fn adam_update<T: Float>(
     eps: f64,
     decay: WeightDecay,
     cx: &StepCx,
-    param: &mut Tensor<T>,
+    param: &mut ParamMut<'_, T>,
     grad: &Tensor<T>,
     state: &mut AdamState<T>,
 ) {
@@ -184,7 +184,7 @@ impl<T: Float> UpdateRule<T> for Adam {
     fn update(
         &self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
         state: &mut AdamState<T>,
     ) -> Result<()> {

@@ -1,6 +1,6 @@
 //! Adamax: Adam under the infinity norm.
 
-use autograd::{Float, Tensor};
+use autograd::{Float, ParamMut, Tensor};
 
 use crate::adam::validate_adam;
 use crate::common::{
@@ -102,7 +102,7 @@ impl<T: Float> UpdateRule<T> for Adamax {
     fn update(
         &self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
         state: &mut AdamaxState<T>,
     ) -> Result<()> {

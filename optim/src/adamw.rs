@@ -1,6 +1,6 @@
 //! AdamW: Adam with decoupled weight decay.
 
-use autograd::{Float, Tensor};
+use autograd::{Float, ParamMut, Tensor};
 
 use crate::adam::{adam_update, init_adam, validate_adam, AdamState};
 use crate::common::{check_beta, check_state_non_negative_tensors, WeightDecay};
@@ -77,7 +77,7 @@ impl<T: Float> UpdateRule<T> for AdamW {
     fn update(
         &self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
         state: &mut AdamState<T>,
     ) -> Result<()> {

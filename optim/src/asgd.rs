@@ -1,6 +1,6 @@
 //! ASGD: averaged stochastic gradient descent.
 
-use autograd::{Float, Tensor};
+use autograd::{Float, ParamMut, Tensor};
 
 use crate::common::{
     check_finite_non_negative, check_state_finite, check_state_scalar, WeightDecay,
@@ -138,7 +138,7 @@ impl<T: Float> UpdateRule<T> for Asgd {
     fn update(
         &self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
         state: &mut AsgdState<T>,
     ) -> Result<()> {

@@ -99,7 +99,7 @@ mod tests {
 
     fn param_with_grad(g: Vec<f64>) -> Param<f64> {
         let n = g.len();
-        let p = Param::new(Tensor::zeros([n]));
+        let p = Param::new(Tensor::zeros([n]).unwrap());
         p.set_grad(Some(Tensor::from_vec(g, [n]).unwrap())).unwrap();
         p
     }
@@ -109,7 +109,7 @@ mod tests {
         // grads (3, 4) and (12): norms 5 and 12, total sqrt(25 + 144) = 13
         let a = param_with_grad(vec![3.0, 4.0]);
         let b = param_with_grad(vec![12.0]);
-        let none = Param::new(Tensor::<f64>::zeros([3]));
+        let none = Param::new(Tensor::<f64>::zeros([3]).unwrap());
         let total = clip_grad_norm(&[a.clone(), none.clone(), b.clone()], 6.5, 2.0).unwrap();
         assert_eq!(total, 13.0);
         let coef = 6.5 / (13.0 + 1e-6);

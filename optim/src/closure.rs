@@ -66,7 +66,11 @@ pub trait ClosureRule<T: Float>: Clone + fmt::Debug {
     }
 
     /// Fresh state for `numel` flattened parameter elements (run lazily, on the first step).
-    fn init(&self, numel: usize) -> Self::State;
+    ///
+    /// # Errors
+    /// An error building the state's tensors (the constructors are fallible:
+    /// [`autograd::Error::TooLarge`]).
+    fn init(&self, numel: usize) -> Result<Self::State>;
 
     /// Checks a loaded state as strictly as a constructed one (default: every tensor
     /// element and scalar finite).
@@ -187,17 +191,24 @@ impl<'a, T: Float> ClosureCx<'a, T> {
     }
 
     /// All parameter values as one flat vector.
-    pub fn flat_params(&self) -> Tensor<T> {
+    ///
+    /// # Errors
+    /// [`autograd::Error::TooLarge`] when the vector cannot be allocated.
+    pub fn flat_params(&self) -> Result<Tensor<T>> {
         let mut v = Vec::with_capacity(self.numel);
         for (_, p) in &self.params {
             v.extend_from_slice(p.value().as_slice());
         }
-        Tensor::from_fn([v.len()], |i| v[i])
+        let n = v.len();
+        Ok(Tensor::from_vec(v, [n])?)
     }
 
     /// All gradients as one flat vector; zeros for a parameter without one (PyTorch's
     /// `_gather_flat_grad`).
-    pub fn flat_grad(&self) -> Tensor<T> {
+    ///
+    /// # Errors
+    /// [`autograd::Error::TooLarge`] when the vector cannot be allocated.
+    pub fn flat_grad(&self) -> Result<Tensor<T>> {
         let mut v = Vec::with_capacity(self.numel);
         for (_, p) in &self.params {
             match p.grad() {
@@ -205,7 +216,8 @@ impl<'a, T: Float> ClosureCx<'a, T> {
                 None => v.resize(v.len() + p.numel(), T::zero()),
             }
         }
-        Tensor::from_fn([v.len()], |i| v[i])
+        let n = v.len();
+        Ok(Tensor::from_vec(v, [n])?)
     }
 
     /// Sets every parameter from a flat vector.
@@ -371,7 +383,10 @@ impl<R: ClosureRule<T>, T: Float> Optimizer for ClosureOptim<R, T> {
     fn step_with(&mut self, closure: &mut dyn FnMut() -> ClosureResult) -> Result<f64> {
         let numel = self.numel();
         let ClosureOptim { rule, core, state } = self;
-        let state = state.get_or_insert_with(|| rule.init(numel));
+        let state = match state {
+            Some(s) => s,
+            None => state.insert(rule.init(numel)?),
+        };
         let (rule_wd, rule_momentum) = (rule.weight_decay(), rule.momentum());
         let settings = |g: &ParamGroup<T>| {
             (

@@ -2,7 +2,7 @@
 //! `lerp`, bias correction and hyper-parameter checks. Public so that rules written outside
 //! the crate can reuse them.
 
-use autograd::{Float, Tensor};
+use autograd::{Float, ParamMut, Tensor};
 
 use crate::error::{Error, Result};
 use crate::rule::{RuleState, StepCx};
@@ -26,7 +26,7 @@ impl WeightDecay {
     pub fn apply<T: Float>(
         self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
     ) -> Tensor<T> {
         if cx.weight_decay == 0.0 {
@@ -273,10 +273,10 @@ mod tests {
         let cx = StepCx::new(0.1, 1, 0.5);
         let mut p = Tensor::from_vec(vec![2.0f64, -4.0], [2]).unwrap();
         let g = Tensor::from_vec(vec![1.0f64, 1.0], [2]).unwrap();
-        let g2 = WeightDecay::L2.apply(&cx, &mut p, &g);
+        let g2 = WeightDecay::L2.apply(&cx, &mut ParamMut::new(&mut p), &g);
         assert_eq!(g2.to_vec(), vec![2.0, -1.0]); // g + 0.5 p
         assert_eq!(p.to_vec(), vec![2.0, -4.0]);
-        let g3 = WeightDecay::Decoupled.apply(&cx, &mut p, &g);
+        let g3 = WeightDecay::Decoupled.apply(&cx, &mut ParamMut::new(&mut p), &g);
         assert_eq!(g3.to_vec(), vec![1.0, 1.0]);
         assert_eq!(p.to_vec(), vec![2.0 * 0.95, -4.0 * 0.95]); // p (1 - lr λ)
     }

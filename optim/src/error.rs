@@ -164,8 +164,10 @@ mod tests {
 
     #[test]
     fn autograd_errors_pass_through_unchanged() {
-        let p = autograd::Param::new(autograd::Tensor::<f64>::zeros([2]));
-        let inner = p.set_value(autograd::Tensor::zeros([3])).unwrap_err();
+        let p = autograd::Param::new(autograd::Tensor::<f64>::zeros([2]).unwrap());
+        let inner = p
+            .set_value(autograd::Tensor::zeros([3]).unwrap())
+            .unwrap_err();
         let text = inner.to_string();
         let e = Error::from(inner);
         assert!(matches!(e, Error::Autograd(_)));

@@ -1,6 +1,6 @@
 //! NAdam: Adam with Nesterov momentum.
 
-use autograd::{Float, Tensor};
+use autograd::{Float, ParamMut, Tensor};
 
 use crate::adam::validate_adam;
 use crate::common::{
@@ -129,7 +129,7 @@ impl<T: Float> UpdateRule<T> for NAdam {
     fn update(
         &self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
         state: &mut NAdamState<T>,
     ) -> Result<()> {

@@ -1,6 +1,6 @@
 //! RAdam: Adam with a rectified adaptive learning rate.
 
-use autograd::{Float, Tensor};
+use autograd::{Float, ParamMut, Tensor};
 
 use crate::adam::{init_adam, validate_adam, AdamState};
 use crate::common::{
@@ -86,7 +86,7 @@ impl<T: Float> UpdateRule<T> for RAdam {
     fn update(
         &self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
         state: &mut AdamState<T>,
     ) -> Result<()> {

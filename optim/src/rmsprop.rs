@@ -1,6 +1,6 @@
 //! RMSprop, plain or centered, with optional momentum.
 
-use autograd::{Float, Tensor};
+use autograd::{Float, ParamMut, Tensor};
 
 use crate::common::{
     check_finite_non_negative, check_state_non_negative_tensors, check_unit_interval, ema_square,
@@ -121,7 +121,7 @@ impl<T: Float> UpdateRule<T> for RmsProp {
     fn update(
         &self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
         state: &mut RmsPropState<T>,
     ) -> Result<()> {

@@ -1,6 +1,6 @@
 //! Rprop: resilient backpropagation, sign-based steps with per-element step sizes.
 
-use autograd::{Float, Tensor};
+use autograd::{Float, ParamMut, Tensor};
 
 use crate::common::{check_state_finite, invalid_state};
 use crate::error::{Error, Result};
@@ -122,7 +122,7 @@ impl<T: Float> UpdateRule<T> for Rprop {
     fn update(
         &self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
         state: &mut RpropState<T>,
     ) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use autograd::{Float, Tensor};
+use autograd::{Float, ParamMut, Tensor};
 
 use crate::common::{check_momentum, check_state_all_finite};
 use crate::error::Result;
@@ -149,14 +149,15 @@ pub trait UpdateRule<T: Float>: Clone + fmt::Debug {
         check_state_all_finite(state)
     }
 
-    /// Updates `param` in place from `grad` (same shape), advancing `state`.
+    /// Updates `param` in place from `grad` (same shape), advancing `state`. `param` lends
+    /// the elements, not the tensor: a rule cannot change a parameter's shape.
     ///
     /// # Errors
     /// Rule-specific; the built-in rules do not fail.
     fn update(
         &self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
         state: &mut Self::State,
     ) -> Result<()>;

@@ -1,6 +1,6 @@
 //! Stochastic gradient descent with momentum, dampening, Nesterov and weight decay.
 
-use autograd::{Float, Tensor};
+use autograd::{Float, ParamMut, Tensor};
 
 use crate::common::{
     check_finite_non_negative, check_unit_interval, incompatible, momentum_step, WeightDecay,
@@ -113,7 +113,7 @@ impl<T: Float> UpdateRule<T> for Sgd {
     fn update(
         &self,
         cx: &StepCx,
-        param: &mut Tensor<T>,
+        param: &mut ParamMut<'_, T>,
         grad: &Tensor<T>,
         state: &mut SgdState<T>,
     ) -> Result<()> {

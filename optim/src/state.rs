@@ -319,7 +319,7 @@ pub(crate) fn import_closure<R: ClosureRule<T>, T: Float>(
     let state = match sd.metadata.contains_key(&format!("{CLOSURE_PREFIX}.state")) {
         false => None,
         true => {
-            let mut state = opt.rule.init(opt.numel());
+            let mut state = opt.rule.init(opt.numel())?;
             fill_rule_state(sd, CLOSURE_PREFIX, &mut state, &mut used)?;
             opt.rule
                 .validate_state(&state)

@@ -188,15 +188,19 @@ fn mismatched_state_is_rejected_with_a_precise_error() {
         "optimizer state: tensor \"1.exp_avg_sq\" is missing"
     );
     let mut sd = good.clone();
-    sd.tensors
-        .insert("2.exp_avg".into(), StateTensor::F64(Tensor::zeros([2])));
+    sd.tensors.insert(
+        "2.exp_avg".into(),
+        StateTensor::F64(Tensor::zeros([2]).unwrap()),
+    );
     let e = opt.load_state_dict(&sd).unwrap_err();
     assert!(matches!(io(&e), IoError::Unexpected { name } if name == "2.exp_avg"));
 
     // a wrong shape
     let mut sd = good.clone();
-    sd.tensors
-        .insert("0.exp_avg".into(), StateTensor::F64(Tensor::zeros([2])));
+    sd.tensors.insert(
+        "0.exp_avg".into(),
+        StateTensor::F64(Tensor::zeros([2]).unwrap()),
+    );
     let e = opt.load_state_dict(&sd).unwrap_err();
     assert_eq!(
         e.to_string(),

@@ -41,15 +41,15 @@ impl<T: Float> ClosureRule<T> for Sam {
         Some(self.momentum)
     }
 
-    fn init(&self, numel: usize) -> SamState<T> {
-        SamState {
-            buf: Tensor::zeros([numel]),
-        }
+    fn init(&self, numel: usize) -> optim::Result<SamState<T>> {
+        Ok(SamState {
+            buf: Tensor::zeros([numel])?,
+        })
     }
 
     fn step(&self, cx: &mut ClosureCx<'_, T>, s: &mut SamState<T>) -> optim::Result<f64> {
         let loss = cx.evaluate()?;
-        let g = cx.flat_grad();
+        let g = cx.flat_grad()?;
         let norm = g
             .as_slice()
             .iter()
@@ -58,10 +58,10 @@ impl<T: Float> ClosureRule<T> for Sam {
             .sqrt();
         let scale = T::of(self.rho / (norm + 1e-12));
         let e = g.map(|x| x * scale);
-        let x = cx.flat_params();
+        let x = cx.flat_params()?;
         cx.add_to_params(1.0, &e)?;
         cx.evaluate()?;
-        let sharp = cx.flat_grad();
+        let sharp = cx.flat_grad()?;
         cx.set_flat_params(&x)?;
         let mu = T::of(cx.groups()[0].momentum);
         s.buf.zip_mut_with(&sharp, |b, g| *b = mu * *b + g)?;

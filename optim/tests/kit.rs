@@ -1,7 +1,7 @@
 //! The test kit (`optim::testing`) on every built-in rule, where it must find nothing, and
 //! on deliberately broken rules, where it must name what is broken.
 
-use autograd::{DType, Float, Tensor};
+use autograd::{DType, Float, ParamMut, Tensor};
 use optim::testing::{Check, Kit, Outcome};
 use optim::{
     Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, Lbfgs, LineSearch, NAdam, RAdam, RmsProp, Rprop,
@@ -9,10 +9,8 @@ use optim::{
 };
 
 fn reference(name: &str) -> String {
-    let dir = std::env::var_os("GRADLAB_REFERENCE_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data").into());
-    std::fs::read_to_string(dir.join(name)).expect("reference file")
+    let path = autograd::testing::reference::reference_file(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 #[test]
@@ -233,7 +231,7 @@ impl<T: Float> UpdateRule<T> for Momentum {
     fn update(
         &self,
         cx: &StepCx,
-        p: &mut Tensor<T>,
+        p: &mut ParamMut<'_, T>,
         g: &Tensor<T>,
         s: &mut MomentumState<T>,
     ) -> optim::Result<()> {

@@ -14,16 +14,16 @@
 //! `tests/data/optim_extra.json`. Optimisers and schedules are built from the file's class
 //! names and resolved arguments; an argument this test does not know fails it.
 
-mod reference;
-
+use autograd::testing::reference::{load_json, reference_file, WorstRatio};
+use autograd::testing::Tolerance;
 use autograd::{Param, Tensor};
+use optim::testing::pytorch::{build, replay_case, Group};
 use optim::{
     Anneal, ChainedScheduler, ConstantLr, CosineAnnealingLr, CosineAnnealingWarmRestarts, CyclicLr,
     CyclicMode, CyclicSettings, ExponentialLr, LinearLr, LrScheduler, MultiStepLr, OneCycleLr,
     OneCycleSettings, Optimizer, PlateauConfig, PlateauMode, PolynomialLr, ReduceLrOnPlateau,
     SequentialLr, StepLr, ThresholdMode,
 };
-use reference::{build, load, replay_case, Group, Worst};
 use serde_json::{Map, Value};
 
 #[test]
@@ -33,7 +33,7 @@ fn every_extra_case_matches_pytorch() {
     let cases = data["cases"].as_array().expect("cases");
     assert!(!cases.is_empty());
     let mut failures = Vec::new();
-    let mut overall = Worst::default();
+    let mut overall = WorstRatio::default();
     let mut compared = 0;
     for case in cases {
         let (worst, n) = replay_case(&data, case, &mut failures);
@@ -79,6 +79,10 @@ impl Schedule {
             Schedule::Plateau(s) => s,
         }
     }
+}
+
+fn load(name: &str) -> Value {
+    load_json(reference_file(name)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn str_of<'a>(g: &mut Group<'a>, key: &'static str) -> &'a str {
@@ -287,7 +291,7 @@ fn setup(spec: &Value) -> (Param<f64>, Box<dyn Optimizer>, Schedule) {
 
 /// One loop iteration as PyTorch ran it: read, zero gradient + optimiser step, schedule step.
 fn advance(spec: &Value, k: usize, p: &Param<f64>, opt: &mut dyn Optimizer, s: &mut Schedule) {
-    p.set_grad(Some(Tensor::zeros([1]))).unwrap();
+    p.set_grad(Some(Tensor::zeros([1]).unwrap())).unwrap();
     opt.step().unwrap();
     let metric = spec.get("metrics").map(|m| m[k].as_f64().expect("metric"));
     s.step(opt, metric)
@@ -299,27 +303,26 @@ fn every_schedule_matches_pytorch() {
     let data = load("optim_extra.json");
     let schedules = data["schedules"].as_array().expect("schedules");
     assert!(!schedules.is_empty());
-    let (rtol, atol) = (1e-12, 1e-15);
+    let tol = Tolerance {
+        atol: 1e-15,
+        rtol: 1e-12,
+    };
     let mut failures = Vec::new();
-    let mut overall = Worst::default();
+    let mut overall = WorstRatio::default();
     let mut compared = 0;
     for spec in schedules {
         let name = spec["name"].as_str().expect("name");
         let steps = spec["steps"].as_u64().expect("steps") as usize;
         let (p, mut opt, mut s) = setup(spec);
-        let mut worst = Worst::default();
+        let mut worst = WorstRatio::default();
         for k in 0..steps {
-            worst.check(
-                opt.lr(),
-                spec["lrs"][k].as_f64().unwrap(),
-                rtol,
-                atol,
-                || format!("lrs[{k}]"),
-            );
+            worst.check(opt.lr(), spec["lrs"][k].as_f64().unwrap(), tol, || {
+                format!("lrs[{k}]")
+            });
             compared += 1;
             if let Some(ms) = spec.get("momentums") {
                 let m = opt.group_momentums()[0].expect("a momentum");
-                worst.check(m, ms[k].as_f64().unwrap(), rtol, atol, || {
+                worst.check(m, ms[k].as_f64().unwrap(), tol, || {
                     format!("momentums[{k}]")
                 });
                 compared += 1;

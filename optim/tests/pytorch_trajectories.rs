@@ -4,11 +4,14 @@
 //! Reads `$GRADLAB_REFERENCE_DIR/optim_trajectories.json` when the variable is set (e.g. a
 //! held-out set), else the project's copy in `tests/data/`. Nothing about the cases is
 //! hardcoded: the optimiser comes from `optimizer` + `param_group`, the problem from
-//! `problems`, sizes and step counts from the data (see `reference/mod.rs`).
+//! `problems`, sizes and step counts from the data (see `optim::testing::pytorch`).
 
-mod reference;
+use autograd::testing::reference::{load_json, reference_file, WorstRatio};
+use optim::testing::pytorch::replay_case;
 
-use reference::{load, replay_case, Worst};
+fn load(name: &str) -> serde_json::Value {
+    load_json(reference_file(name)).unwrap_or_else(|e| panic!("{e}"))
+}
 
 #[test]
 fn every_reference_trajectory_matches_pytorch() {
@@ -17,7 +20,7 @@ fn every_reference_trajectory_matches_pytorch() {
     let cases = data["cases"].as_array().expect("cases");
     assert!(!cases.is_empty());
     let mut failures = Vec::new();
-    let mut overall = Worst::default();
+    let mut overall = WorstRatio::default();
     let mut compared = 0;
     for case in cases {
         let (worst, n) = replay_case(&data, case, &mut failures);

@@ -134,7 +134,7 @@ mod tests {
             d.get(4),
             Err(DataError::Index { index: 4, len: 4 })
         ));
-        let bad = Tensor::<f64>::zeros([3, 2]);
+        let bad = Tensor::<f64>::zeros([3, 2]).unwrap();
         assert!(TensorDataset::new(bad, vec![0; 4]).is_err());
     }
 }

@@ -1,6 +1,7 @@
-//! Named tensors in [safetensors](https://huggingface.co/docs/safetensors) files: the one
-//! codec behind model state (`nn::state`) and optimiser state (`optim::state`), and the one
-//! crash-safe file write both use.
+//! Tensor files: named tensors in [safetensors](https://huggingface.co/docs/safetensors)
+//! files, the one codec behind model state (`nn::state`) and optimiser state
+//! (`optim::state`); NumPy `.npy` arrays ([`npy`]); and the one crash-safe file write they
+//! all use.
 //!
 //! A [`TensorFile`] is what a safetensors file holds: tensors by name (in their stored
 //! element type, [`StoredTensor`]) and string metadata. Reading never panics on file
@@ -560,6 +561,7 @@ fn misfit_tensor(bytes: &[u8]) -> Option<String> {
 }
 
 mod atomic;
+pub mod npy;
 
 pub use atomic::write_atomic;
 

@@ -193,19 +193,27 @@ impl<T: Float> Op<T> for Pow {
     }
 }
 
-/// Constant weights for `maximum`/`minimum` backward: 1 where `a` wins, 1/2 on ties (the
-/// gradient is split, as in PyTorch), 0 where it loses.
-fn win_weights<T: Float>(a: &Tensor<T>, b: &Tensor<T>, max: bool) -> Result<Tensor<T>> {
+/// Constant weights of `maximum` (`max = true`) or `minimum` backward for `a` and for `b`,
+/// PyTorch's rule: each side gets the gradient unless it loses, half of it on ties. A NaN
+/// compares neither equal, greater nor less, so both sides keep the full gradient there.
+fn win_weights<T: Float>(
+    a: &Tensor<T>,
+    b: &Tensor<T>,
+    max: bool,
+    op: &'static str,
+) -> Result<(Tensor<T>, Tensor<T>)> {
     let half = T::of(0.5);
-    a.zip_with(b, "maximum", |x, y| {
+    let weight = |x: T, y: T| {
+        let loses = if max { x < y } else { x > y };
         if x == y {
             half
-        } else if (x > y) == max {
-            T::one()
-        } else {
+        } else if loses {
             T::zero()
+        } else {
+            T::one()
         }
-    })
+    };
+    Ok((a.zip_with(b, op, weight)?, b.zip_with(a, op, weight)?))
 }
 
 /// `max(a, b)` (`max = true`) or `min(a, b)` elementwise.
@@ -236,10 +244,9 @@ impl<T: Float> Op<T> for Extremum {
     }
     fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
         let (a, b, g) = (cx.input(0), cx.input(1), cx.grad());
-        let w = win_weights(&a.value(), &b.value(), self.max)?;
-        let wa = cx.tape().constant(w);
-        let ga = g.mul(wa)?;
-        let gb = g.mul(wa.rsub_scalar(T::one()))?;
+        let (wa, wb) = win_weights(&a.value(), &b.value(), self.max, self.name_static())?;
+        let ga = g.mul(cx.tape().constant(wa))?;
+        let gb = g.mul(cx.tape().constant(wb))?;
         both(cx, Some(ga), Some(gb))
     }
 }
@@ -337,7 +344,8 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn pow(self, rhs: Self) -> Result<Self> {
         self.binary(Pow, rhs)
     }
-    /// Elementwise maximum; on ties the gradient is split equally.
+    /// Elementwise maximum; on ties the gradient is split equally. NaN in either operand
+    /// gives NaN (and the full gradient to both sides), as in PyTorch.
     ///
     /// # Errors
     /// [`crate::Error::Broadcast`] when the shapes do not broadcast.
@@ -345,7 +353,8 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn maximum(self, rhs: Self) -> Result<Self> {
         self.binary(Extremum { max: true }, rhs)
     }
-    /// Elementwise minimum; on ties the gradient is split equally.
+    /// Elementwise minimum; on ties the gradient is split equally. NaN propagates, as in
+    /// [`Var::maximum`].
     ///
     /// # Errors
     /// [`crate::Error::Broadcast`] when the shapes do not broadcast.

@@ -38,6 +38,32 @@ impl Default for Conv2dArgs {
     }
 }
 
+impl Conv2dArgs {
+    /// Checks the arguments on their own: stride, dilation and groups must be positive
+    /// (PyTorch rejects 0 for each).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `op`, the offending argument and `shape` (the
+    /// input's).
+    #[track_caller]
+    pub fn validate(&self, op: &'static str, shape: &Shape) -> Result<()> {
+        // No closure builds these errors: `#[track_caller]` does not reach through one.
+        for (what, v) in [("stride", self.stride), ("dilation", self.dilation)] {
+            if v.0 == 0 || v.1 == 0 {
+                return Err(Error::invalid(
+                    op,
+                    format!("{what} must be positive in both axes, got {v:?}"),
+                    shape,
+                ));
+            }
+        }
+        if self.groups == 0 {
+            return Err(Error::invalid(op, "groups must be positive", shape));
+        }
+        Ok(())
+    }
+}
+
 /// Geometry of a 1-d convolution (PyTorch's argument names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv1dArgs {
@@ -117,15 +143,37 @@ impl Default for ConvTranspose1dArgs {
     }
 }
 
-/// Output length of a window sweep along one axis, `⌊(n + 2p - d(k-1) - 1)/s⌋ + 1`, or
-/// `None` when the window does not fit, a size is zero, or the arithmetic overflows.
-pub(crate) fn out_len(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
-    if k == 0 || s == 0 || d == 0 {
-        return None;
+/// Output length of a window sweep along one axis, `⌊(n + 2p - d(k-1) - 1)/s⌋ + 1`, in
+/// checked arithmetic, or the reason there is none: a zero argument, a window that does
+/// not fit, or a padded size or span that overflows.
+pub(crate) fn window_len(
+    n: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+) -> std::result::Result<usize, &'static str> {
+    if k == 0 {
+        return Err("kernel size must be positive");
     }
-    let span = d.checked_mul(k - 1)?.checked_add(1)?;
-    let padded = p.checked_mul(2)?.checked_add(n)?;
-    (padded >= span).then(|| (padded - span) / s + 1)
+    if s == 0 {
+        return Err("stride must be positive");
+    }
+    if d == 0 {
+        return Err("dilation must be positive");
+    }
+    let span = (k - 1)
+        .checked_mul(d)
+        .and_then(|x| x.checked_add(1))
+        .ok_or("the dilated window's span overflows")?;
+    let padded = p
+        .checked_mul(2)
+        .and_then(|x| x.checked_add(n))
+        .ok_or("the padded size overflows")?;
+    if padded < span {
+        return Err("the window does not fit in the padded input");
+    }
+    Ok((padded - span) / s + 1)
 }
 
 /// Output length of a transposed convolution along one axis,
@@ -148,21 +196,6 @@ pub(crate) fn transposed_len(
     full.checked_sub(p.checked_mul(2)?).filter(|&l| l > 0)
 }
 
-/// The product of `dims`, or an error naming `op` when it overflows.
-#[track_caller]
-pub(crate) fn checked_count(op: &'static str, dims: &[usize], shape: &Shape) -> Result<usize> {
-    // A `match`, not `ok_or_else`: an error built in a closure would carry the closure's
-    // line instead of the caller's.
-    match dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
-        Some(n) => Ok(n),
-        None => Err(Error::invalid(
-            op,
-            format!("sizes {dims:?} overflow"),
-            shape,
-        )),
-    }
-}
-
 /// One axis of a transposed convolution: checks stride, dilation and output padding as
 /// PyTorch does, and returns the output length.
 #[track_caller]
@@ -172,12 +205,18 @@ fn transposed_axis(
     (n, k): (usize, usize),
     (s, p, o, d): (usize, usize, usize, usize),
 ) -> Result<usize> {
-    if s == 0 || d == 0 {
+    if k == 0 {
         return Err(Error::invalid(
             op,
-            "stride and dilation must be positive",
+            format!("kernel size must be positive, got {k}"),
             xs,
         ));
+    }
+    if s == 0 {
+        return Err(Error::invalid(op, "stride must be positive", xs));
+    }
+    if d == 0 {
+        return Err(Error::invalid(op, "dilation must be positive", xs));
     }
     if o >= s && o >= d {
         return Err(Error::invalid(
@@ -225,7 +264,16 @@ impl Windows {
         let (n, c, h, w) = (image[0], image[1], image[2], image[3]);
         let (kh, kw) = self.kernel;
         let (oh, ow) = self.out;
-        let count = checked_count(op, &[n, oh, ow, c, kh, kw], image)?;
+        // One entry per element of the [N, OH, OW, C, kh, kw] layout: a huge padding makes
+        // the list huge however small the input, so its size is checked (TooLarge) and its
+        // allocation fallible.
+        let layout = Shape::from([n, oh, ow, c, kh, kw]);
+        let mut idx = crate::tensor::buffer(op, &layout)?;
+        // An empty layout can still hold countless windows (no channels): do not loop over
+        // them. Otherwise every product of its dimensions is at most MAX_NUMEL.
+        if layout.numel() == 0 {
+            return Ok(idx);
+        }
         // Each tap's row (column) inside the image, or `None` in the padding, computed
         // once per (position, tap) with checked arithmetic.
         let taps = |out: usize, k: usize, s: usize, d: usize, p: usize, len: usize| {
@@ -245,7 +293,6 @@ impl Windows {
         };
         let rows = taps(oh, kh, self.stride.0, self.dilation.0, self.padding.0, h);
         let cols = taps(ow, kw, self.stride.1, self.dilation.1, self.padding.1, w);
-        let mut idx = Vec::with_capacity(count);
         for b in 0..n {
             for y in 0..oh {
                 for z in 0..ow {
@@ -264,6 +311,35 @@ impl Windows {
             }
         }
         Ok(idx)
+    }
+}
+
+/// The output height and width of `kh × kw` windows over `x: [N, C, H, W]` (`a`
+/// validated), or an error naming `op` that says why there is none.
+#[track_caller]
+fn out_hw(
+    x: &Shape,
+    (kh, kw): (usize, usize),
+    a: &Conv2dArgs,
+    op: &'static str,
+) -> Result<(usize, usize)> {
+    let geometry = window_len(x[2], kh, a.stride.0, a.padding.0, a.dilation.0).and_then(|oh| {
+        Ok((
+            oh,
+            window_len(x[3], kw, a.stride.1, a.padding.1, a.dilation.1)?,
+        ))
+    });
+    // A `match`, not `map_err`: an error built in a closure would carry the closure's line.
+    match geometry {
+        Ok(hw) => Ok(hw),
+        Err(why) => Err(Error::invalid(
+            op,
+            format!(
+                "a {kh}x{kw} window (stride {:?}, padding {:?}, dilation {:?}): {why}",
+                a.stride, a.padding, a.dilation
+            ),
+            x,
+        )),
     }
 }
 
@@ -306,9 +382,11 @@ fn check_bias<T: Float>(op: &'static str, bias: Option<Var<'_, T>>, channels: us
     Ok(())
 }
 
-/// Checks a convolution's operands: ranks, non-zero sizes, and `groups` dividing the
-/// input channels (`C_in = weight[in_axis]·groups` for a convolution, `= weight[0]` for a
-/// transposed one).
+/// Checks a convolution's operands: ranks, positive kernel sizes and groups, and `groups`
+/// dividing the input channels (`C_in = weight[1]·groups` for a convolution,
+/// `= weight[0]` for a transposed one). A convolution takes an empty input (its output is
+/// then empty, or zeros without input channels); a transposed one needs every input and
+/// weight dimension positive.
 #[track_caller]
 fn check_operands(
     op: &'static str,
@@ -321,11 +399,25 @@ fn check_operands(
     let layout = if rank == 3 { "N, C, L" } else { "N, C, H, W" };
     check_rank(op, xs, rank, layout)?;
     check_rank(op, ws, rank, "the weight")?;
-    check_nonzero(op, "the input", xs)?;
-    check_nonzero(op, "the weight", ws)?;
+    if ws.dims()[2..].contains(&0) {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "kernel size must be positive in every axis, got {:?}",
+                &ws.dims()[2..]
+            ),
+            xs,
+        ));
+    }
+    if groups == 0 {
+        return Err(Error::invalid(op, "groups must be positive", xs));
+    }
+    if transposed {
+        check_nonzero(op, "the input", xs)?;
+        check_nonzero(op, "the weight", ws)?;
+    }
     let c = xs[1];
-    let ok = groups > 0
-        && c.is_multiple_of(groups)
+    let ok = c.is_multiple_of(groups)
         && if transposed {
             ws[0] == c
         } else {
@@ -352,55 +444,52 @@ impl<'t, T: Float> Var<'t, T> {
     /// the output is `[N, C_out, H', W']` with `H' = ⌊(H + 2p - d(kH - 1) - 1)/s⌋ + 1`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for wrong ranks, zero-length dimensions, channel counts
-    /// that do not match the weight and groups, a zero stride or dilation, or a window
-    /// that does not fit (sizes that overflow included); [`Error::ShapeMismatch`] for a
-    /// bias that is not `[C_out]`.
+    /// [`Error::InvalidArgument`] for wrong ranks, channel counts that do not match the
+    /// weight and groups, a stride, dilation, groups or kernel size of 0, or a window that
+    /// does not fit (sizes that overflow included); [`Error::ShapeMismatch`] for a bias
+    /// that is not `[C_out]`; [`Error::TooLarge`] when a padding makes the windows too
+    /// many to represent or allocate.
     #[track_caller]
     pub fn conv2d(self, weight: Self, bias: Option<Self>, args: Conv2dArgs) -> Result<Self> {
         let (xs, ws) = (self.shape(), weight.shape());
         check_operands("conv2d", &xs, &ws, 4, args.groups, false)?;
+        args.validate("conv2d", &xs)?;
         check_bias("conv2d", bias, ws[0])?;
-        let fits = |a: usize| {
-            let (n, k) = (xs[2 + a], ws[2 + a]);
-            let pick = |t: (usize, usize)| if a == 0 { t.0 } else { t.1 };
-            out_len(
-                n,
-                k,
-                pick(args.stride),
-                pick(args.padding),
-                pick(args.dilation),
-            )
-        };
-        let (Some(oh), Some(ow)) = (fits(0), fits(1)) else {
-            return Err(Error::invalid(
-                "conv2d",
-                format!(
-                    "a {}x{} kernel (stride {:?}, padding {:?}, dilation {:?}) does not fit",
-                    ws[2], ws[3], args.stride, args.padding, args.dilation
-                ),
-                &xs,
-            ));
-        };
+        // Every argument is checked against the whole input here, so a grouped convolution
+        // reports the user's shapes, not one group's; what fails inside (an allocation)
+        // is reported as conv2d's too.
+        let out = out_hw(&xs, (ws[2], ws[3]), &args, "conv2d")?;
+        self.conv2d_checked(weight, bias, args, out)
+            .map_err(|e| e.in_op("conv2d"))
+    }
+
+    /// [`Var::conv2d`] once its arguments are checked and its output size `out` known.
+    #[track_caller]
+    fn conv2d_checked(
+        self,
+        weight: Self,
+        bias: Option<Self>,
+        args: Conv2dArgs,
+        out: (usize, usize),
+    ) -> Result<Self> {
+        let (xs, ws) = (self.shape(), weight.shape());
         let g = args.groups;
-        let out = if g == 1 {
-            self.conv2d_dense(weight, args, (oh, ow))?
+        let y = if g == 1 {
+            self.conv2d_dense(weight, args, out)?
         } else {
             let (ci, co) = (xs[1] / g, ws[0] / g);
-            let parts = (0..g)
-                .map(|k| {
-                    self.narrow(1, k * ci, ci)?.conv2d_dense(
-                        weight.narrow(0, k * co, co)?,
-                        args,
-                        (oh, ow),
-                    )
-                })
-                .collect::<Result<Vec<_>>>()?;
+            // A loop, not a closure: `#[track_caller]` does not reach through closures, and
+            // every node recorded here should point at the user's line.
+            let mut parts = Vec::with_capacity(g);
+            for k in 0..g {
+                let w = weight.narrow(0, k * co, co)?;
+                parts.push(self.narrow(1, k * ci, ci)?.conv2d_dense(w, args, out)?);
+            }
             Var::concat(&parts, 1)?
         };
         match bias {
-            Some(b) => out.add(b.reshape([1, ws[0], 1, 1])?),
-            None => Ok(out),
+            Some(b) => y.add(b.reshape([1, ws[0], 1, 1])?),
+            None => Ok(y),
         }
     }
 
@@ -439,11 +528,11 @@ impl<'t, T: Float> Var<'t, T> {
         let (xs, ws) = (self.shape(), weight.shape());
         check_operands("conv1d", &xs, &ws, 3, args.groups, false)?;
         check_bias("conv1d", bias, ws[0])?;
-        if out_len(xs[2], ws[2], args.stride, args.padding, args.dilation).is_none() {
+        if let Err(why) = window_len(xs[2], ws[2], args.stride, args.padding, args.dilation) {
             return Err(Error::invalid(
                 "conv1d",
                 format!(
-                    "a kernel of {} (stride {}, padding {}, dilation {}) does not fit",
+                    "a kernel of {} (stride {}, padding {}, dilation {}): {why}",
                     ws[2], args.stride, args.padding, args.dilation
                 ),
                 &xs,
@@ -455,8 +544,15 @@ impl<'t, T: Float> Var<'t, T> {
             dilation: (1, args.dilation),
             groups: args.groups,
         };
+        self.conv1d_as_2d(weight, bias, args2)
+            .map_err(|e| e.in_op("conv1d"))
+    }
+
+    /// [`Var::conv1d`] once checked: [`Var::conv2d`] on a height-1 image.
+    #[track_caller]
+    fn conv1d_as_2d(self, weight: Self, bias: Option<Self>, args: Conv2dArgs) -> Result<Self> {
         self.unsqueeze(2)?
-            .conv2d(weight.unsqueeze(2)?, bias, args2)?
+            .conv2d(weight.unsqueeze(2)?, bias, args)?
             .squeeze(2)
     }
 
@@ -471,7 +567,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// use autograd::{ConvTranspose2dArgs, Tape, Tensor};
     /// let tape = Tape::<f64>::new();
     /// let x = tape.var(Tensor::from_vec(vec![1.0, 2.0], [1, 1, 1, 2])?);
-    /// let w = tape.var(Tensor::ones([1, 1, 1, 3]));
+    /// let w = tape.var(Tensor::ones([1, 1, 1, 3])?);
     /// let args = ConvTranspose2dArgs { stride: (1, 2), ..Default::default() };
     /// // each input spreads over 3 columns, 2 apart: [1, 1, 1+2, 2, 2]
     /// let y = x.conv_transpose2d(w, None, args)?;
@@ -484,7 +580,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// not match the weight and groups, a zero stride or dilation, an `output_padding` not
     /// below the stride or the dilation of its axis (as PyTorch requires), or an output
     /// size that is not positive or overflows; [`Error::ShapeMismatch`] for a bias that is
-    /// not `[C_out]`.
+    /// not `[C_out]`; [`Error::TooLarge`] for an output too large to represent or allocate.
     #[track_caller]
     pub fn conv_transpose2d(
         self,
@@ -513,19 +609,36 @@ impl<'t, T: Float> Var<'t, T> {
                 (a.stride.1, a.padding.1, a.output_padding.1, a.dilation.1),
             )?,
         );
+        self.conv_transpose2d_checked(weight, bias, args, out)
+            .map_err(|e| e.in_op(op))
+    }
+
+    /// [`Var::conv_transpose2d`] once its arguments are checked and its output size
+    /// `out` known.
+    #[track_caller]
+    fn conv_transpose2d_checked(
+        self,
+        weight: Self,
+        bias: Option<Self>,
+        args: ConvTranspose2dArgs,
+        out: (usize, usize),
+    ) -> Result<Self> {
+        let (xs, ws) = (self.shape(), weight.shape());
+        let g = args.groups;
+        let co = ws[1] * g;
         let y = if g == 1 {
             self.conv_transpose2d_dense(weight, args, out)?
         } else {
             let ci = xs[1] / g;
-            let parts = (0..g)
-                .map(|k| {
-                    self.narrow(1, k * ci, ci)?.conv_transpose2d_dense(
-                        weight.narrow(0, k * ci, ci)?,
-                        args,
-                        out,
-                    )
-                })
-                .collect::<Result<Vec<_>>>()?;
+            // A loop, not a closure: `#[track_caller]` does not reach through closures.
+            let mut parts = Vec::with_capacity(g);
+            for k in 0..g {
+                let w = weight.narrow(0, k * ci, ci)?;
+                parts.push(
+                    self.narrow(1, k * ci, ci)?
+                        .conv_transpose2d_dense(w, args, out)?,
+                );
+            }
             Var::concat(&parts, 1)?
         };
         match bias {
@@ -545,6 +658,9 @@ impl<'t, T: Float> Var<'t, T> {
         let (n, ci, h, w) = (xs[0], xs[1], xs[2], xs[3]);
         let (co, kh, kw) = (ws[1], ws[2], ws[3]);
         let image = Shape::from([n, co, oh, ow]);
+        // The output's size comes from the user's stride and dilation, not from any
+        // existing tensor: check it before the scatter allocates it.
+        image.check("conv_transpose2d")?;
         // The windows of a convolution over the output, one per input pixel: exactly the
         // places each input pixel's taps land.
         let idx = Windows {
@@ -561,10 +677,10 @@ impl<'t, T: Float> Var<'t, T> {
             .permute(&[0, 2, 3, 1])?
             .reshape([n * h * w, ci])?
             .matmul(weight.reshape([ci, co * kh * kw])?)?;
-        Ok(taps.infallible(ScatterAddFlat {
+        taps.apply1(ScatterAddFlat {
             idx: idx.into(),
             shape: image,
-        }))
+        })
     }
 
     /// 1-d transposed convolution, as `torch.nn.functional.conv_transpose1d`: `self` is
@@ -601,8 +717,21 @@ impl<'t, T: Float> Var<'t, T> {
             dilation: (1, d),
             groups: args.groups,
         };
+        self.conv_transpose1d_as_2d(weight, bias, args2)
+            .map_err(|e| e.in_op(op))
+    }
+
+    /// [`Var::conv_transpose1d`] once checked: [`Var::conv_transpose2d`] on a height-1
+    /// image.
+    #[track_caller]
+    fn conv_transpose1d_as_2d(
+        self,
+        weight: Self,
+        bias: Option<Self>,
+        args: ConvTranspose2dArgs,
+    ) -> Result<Self> {
         self.unsqueeze(2)?
-            .conv_transpose2d(weight.unsqueeze(2)?, bias, args2)?
+            .conv_transpose2d(weight.unsqueeze(2)?, bias, args)?
             .squeeze(2)
     }
 }
@@ -615,8 +744,8 @@ mod tests {
     #[test]
     fn conv2d_of_a_ramp_with_padding() {
         let tape = Tape::<f64>::new();
-        let x = tape.constant(Tensor::arange(9).reshape([1, 1, 3, 3]).unwrap());
-        let w = tape.constant(Tensor::ones([1, 1, 2, 2]));
+        let x = tape.constant(Tensor::arange(9).unwrap().reshape([1, 1, 3, 3]).unwrap());
+        let w = tape.constant(Tensor::ones([1, 1, 2, 2]).unwrap());
         let args = Conv2dArgs {
             padding: (1, 1),
             stride: (2, 2),
@@ -638,12 +767,10 @@ mod tests {
     fn transposed_conv_is_the_input_gradient_of_conv() {
         // <conv(x), y> = <x, conv_transpose(y)> for any x, y: the defining adjoint identity.
         let tape = Tape::<f64>::new();
-        let x = tape.constant(Tensor::from_fn([2, 4, 7, 6], |i| {
-            ((i * 37 % 23) as f64) - 11.0
-        }));
-        let w = tape.constant(Tensor::from_fn([6, 2, 3, 2], |i| {
-            ((i * 13 % 7) as f64) - 3.0
-        }));
+        let x = tape
+            .constant(Tensor::from_fn([2, 4, 7, 6], |i| ((i * 37 % 23) as f64) - 11.0).unwrap());
+        let w =
+            tape.constant(Tensor::from_fn([6, 2, 3, 2], |i| ((i * 13 % 7) as f64) - 3.0).unwrap());
         let args = Conv2dArgs {
             stride: (2, 1),
             padding: (1, 1),
@@ -651,7 +778,8 @@ mod tests {
             groups: 2,
         };
         let cx = x.conv2d(w, None, args).unwrap();
-        let y = tape.constant(Tensor::from_fn(cx.shape(), |i| ((i * 5 % 11) as f64) - 5.0));
+        let y =
+            tape.constant(Tensor::from_fn(cx.shape(), |i| ((i * 5 % 11) as f64) - 5.0).unwrap());
         let t = y
             .conv_transpose2d(
                 w,
@@ -674,11 +802,17 @@ mod tests {
 
     #[test]
     fn sizes_are_checked_not_wrapped() {
-        assert_eq!(out_len(5, 3, 1, 0, 1), Some(3));
-        assert_eq!(out_len(5, 3, 0, 0, 1), None);
-        assert_eq!(out_len(5, 0, 1, 0, 1), None);
-        assert_eq!(out_len(5, 3, 1, usize::MAX, 1), None);
-        assert_eq!(out_len(5, 3, 1, 0, usize::MAX), None);
+        assert_eq!(window_len(5, 3, 1, 0, 1), Ok(3));
+        assert!(window_len(5, 3, 0, 0, 1).is_err());
+        assert!(window_len(5, 0, 1, 0, 1).is_err());
+        assert_eq!(
+            window_len(5, 3, 1, usize::MAX, 1),
+            Err("the padded size overflows")
+        );
+        assert_eq!(
+            window_len(5, 3, 1, 0, usize::MAX),
+            Err("the dilated window's span overflows")
+        );
         assert_eq!(transposed_len(3, 3, 2, 1, 1, 1), Some(6));
         assert_eq!(transposed_len(1, 1, 1, 1, 0, 1), None);
         assert_eq!(transposed_len(usize::MAX, 3, 2, 0, 0, 1), None);

@@ -16,8 +16,6 @@ use crate::error::{Error, Result};
 use crate::tensor::{Float, Shape};
 use crate::var::Var;
 
-use super::layout::checked_numel;
-
 /// What is wrong with an `einsum` equation, or with its operands for it
 /// (see [`Error::Einsum`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -378,7 +376,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// use autograd::{Tape, Tensor, Var};
     /// let tape = Tape::<f64>::new();
     /// let q = tape.var(Tensor::from_vec(vec![1., 2., 3., 4.], [2, 2])?);
-    /// let k = tape.var(Tensor::eye(2));
+    /// let k = tape.var(Tensor::eye(2)?);
     /// let s = Var::einsum("qd,kd->qk", &[q, k])?;      // q · kᵀ
     /// assert_eq!(s.value().to_vec(), vec![1., 2., 3., 4.]);
     /// assert_eq!(Var::einsum("ii", &[q])?.item()?, 5.0); // trace
@@ -388,8 +386,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// # Errors
     /// [`Error::Einsum`] with an [`EinsumProblem`] when the equation cannot be parsed or
     /// does not fit the operands' shapes; [`Error::ForeignVar`] when the operands are on
-    /// different tapes; [`Error::InvalidArgument`] when an intermediate product would have
-    /// more elements than can be counted.
+    /// different tapes; [`Error::TooLarge`] when the output or an intermediate product has
+    /// a shape no tensor can have.
     #[track_caller]
     pub fn einsum(equation: &str, operands: &[Self]) -> Result<Self> {
         let location = std::panic::Location::caller();
@@ -423,7 +421,7 @@ impl<'t, T: Float> Var<'t, T> {
             Err(p) => return Err(fail(p)),
         };
         let out_dims: Vec<usize> = out.iter().map(|&l| size[l]).collect();
-        checked_numel("einsum", &out_dims, &shapes[0])?;
+        Shape::from(out_dims.clone()).check("einsum")?;
 
         // Labels still needed after operand `i`: the output's and those of later operands.
         let needed_after = |i: usize, l: usize| {
@@ -462,18 +460,16 @@ impl<'t, T: Float> Var<'t, T> {
             let ushape = Shape::from(udims.clone());
             let ustrides = ushape.strides();
             let st = shape.strides();
-            let n = checked_numel("einsum", &udims, &shape)?;
-            let idx = (0..n)
-                .map(|k| {
-                    ls.iter()
-                        .zip(st.iter())
-                        .map(|(&l, &s)| {
-                            let u = unique.iter().position(|&m| m == l).expect("internal");
-                            (k / ustrides[u]) % udims[u] * s
-                        })
-                        .sum()
-                })
-                .collect();
+            let mut idx = crate::tensor::buffer("einsum", &ushape)?;
+            idx.extend((0..ushape.numel()).map(|k| {
+                ls.iter()
+                    .zip(st.iter())
+                    .map(|(&l, &s)| {
+                        let u = unique.iter().position(|&m| m == l).expect("internal");
+                        (k / ustrides[u]) % udims[u] * s
+                    })
+                    .sum::<usize>()
+            }));
             var = var.gather_named("einsum", idx, ushape, T::zero());
         }
         let dims: Vec<usize> = unique.iter().map(|&l| size[l]).collect();
@@ -517,7 +513,7 @@ impl<'t, T: Float> Var<'t, T> {
         let (nb, m, k, n) = (prod(&batch), prod(&a_only), prod(&shared), prod(&b_only));
         let mut dims: Vec<usize> = batch.iter().map(|&l| size[l]).collect();
         dims.extend(a_only.iter().chain(&b_only).map(|&l| size[l]));
-        checked_numel("einsum", &dims, &a.var.shape())?;
+        Shape::from(dims.clone()).check("einsum")?;
         let order_a: Vec<usize> = batch
             .iter()
             .chain(&a_only)
@@ -552,7 +548,7 @@ mod tests {
 
     fn ramp(dims: &[usize]) -> Tensor<f64> {
         let n = dims.iter().product();
-        Tensor::arange(n).reshape(dims).unwrap()
+        Tensor::arange(n).unwrap().reshape(dims).unwrap()
     }
 
     #[test]

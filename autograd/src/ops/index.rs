@@ -45,7 +45,7 @@ impl<T: Float> Op<T> for ScatterAddFlat {
         "scatter_add_flat"
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].scatter_add_flat_unchecked(&self.idx, self.shape.clone()))
+        x[0].scatter_add_flat_unchecked(&self.idx, self.shape.clone())
     }
     fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
         let g = cx.grad().infallible(GatherFlat {
@@ -58,21 +58,32 @@ impl<T: Float> Op<T> for ScatterAddFlat {
     }
 }
 
-/// Flat indices of `x[.., start:end:step, ..]` along `axis`.
-fn slice_indices(shape: &Shape, axis: usize, picks: &[usize]) -> (Vec<usize>, Shape) {
+/// Flat indices of the entries `picks` (each below `shape[axis]`) along `axis`, and the
+/// shape they make. The output can be larger than the input (`index_select` may repeat an
+/// index), so its size is checked.
+#[track_caller]
+fn slice_indices(
+    op: &'static str,
+    shape: &Shape,
+    axis: usize,
+    picks: &[usize],
+) -> Result<(Vec<usize>, Shape)> {
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
     let n = shape[axis];
-    let mut idx = Vec::with_capacity(outer * picks.len() * inner);
+    let mut dims = shape.to_vec();
+    dims[axis] = picks.len();
+    let out = Shape::from(dims);
+    let mut idx = crate::tensor::buffer(op, &out)?;
+    // An empty result may still have a huge outer extent: do not loop over it.
+    let outer = if out.numel() == 0 { 0 } else { outer };
     for o in 0..outer {
         for &p in picks {
             let base = (o * n + p) * inner;
             idx.extend(base..base + inner);
         }
     }
-    let mut dims = shape.to_vec();
-    dims[axis] = picks.len();
-    (idx, Shape::from(dims))
+    Ok((idx, out))
 }
 
 impl<'t, T: Float> Var<'t, T> {
@@ -96,13 +107,14 @@ impl<'t, T: Float> Var<'t, T> {
     /// the general differentiable gather; its gradient scatters back.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when `idx.len()` differs from `shape`'s element count or
-    /// an index is out of range.
+    /// [`Error::TooLarge`] for a shape no tensor can have; [`Error::InvalidArgument`] when
+    /// `idx.len()` differs from `shape`'s element count or an index is out of range.
     #[track_caller]
     pub fn gather_flat(self, idx: Vec<usize>, shape: impl Into<Shape>, fill: T) -> Result<Self> {
         let shape = shape.into();
+        let n = shape.check("gather_flat")?;
         let own = self.shape();
-        crate::tensor::check_flat_indices("gather_flat", &idx, shape.numel(), own.numel(), &own)?;
+        crate::tensor::check_flat_indices("gather_flat", &idx, n, own.numel(), &own)?;
         Ok(self.gather_named("gather_flat", idx, shape, fill))
     }
 
@@ -114,22 +126,28 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn narrow(self, axis: isize, start: usize, length: usize) -> Result<Self> {
         let shape = self.shape();
         let ax = shape.axis("narrow", axis)?;
-        if start + length > shape[ax] {
+        // Checked: `start + length` may wrap to a small number (narrow(1, usize::MAX, 2)).
+        let end = start.checked_add(length);
+        if end.is_none_or(|e| e > shape[ax]) {
+            let end = end.map_or_else(|| format!("{start}+{length}"), |e| e.to_string());
             return Err(Error::invalid(
                 "narrow",
                 format!(
-                    "range {start}..{} exceeds axis {ax} of size {}",
-                    start + length,
+                    "range {start}..{end} exceeds axis {ax} of size {}",
                     shape[ax]
                 ),
                 &shape,
             ));
         }
-        Ok(self.narrow_named("narrow", &shape, ax, start, length))
+        self.narrow_named("narrow", &shape, ax, start, length)
     }
 
     /// `length` entries from `start` along the resolved axis `ax` of `shape` (this var's
-    /// shape), recorded under `op`; the caller has checked the range.
+    /// shape), recorded under `op`; the caller has checked that `start + length` is
+    /// within the axis.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] when the index buffer cannot be allocated.
     #[track_caller]
     pub(crate) fn narrow_named(
         self,
@@ -138,10 +156,10 @@ impl<'t, T: Float> Var<'t, T> {
         ax: usize,
         start: usize,
         length: usize,
-    ) -> Self {
+    ) -> Result<Self> {
         let picks: Vec<usize> = (start..start + length).collect();
-        let (idx, out) = slice_indices(shape, ax, &picks);
-        self.gather_named(op, idx, out, T::zero())
+        let (idx, out) = slice_indices(op, shape, ax, &picks)?;
+        Ok(self.gather_named(op, idx, out, T::zero()))
     }
 
     /// `self[.., start:end:step, ..]` along `axis`, with Python's slice rules for
@@ -160,14 +178,15 @@ impl<'t, T: Float> Var<'t, T> {
         let clampi = |i: isize| if i < 0 { (i + n).max(0) } else { i.min(n) };
         let (s, e) = (clampi(start), clampi(end.unwrap_or(n)));
         let picks: Vec<usize> = (s..e.max(s)).step_by(step).map(|i| i as usize).collect();
-        let (idx, out) = slice_indices(&shape, ax, &picks);
+        let (idx, out) = slice_indices("slice", &shape, ax, &picks)?;
         Ok(self.gather_named("slice", idx, out, T::zero()))
     }
 
     /// The entries at `indices` along `axis` (PyTorch's `index_select`); indices may repeat.
     ///
     /// # Errors
-    /// [`Error::Axis`]; [`Error::InvalidArgument`] for an index out of range.
+    /// [`Error::Axis`]; [`Error::InvalidArgument`] for an index out of range;
+    /// [`Error::TooLarge`] when the selection is too large.
     #[track_caller]
     pub fn index_select(self, axis: isize, indices: &[usize]) -> Result<Self> {
         let shape = self.shape();
@@ -182,7 +201,7 @@ impl<'t, T: Float> Var<'t, T> {
                 &shape,
             ));
         }
-        let (idx, out) = slice_indices(&shape, ax, indices);
+        let (idx, out) = slice_indices("index_select", &shape, ax, indices)?;
         Ok(self.gather_named("index_select", idx, out, T::zero()))
     }
 
@@ -190,8 +209,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// output has `index_shape`, which must match `self` except along `axis`.
     ///
     /// # Errors
-    /// [`Error::Axis`]; [`Error::InvalidArgument`] when the index shape or a value is out
-    /// of range.
+    /// [`Error::Axis`]; [`Error::TooLarge`] for an index shape no tensor can have;
+    /// [`Error::InvalidArgument`] when the index shape or a value is out of range.
     #[track_caller]
     pub fn gather(
         self,
@@ -202,11 +221,9 @@ impl<'t, T: Float> Var<'t, T> {
         let shape = self.shape();
         let ishape: Shape = index_shape.into();
         let ax = shape.axis("gather", axis)?;
-        // The element count is taken with checked arithmetic: the index shape is the
-        // caller's, unbounded along `axis`.
-        let count = ishape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        ishape.check("gather")?;
         let ok = ishape.rank() == shape.rank()
-            && count == Some(index.len())
+            && index.len() == ishape.numel()
             && (0..shape.rank()).all(|d| d == ax || ishape[d] <= shape[d]);
         if !ok {
             return Err(Error::invalid(
@@ -252,7 +269,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     /// use autograd::{Tape, Tensor};
     /// let tape = Tape::<f64>::new();
-    /// let base = tape.var(Tensor::zeros([2, 3]));
+    /// let base = tape.var(Tensor::zeros([2, 3])?);
     /// let src = tape.var(Tensor::from_vec(vec![1., 2., 3., 4.], [2, 2])?);
     /// let y = base.scatter_add(1, &[0, 0, 2, 1], [2, 2], src)?;
     /// assert_eq!(y.value().to_vec(), vec![3., 0., 0., 0., 4., 3.]);
@@ -341,7 +358,7 @@ mod tests {
     #[test]
     fn slice_follows_python_rules() {
         let tape = Tape::<f64>::new();
-        let x = tape.var(Tensor::arange(10).reshape([2, 5]).unwrap());
+        let x = tape.var(Tensor::arange(10).unwrap().reshape([2, 5]).unwrap());
         let y = x.slice(1, 1, Some(5), 2).unwrap();
         assert_eq!(y.value().to_vec(), vec![1., 3., 6., 8.]);
         let z = x.slice(1, -2, None, 1).unwrap();
@@ -351,7 +368,7 @@ mod tests {
     #[test]
     fn gather_picks_along_the_axis() {
         let tape = Tape::<f64>::new();
-        let x = tape.var(Tensor::arange(6).reshape([2, 3]).unwrap());
+        let x = tape.var(Tensor::arange(6).unwrap().reshape([2, 3]).unwrap());
         let y = x.gather(1, &[2, 0, 1, 1], [2, 2]).unwrap();
         assert_eq!(y.value().to_vec(), vec![2., 0., 4., 4.]);
         // the repeated index 1 in row 1 collects two gradient contributions

@@ -27,54 +27,27 @@ pub enum PadMode<T> {
     Circular,
 }
 
-/// The element count of `dims`, or an error naming `op` when it overflows or could not be
-/// allocated (as index or value buffers).
-#[track_caller]
-pub(crate) fn checked_numel(op: &'static str, dims: &[usize], input: &Shape) -> Result<usize> {
-    let mut n: usize = 1;
-    for &d in dims {
-        match n.checked_mul(d) {
-            Some(m) => n = m,
-            None => {
-                return Err(Error::invalid(
-                    op,
-                    format!("the output shape {dims:?} has more elements than a usize can count"),
-                    input,
-                ))
-            }
+/// Appends to `idx` the flat input indices of a gather in which output position `i` along
+/// axis `d` reads input position `maps[d][i]` (or nothing, [`PAD`]) independently of the
+/// other axes, row-major over the output shape `[maps[0].len(), maps[1].len(), ..]`;
+/// `input` gives the strides.
+fn separable_indices(idx: &mut Vec<usize>, input: &Shape, maps: &[Vec<usize>]) {
+    fn fill(idx: &mut Vec<usize>, maps: &[Vec<usize>], strides: &[usize], base: usize) {
+        let Some((map, rest)) = maps.split_first() else {
+            idx.push(base);
+            return;
+        };
+        for &m in map {
+            // In range: `m` is below its input dimension, so the offset is below numel.
+            let at = if base == PAD || m == PAD {
+                PAD
+            } else {
+                base + m * strides[0]
+            };
+            fill(idx, rest, &strides[1..], at);
         }
     }
-    // Index and value buffers of 8 bytes per element must stay below isize::MAX bytes.
-    if n > isize::MAX as usize / 8 {
-        return Err(Error::invalid(
-            op,
-            format!("the output shape {dims:?} has {n} elements, more than can be allocated"),
-            input,
-        ));
-    }
-    Ok(n)
-}
-
-/// Flat input indices of a gather in which output position `i` along axis `d` reads input
-/// position `maps[d][i]` (or nothing, [`PAD`]) independently of the other axes; row-major
-/// over the output shape `[maps[0].len(), maps[1].len(), ..]`. `input` gives the strides.
-pub(crate) fn separable_indices(input: &Shape, maps: &[Vec<usize>]) -> Vec<usize> {
-    let strides = input.strides();
-    let mut idx = vec![0usize];
-    for (d, map) in maps.iter().enumerate() {
-        let mut next = Vec::with_capacity(idx.len() * map.len());
-        for &base in &idx {
-            for &m in map {
-                next.push(if base == PAD || m == PAD {
-                    PAD
-                } else {
-                    base + m * strides[d]
-                });
-            }
-        }
-        idx = next;
-    }
-    idx
+    fill(idx, maps, &input.strides(), 0);
 }
 
 /// Resolves a list of distinct axes in the order given (an empty list is no axis).
@@ -97,16 +70,37 @@ fn distinct_axes(op: &'static str, shape: &Shape, axes: &[isize]) -> Result<Vec<
 }
 
 impl<'t, T: Float> Var<'t, T> {
-    /// Gathers through per-axis maps into an output of `dims` (checked by the caller).
+    /// Gathers into an output of `dims` through per-axis maps: `map(d, i)` is the input
+    /// position that output position `i` along axis `d` reads (or [`PAD`]). The output
+    /// shape is checked first, and the maps are only built for a non-empty output (an
+    /// empty tensor may still have a huge axis, whose map is never needed); every buffer
+    /// is reserved fallibly, the index buffer first, since a valid shape can still be
+    /// larger than memory.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] for an output shape no tensor can have or that cannot be
+    /// allocated.
     #[track_caller]
-    fn gather_separable(self, op: &'static str, maps: &[Vec<usize>], fill: T) -> Self {
-        let dims: Vec<usize> = maps.iter().map(Vec::len).collect();
-        let idx = if dims.contains(&0) {
-            Vec::new()
-        } else {
-            separable_indices(&self.shape(), maps)
-        };
-        self.gather_named(op, idx, Shape::from(dims), fill)
+    fn gather_separable(
+        self,
+        op: &'static str,
+        dims: Vec<usize>,
+        fill: T,
+        map: impl Fn(usize, usize) -> usize,
+    ) -> Result<Self> {
+        let out = Shape::from(dims);
+        if out.check(op)? == 0 {
+            return Ok(self.gather_named(op, Vec::new(), out, fill));
+        }
+        let mut idx = crate::tensor::buffer(op, &out)?;
+        let mut maps = Vec::with_capacity(out.rank());
+        for (d, &n) in out.iter().enumerate() {
+            let mut m = crate::tensor::buffer(op, &Shape::from([n]))?;
+            m.extend((0..n).map(|i| map(d, i)));
+            maps.push(m);
+        }
+        separable_indices(&mut idx, &self.shape(), &maps);
+        Ok(self.gather_named(op, idx, out, fill))
     }
 
     /// Pads the trailing axes, as `torch.nn.functional.pad`: `pads` lists `(before, after)`
@@ -130,8 +124,9 @@ impl<'t, T: Float> Var<'t, T> {
     /// # Errors
     /// [`Error::InvalidArgument`] for an odd number of pads, more pairs than axes, a
     /// reflect pad not smaller than its dimension, a circular pad larger than its
-    /// dimension, a replicate or circular pad of an empty dimension, or an output too
-    /// large to count.
+    /// dimension, a replicate or circular pad of an empty dimension, or a padding that
+    /// overflows an axis's size; [`Error::TooLarge`] for an output shape no tensor can
+    /// have.
     #[track_caller]
     pub fn pad(self, pads: &[usize], mode: PadMode<T>) -> Result<Self> {
         let shape = self.shape();
@@ -183,34 +178,25 @@ impl<'t, T: Float> Var<'t, T> {
                 }
             }
         }
-        if checked_numel("pad", &dims, &shape)? == 0 {
-            return Ok(self.gather_named("pad", Vec::new(), Shape::from(dims), T::zero()));
-        }
-        // Every dim now fits in isize (checked_numel bounds the product).
-        let maps: Vec<Vec<usize>> = (0..r)
-            .map(|d| {
-                let (n, b) = (shape[d] as isize, befores[d] as isize);
-                (0..dims[d] as isize)
-                    .map(|i| {
-                        let j = i - b;
-                        if (0..n).contains(&j) {
-                            return j as usize;
-                        }
-                        match mode {
-                            PadMode::Constant(_) => PAD,
-                            PadMode::Reflect => (if j < 0 { -j } else { 2 * (n - 1) - j }) as usize,
-                            PadMode::Replicate => j.clamp(0, n - 1) as usize,
-                            PadMode::Circular => j.rem_euclid(n) as usize,
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
         let fill = match mode {
             PadMode::Constant(v) => v,
             _ => T::zero(),
         };
-        Ok(self.gather_separable("pad", &maps, fill))
+        // The maps are built only for a non-empty output, whose every dim is at most
+        // MAX_NUMEL and so fits in isize (as do the paddings, which are smaller).
+        self.gather_separable("pad", dims, fill, |d, i| {
+            let (n, b) = (shape[d] as isize, befores[d] as isize);
+            let j = i as isize - b;
+            if (0..n).contains(&j) {
+                return j as usize;
+            }
+            match mode {
+                PadMode::Constant(_) => PAD,
+                PadMode::Reflect => (if j < 0 { -j } else { 2 * (n - 1) - j }) as usize,
+                PadMode::Replicate => j.clamp(0, n - 1) as usize,
+                PadMode::Circular => j.rem_euclid(n) as usize,
+            }
+        })
     }
 
     /// Reverses the order of elements along each of `axes` (`torch.flip`; an empty list
@@ -222,17 +208,13 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn flip(self, axes: &[isize]) -> Result<Self> {
         let shape = self.shape();
         let ax = distinct_axes("flip", &shape, axes)?;
-        let maps: Vec<Vec<usize>> = (0..shape.rank())
-            .map(|d| {
-                let n = shape[d];
-                if ax.contains(&d) {
-                    (0..n).rev().collect()
-                } else {
-                    (0..n).collect()
-                }
-            })
-            .collect();
-        Ok(self.gather_separable("flip", &maps, T::zero()))
+        self.gather_separable("flip", shape.to_vec(), T::zero(), |d, i| {
+            if ax.contains(&d) {
+                shape[d] - 1 - i
+            } else {
+                i
+            }
+        })
     }
 
     /// Rotates elements along `axes` by `shifts` (`torch.roll`): a positive shift moves
@@ -255,10 +237,11 @@ impl<'t, T: Float> Var<'t, T> {
                 ));
             }
             let n = shape.numel();
-            let map = roll_map(n, shifts[0] as i128);
             let flat = self.reshape([n])?;
             return flat
-                .gather_separable("roll", &[map], T::zero())
+                .gather_separable("roll", vec![n], T::zero(), |_, j| {
+                    roll_source(j, n, shifts[0] as i128)
+                })?
                 .reshape(shape);
         }
         if shifts.len() != axes.len() {
@@ -272,10 +255,9 @@ impl<'t, T: Float> Var<'t, T> {
         for (&s, &a) in shifts.iter().zip(axes) {
             total[shape.axis("roll", a)?] += s as i128;
         }
-        let maps: Vec<Vec<usize>> = (0..shape.rank())
-            .map(|d| roll_map(shape[d], total[d]))
-            .collect();
-        Ok(self.gather_separable("roll", &maps, T::zero()))
+        self.gather_separable("roll", shape.to_vec(), T::zero(), |d, j| {
+            roll_source(j, shape[d], total[d])
+        })
     }
 
     /// Tiles the tensor (`x.repeat(..)`, NumPy's `tile`, not `repeat_interleave`):
@@ -284,8 +266,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// copies.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when `repeats` is shorter than the rank or the output is
-    /// too large to count.
+    /// [`Error::InvalidArgument`] when `repeats` is shorter than the rank or an axis's
+    /// size overflows; [`Error::TooLarge`] for an output shape no tensor can have.
     #[track_caller]
     pub fn repeat(self, repeats: &[usize]) -> Result<Self> {
         let shape = self.shape();
@@ -316,15 +298,9 @@ impl<'t, T: Float> Var<'t, T> {
                 }
             }
         }
-        checked_numel("repeat", &dims, &shape)?;
-        let padded = Shape::from(padded);
         let x = self.reshape(padded.clone())?;
-        let maps: Vec<Vec<usize>> = padded
-            .iter()
-            .zip(&dims)
-            .map(|(&n, &m)| (0..m).map(|i| i % n).collect())
-            .collect();
-        Ok(x.gather_separable("repeat", &maps, T::zero()))
+        // Only called for a non-empty output, where no axis of `padded` is 0.
+        x.gather_separable("repeat", dims, T::zero(), |d, i| i % padded[d])
     }
 
     /// Broadcasts size-1 (or missing leading) axes to `sizes` (`x.expand(..)`); `-1` keeps
@@ -333,7 +309,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// # Errors
     /// [`Error::InvalidArgument`] when `sizes` is shorter than the rank, holds a negative
     /// size other than `-1` (or `-1` for a new axis), or asks to stretch an axis whose
-    /// size is not 1.
+    /// size is not 1; [`Error::TooLarge`] for a shape no tensor can have.
     #[track_caller]
     pub fn expand(self, sizes: &[isize]) -> Result<Self> {
         let shape = self.shape();
@@ -369,7 +345,7 @@ impl<'t, T: Float> Var<'t, T> {
             };
             dims.push(d);
         }
-        checked_numel("expand", &dims, &shape)?;
+        Shape::from(dims.clone()).check("expand")?;
         self.broadcast_to(dims)
     }
 
@@ -464,7 +440,7 @@ impl<'t, T: Float> Var<'t, T> {
         let mut start = 0;
         let mut out = Vec::with_capacity(sizes.len());
         for &len in sizes {
-            out.push(self.narrow_named("split", &shape, ax, start, len));
+            out.push(self.narrow_named("split", &shape, ax, start, len)?);
             start += len;
         }
         Ok(out)
@@ -485,10 +461,10 @@ impl<'t, T: Float> Var<'t, T> {
         }
         let n = shape[ax];
         if n == 0 {
-            let mut out = Vec::with_capacity(chunks);
-            for _ in 0..chunks {
-                out.push(self.narrow_named("chunk", &shape, ax, 0, 0));
-            }
+            // `chunks` is the caller's and may be huge: reserve fallibly.
+            let mut out = crate::tensor::buffer("chunk", &Shape::from([chunks]))?;
+            let empty = self.narrow_named("chunk", &shape, ax, 0, 0)?;
+            out.resize(chunks, empty);
             return Ok(out);
         }
         let size = n.div_ceil(chunks);
@@ -496,20 +472,17 @@ impl<'t, T: Float> Var<'t, T> {
         let mut start = 0;
         while start < n {
             let len = size.min(n - start);
-            out.push(self.narrow_named("chunk", &shape, ax, start, len));
+            out.push(self.narrow_named("chunk", &shape, ax, start, len)?);
             start += len;
         }
         Ok(out)
     }
 }
 
-/// Source positions of a roll by `shift` over an axis of `n`: `out[j] = x[(j - s) mod n]`.
-fn roll_map(n: usize, shift: i128) -> Vec<usize> {
-    if n == 0 {
-        return Vec::new();
-    }
-    let m = n as i128;
-    (0..m).map(|j| (j - shift).rem_euclid(m) as usize).collect()
+/// The source of position `j` of a roll by `shift` over an axis of `n > 0`:
+/// `out[j] = x[(j - shift) mod n]`.
+fn roll_source(j: usize, n: usize, shift: i128) -> usize {
+    (j as i128 - shift).rem_euclid(n as i128) as usize
 }
 
 #[cfg(test)]
@@ -519,7 +492,7 @@ mod tests {
 
     fn ramp(dims: &[usize]) -> Tensor<f64> {
         let n = dims.iter().product();
-        Tensor::arange(n).reshape(dims).unwrap()
+        Tensor::arange(n).unwrap().reshape(dims).unwrap()
     }
 
     #[test]
@@ -626,6 +599,6 @@ mod tests {
         assert_eq!(y.value().to_vec(), vec![-1., 1., -1., 3.]);
         let g = tape.grad(y.sum(), &[x]).unwrap()[0];
         assert_eq!(g.value().to_vec(), vec![0., 1., 0., 1.]);
-        assert!(x.masked_fill(&Tensor::zeros([3]), 0.).is_err());
+        assert!(x.masked_fill(&Tensor::zeros([3]).unwrap(), 0.).is_err());
     }
 }

@@ -87,7 +87,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// use autograd::{Tape, Tensor};
     /// let tape = Tape::<f64>::new();
     /// let a = tape.var(Tensor::from_vec(vec![1., 2., 3., 4.], [2, 2])?);
-    /// let b = tape.constant(Tensor::eye(2));
+    /// let b = tape.constant(Tensor::eye(2)?);
     /// assert_eq!(a.matmul(b)?.value(), a.value());
     /// # Ok::<(), autograd::Error>(())
     /// ```

@@ -17,6 +17,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// [`Error::Axis`] for an axis out of range.
     #[track_caller]
     pub fn softmax(self, axis: isize) -> Result<Self> {
+        // Checked here so a bad axis is reported as softmax's, not the inner max's.
+        self.shape().axis("softmax", axis)?;
         let e = self.sub(self.stable_shift(&[axis])?)?.exp();
         e.div(e.sum_axes(&[axis], true)?)
     }
@@ -28,6 +30,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// [`Error::Axis`] for an axis out of range.
     #[track_caller]
     pub fn log_softmax(self, axis: isize) -> Result<Self> {
+        self.shape().axis("log_softmax", axis)?;
         // Not x - (m + ln Σ e^{x-m}): adding m back and subtracting it again rounds at the
         // scale of m, so logits near 1000 lost ~1e-13 absolute (PyTorch keeps x - m).
         let shifted = self.sub(self.stable_shift(&[axis])?)?;
@@ -51,8 +54,8 @@ impl<'t, T: Float> Var<'t, T> {
                 &s,
             ));
         }
-        let a = self.narrow_named("glu", &s, ax, 0, n / 2);
-        let b = self.narrow_named("glu", &s, ax, n / 2, n / 2);
+        let a = self.narrow_named("glu", &s, ax, 0, n / 2)?;
+        let b = self.narrow_named("glu", &s, ax, n / 2, n / 2)?;
         Ok(a.mul_same(b.sigmoid()))
     }
 
@@ -83,11 +86,12 @@ impl<'t, T: Float> Var<'t, T> {
         let centred = self.sub(self.mean_axes(&axes, true)?)?;
         let var = centred.square().mean_axes(&axes, true)?;
         let mut y = centred.mul(var.add_scalar(T::of(eps)).rsqrt())?;
+        // A mismatched weight or bias fails in the product or sum: report it as layer_norm's.
         if let Some(w) = weight {
-            y = y.mul(w)?;
+            y = y.mul(w).map_err(|e| e.in_op("layer_norm"))?;
         }
         if let Some(b) = bias {
-            y = y.add(b)?;
+            y = y.add(b).map_err(|e| e.in_op("layer_norm"))?;
         }
         Ok(y)
     }
@@ -207,6 +211,9 @@ mod tests {
         // glu([1, 3]) = 1 · σ(3)
         let g = x.glu(1).unwrap().value().item().unwrap();
         assert_eq!(g, 1.0 / (1.0 + (-3.0f64).exp()));
-        assert!(tape.constant(Tensor::<f64>::zeros([3])).glu(0).is_err());
+        assert!(tape
+            .constant(Tensor::<f64>::zeros([3]).unwrap())
+            .glu(0)
+            .is_err());
     }
 }

@@ -4,7 +4,8 @@
 //! reduces it, so the gradients are the reduction's rule and the gather's transpose.
 
 use crate::error::{Error, Result};
-use crate::ops::conv::{checked_count, Windows};
+use crate::ops::conv::Windows;
+use crate::ops::resample::per_index;
 use crate::tensor::{Float, Shape, Tensor, PAD};
 use crate::var::Var;
 
@@ -104,16 +105,22 @@ impl Pooling {
     ) -> Result<Self> {
         check_image(op, xs)?;
         let stride = stride.unwrap_or(kernel);
-        let pairs = [kernel, stride, dilation];
-        if pairs.iter().any(|&(a, b)| a == 0 || b == 0) {
-            return Err(Error::invalid(
-                op,
-                format!(
-                    "kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be positive"
-                ),
-                xs,
-            ));
+        // No closure builds these errors: `#[track_caller]` does not reach through one.
+        for (what, v) in [
+            ("kernel size", kernel),
+            ("stride", stride),
+            ("dilation", dilation),
+        ] {
+            if v.0 == 0 || v.1 == 0 {
+                return Err(Error::invalid(
+                    op,
+                    format!("{what} must be positive in both axes, got {v:?}"),
+                    xs,
+                ));
+            }
         }
+        // Saturating: `2p > span` would overflow for a huge padding; a saturated span
+        // only lets an overflowing padding through to `pool_len`, which refuses it.
         let half_span = |k: usize, d: usize| d.saturating_mul(k - 1).saturating_add(1) / 2;
         if padding.0 > half_span(kernel.0, dilation.0)
             || padding.1 > half_span(kernel.1, dilation.1)
@@ -218,7 +225,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// # Errors
     /// [`Error::InvalidArgument`] for a non-NCHW input, a zero-length dimension, a zero
     /// kernel, stride or dilation, padding above half the dilated kernel, or a window
-    /// that does not fit.
+    /// that does not fit; [`Error::TooLarge`] when the windows are too many to allocate.
     #[track_caller]
     pub fn max_pool2d_args(self, kernel: (usize, usize), args: MaxPool2dArgs) -> Result<Self> {
         let p = Pooling::new(
@@ -318,7 +325,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// # Errors
     /// [`Error::InvalidArgument`] for a non-NCHW input, a zero-length dimension, a zero
     /// kernel, stride or divisor, padding above half the kernel, or a window that does
-    /// not fit.
+    /// not fit; [`Error::TooLarge`] when the windows are too many to allocate.
     #[track_caller]
     pub fn avg_pool2d_args(self, kernel: (usize, usize), args: AvgPool2dArgs) -> Result<Self> {
         let xs = self.shape();
@@ -339,8 +346,10 @@ impl<'t, T: Float> Var<'t, T> {
         let sums = w.sum_axes(&[-1], false)?;
         // PyTorch's divisor: the window clipped to the padded input, or to the input.
         let extent = |o: usize, k: usize, s: usize, pad: usize, n: usize| {
+            // o·s is a window start inside the padded input (`pool_len` checked that the
+            // padded size n + 2p fits), the window's end may pass it: saturate.
             let start = o * s;
-            let end = (start + k).min(n + 2 * pad);
+            let end = start.saturating_add(k).min(n + 2 * pad);
             let padded = end - start;
             let inside = end.min(n + pad).saturating_sub(start.max(pad));
             (padded, inside)
@@ -356,7 +365,7 @@ impl<'t, T: Float> Var<'t, T> {
                 None => ih * iw,
             };
             T::of(d.max(1) as f64)
-        });
+        })?;
         sums.div(self.tape().constant(divisors))
     }
 
@@ -377,7 +386,7 @@ impl<'t, T: Float> Var<'t, T> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a non-NCHW input, a zero-length dimension or a zero
-    /// output size.
+    /// output size; [`Error::TooLarge`] for an output size too large to allocate.
     #[track_caller]
     pub fn adaptive_avg_pool2d(self, out: (usize, usize)) -> Result<Self> {
         let xs = self.shape();
@@ -390,23 +399,23 @@ impl<'t, T: Float> Var<'t, T> {
                 &xs,
             ));
         }
+        // The output's size is the user's, not any tensor's: check it before building a
+        // list of windows per row and column.
+        Shape::from([xs[0], xs[1], out.0, out.1]).check(op)?;
         // Window bounds in u128: i·n cannot overflow it for any usize sizes.
-        let bounds = |n: usize, o: usize| -> Vec<(usize, usize)> {
-            (0..o)
-                .map(|i| {
-                    let (i, n, o) = (i as u128, n as u128, o as u128);
-                    let start = i * n / o;
-                    let end = ((i + 1) * n).div_ceil(o);
-                    (start as usize, (end - start) as usize)
-                })
-                .collect()
+        let bounds = |i: usize, n: usize, o: usize| {
+            let (i, n, o) = (i as u128, n as u128, o as u128);
+            let start = i * n / o;
+            let end = ((i + 1) * n).div_ceil(o);
+            (start as usize, (end - start) as usize)
         };
-        let (rows, cols) = (bounds(xs[2], out.0), bounds(xs[3], out.1));
+        // Called here, not in a closure: the errors point at the caller's line.
+        let rows = per_index(op, out.0, |i| bounds(i, xs[2], out.0))?;
+        let cols = per_index(op, out.1, |i| bounds(i, xs[3], out.1))?;
         let kh = rows.iter().map(|r| r.1).max().unwrap_or(1);
         let kw = cols.iter().map(|c| c.1).max().unwrap_or(1);
         let planes = xs[0] * xs[1];
-        let count = checked_count(op, &[planes, out.0, out.1, kh, kw], &xs)?;
-        let mut idx = Vec::with_capacity(count);
+        let mut idx = crate::tensor::buffer(op, &Shape::from([planes, out.0, out.1, kh, kw]))?;
         for plane in 0..planes {
             let base = plane * xs[2] * xs[3];
             for &(r0, rl) in &rows {
@@ -429,7 +438,7 @@ impl<'t, T: Float> Var<'t, T> {
             .sum_axes(&[-1], false)?;
         let sizes = Tensor::from_fn([1, 1, out.0, out.1], |i| {
             T::of((rows[i / out.1].1 * cols[i % out.1].1) as f64)
-        });
+        })?;
         sums.div(self.tape().constant(sizes))
     }
 }
@@ -442,7 +451,7 @@ mod tests {
     #[test]
     fn pooling_drops_the_uncovered_edge() {
         let tape = Tape::<f64>::new();
-        let x = tape.var(Tensor::arange(25).reshape([1, 1, 5, 5]).unwrap());
+        let x = tape.var(Tensor::arange(25).unwrap().reshape([1, 1, 5, 5]).unwrap());
         let y = x.max_pool2d((2, 2), None, (0, 0)).unwrap();
         assert_eq!(y.value().to_vec(), vec![6., 8., 16., 18.]);
         let a = x.avg_pool2d((2, 2), None, (0, 0)).unwrap();
@@ -462,7 +471,7 @@ mod tests {
         assert_eq!(pool_len(4, 2, 0, 1, 1, true), None);
         assert_eq!(pool_len(4, 2, 1, usize::MAX, 1, false), None);
         let tape = Tape::<f64>::new();
-        let x = tape.var(Tensor::arange(5).reshape([1, 1, 1, 5]).unwrap());
+        let x = tape.var(Tensor::arange(5).unwrap().reshape([1, 1, 1, 5]).unwrap());
         let args = AvgPool2dArgs {
             stride: Some((1, 2)),
             ceil_mode: true,
@@ -476,7 +485,7 @@ mod tests {
     #[test]
     fn avg_pool_divisors_follow_count_include_pad() {
         let tape = Tape::<f64>::new();
-        let x = tape.var(Tensor::ones([1, 1, 2, 2]));
+        let x = tape.var(Tensor::ones([1, 1, 2, 2]).unwrap());
         let args = AvgPool2dArgs {
             stride: Some((1, 1)),
             padding: (1, 1),

@@ -162,6 +162,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// [`crate::Error::Axis`] for an axis out of range.
     #[track_caller]
     pub fn logsumexp(self, axes: &[isize], keepdim: bool) -> Result<Self> {
+        self.shape().axes("logsumexp", axes)?;
         let m = self.stable_shift(axes)?;
         let lse = self.sub(m)?.exp().sum_axes(axes, true)?.ln().add(m)?;
         if keepdim {

@@ -24,6 +24,9 @@ fn check(
             xs,
         ));
     }
+    // The output's size is the user's, not any tensor's: check it before building the
+    // per-row and per-column source lists.
+    Shape::from([xs[0], xs[1], size.0, size.1]).check(op)?;
     if let Some((a, b)) = scales {
         if !(a.is_finite() && a > 0.0 && b.is_finite() && b > 0.0) {
             return Err(Error::invalid(
@@ -41,7 +44,7 @@ fn check(
 fn nearest_index(o: usize, n_in: usize, n_out: usize, scale: Option<f64>) -> usize {
     if n_out == n_in {
         o
-    } else if n_out == 2 * n_in {
+    } else if n_in.checked_mul(2) == Some(n_out) {
         o >> 1
     } else {
         let s: f32 = match scale {
@@ -85,7 +88,17 @@ fn linear_taps(
 }
 
 /// A constant of `weights` along `axis` of a rank-4 tensor (ones elsewhere).
-fn along<T: Float>(weights: &[f64], axis: usize) -> Tensor<T> {
+/// `f(0), .., f(n - 1)` in a fallibly reserved list: `n` is an output size the user chose,
+/// which a tensor may hold (checked) while a list of wider entries cannot.
+#[track_caller]
+pub(crate) fn per_index<U>(op: &'static str, n: usize, f: impl Fn(usize) -> U) -> Result<Vec<U>> {
+    let mut v = crate::tensor::buffer(op, &Shape::from([n]))?;
+    v.extend((0..n).map(f));
+    Ok(v)
+}
+
+#[track_caller]
+fn along<T: Float>(weights: &[f64], axis: usize) -> Result<Tensor<T>> {
     let mut dims = [1usize; 4];
     dims[axis] = weights.len();
     Tensor::from_fn(dims, |i| T::of(weights[i]))
@@ -100,7 +113,8 @@ impl<'t, T: Float> Var<'t, T> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a non-NCHW input, a zero-length input or output
-    /// size, or a scale that is not positive and finite.
+    /// size, or a scale that is not positive and finite; [`Error::TooLarge`] for an
+    /// output size too large to represent.
     #[track_caller]
     pub fn upsample_nearest2d(
         self,
@@ -109,12 +123,13 @@ impl<'t, T: Float> Var<'t, T> {
     ) -> Result<Self> {
         let xs = self.shape();
         check("upsample_nearest2d", &xs, size, scales)?;
-        let rows: Vec<usize> = (0..size.0)
-            .map(|o| nearest_index(o, xs[2], size.0, scales.map(|s| s.0)))
-            .collect();
-        let cols: Vec<usize> = (0..size.1)
-            .map(|o| nearest_index(o, xs[3], size.1, scales.map(|s| s.1)))
-            .collect();
+        let op = "upsample_nearest2d";
+        let rows = per_index(op, size.0, |o| {
+            nearest_index(o, xs[2], size.0, scales.map(|s| s.0))
+        })?;
+        let cols = per_index(op, size.1, |o| {
+            nearest_index(o, xs[3], size.1, scales.map(|s| s.1))
+        })?;
         self.index_select(2, &rows)?.index_select(3, &cols)
     }
 
@@ -152,9 +167,9 @@ impl<'t, T: Float> Var<'t, T> {
             (2, size.0, scales.map(|s| s.0)),
         ] {
             let n_in = xs[axis];
-            let taps: Vec<_> = (0..n_out)
-                .map(|o| linear_taps(o, n_in, n_out, align_corners, scale))
-                .collect();
+            let taps = per_index("upsample_bilinear2d", n_out, |o| {
+                linear_taps(o, n_in, n_out, align_corners, scale)
+            })?;
             let i0: Vec<usize> = taps.iter().map(|t| t.0).collect();
             let i1: Vec<usize> = taps.iter().map(|t| t.1).collect();
             let w0: Vec<f64> = taps.iter().map(|t| t.2).collect();
@@ -162,10 +177,10 @@ impl<'t, T: Float> Var<'t, T> {
             let tape = y.tape();
             let a = y
                 .index_select(axis as isize, &i0)?
-                .mul(tape.constant(along::<T>(&w0, axis)))?;
+                .mul(tape.constant(along::<T>(&w0, axis)?))?;
             let b = y
                 .index_select(axis as isize, &i1)?
-                .mul(tape.constant(along::<T>(&w1, axis)))?;
+                .mul(tape.constant(along::<T>(&w1, axis)?))?;
             y = a.add(b)?;
         }
         Ok(y)

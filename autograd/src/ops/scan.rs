@@ -21,6 +21,11 @@ fn lanes(shape: &Shape, axis: usize) -> (usize, usize, usize) {
 /// Calls `f(flat indices of one lane, in order along the axis)` for every lane; `reverse`
 /// walks each lane from its end.
 fn for_each_lane(shape: &Shape, axis: usize, reverse: bool, mut f: impl FnMut(&[usize])) {
+    // An empty tensor has no lane, but may have a huge axis or outer extent: no loop, no
+    // lane buffer.
+    if shape.numel() == 0 {
+        return;
+    }
     let (outer, n, inner) = lanes(shape, axis);
     let mut lane = Vec::with_capacity(n);
     for o in 0..outer {
@@ -176,7 +181,7 @@ mod tests {
     #[test]
     fn cumsum_and_its_reverse_gradient() {
         let tape = Tape::<f64>::new();
-        let x = tape.var(Tensor::arange(6).reshape([2, 3]).unwrap());
+        let x = tape.var(Tensor::arange(6).unwrap().reshape([2, 3]).unwrap());
         let y = x.cumsum(1).unwrap();
         assert_eq!(y.value().to_vec(), vec![0., 1., 3., 3., 7., 12.]);
         // d/dx_i Σ_j y_j = number of j ≥ i

@@ -226,17 +226,48 @@ impl<'t, T: Float> Var<'t, T> {
         first.tape().record(Concat(ax), vars, Location::caller())
     }
 
-    /// Stacks same-shaped vars along a new axis.
+    /// Stacks same-shaped vars along a new axis (`-1` appends it).
     ///
     /// # Errors
-    /// As [`Var::concat`].
+    /// [`Error::InvalidArgument`] for an empty list; [`Error::Axis`] when `axis` is outside
+    /// `-(rank+1)..=rank`; [`Error::ShapeMismatch`] when the shapes differ;
+    /// [`Error::ForeignVar`]. Each names `stack`.
     #[track_caller]
     pub fn stack(vars: &[Self], axis: isize) -> Result<Self> {
-        let expanded = vars
-            .iter()
-            .map(|v| v.unsqueeze(axis))
-            .collect::<Result<Vec<_>>>()?;
-        Self::concat(&expanded, axis)
+        let Some(first) = vars.first() else {
+            return Err(Error::invalid(
+                "stack",
+                "needs at least one input",
+                &Shape::scalar(),
+            ));
+        };
+        let s = first.shape();
+        let r = s.rank() as isize + 1;
+        if !(-r..r).contains(&axis) {
+            return Err(Error::Axis {
+                op: "stack",
+                axis,
+                shape: s,
+                location: Location::caller(),
+            });
+        }
+        if let Some(v) = vars.iter().find(|v| !v.tape().has_shape(v.id(), &s)) {
+            if std::ptr::eq(v.tape(), first.tape()) {
+                return Err(Error::ShapeMismatch {
+                    op: "stack",
+                    expected: s,
+                    got: v.shape(),
+                    location: Location::caller(),
+                });
+            }
+        }
+        // A loop, not `map`: `#[track_caller]` does not reach through a closure, and the
+        // recorded nodes should point at the caller's line.
+        let mut expanded = Vec::with_capacity(vars.len());
+        for v in vars {
+            expanded.push(v.unsqueeze(axis).map_err(|e| e.in_op("stack"))?);
+        }
+        Self::concat(&expanded, axis).map_err(|e| e.in_op("stack"))
     }
 }
 
@@ -247,7 +278,7 @@ mod tests {
     #[test]
     fn shape_ops_on_literals() {
         let tape = Tape::<f64>::new();
-        let x = tape.var(Tensor::arange(6).reshape([2, 3]).unwrap());
+        let x = tape.var(Tensor::arange(6).unwrap().reshape([2, 3]).unwrap());
         assert_eq!(
             x.t().unwrap().value().to_vec(),
             vec![0., 3., 1., 4., 2., 5.]

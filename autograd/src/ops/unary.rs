@@ -118,8 +118,10 @@ unary_op!(
     Sigmoid, "sigmoid", |v| sigmoid(v), |x, y| y.mul(y.rsub_scalar(T::one())), value |x, y| y * (T::one() - y)
 );
 unary_op!(
-    /// `y = max(x, 0)`; `dy/dx = 1` for x > 0, else 0 (subgradient 0 at the kink).
-    Relu, "relu", |v| if v > T::zero() { v } else { T::zero() }, |x, y| Ok(mask(x, |v| v > T::zero())), value |x, y| if x > T::zero() { T::one() } else { T::zero() }
+    /// `y = max(x, 0)`; `dy/dx = 1` for x > 0, else 0 (subgradient 0 at the kink). A NaN
+    /// input stays NaN, and its gradient passes through, as in PyTorch (`clamp_min` forward,
+    /// `threshold_backward`, which zeroes only where `x <= 0`).
+    Relu, "relu", |v| if v > T::zero() || v.is_nan() { v } else { T::zero() }, |x, y| Ok(mask(x, |v| v > T::zero() || v.is_nan())), value |x, y| if x <= T::zero() { T::zero() } else { T::one() }
 );
 unary_op!(
     /// The error function; `d erf(x)/dx = 2/√π · e^{-x²}`.
@@ -182,10 +184,14 @@ impl<T: Float> UnaryDerivative<T> for Elu<T> {
         }
     }
     fn df<'t>(&self, x: Var<'t, T>, y: Var<'t, T>) -> Result<Var<'t, T>> {
-        let pos = mask(x, |v| v > T::zero());
-        // where(x > 0, 1, y + α) = pos + (1 - pos)(y + α)
-        let neg = pos.rsub_scalar(T::one());
-        pos.add(neg.mul(y.add_scalar(self.0))?)
+        // where(x <= 0, y + α, 1), selected rather than blended with a 0/1 mask: at a NaN
+        // input the blend would give 0·NaN = NaN where PyTorch's `elu_backward` passes the
+        // gradient through (NaN <= 0 is false).
+        let neg = x
+            .value()
+            .map(|v| if v <= T::zero() { T::one() } else { T::zero() });
+        let one = x.tape().constant(Tensor::scalar(T::one()));
+        y.add_scalar(self.0).where_cond(&neg, one)
     }
 }
 
@@ -217,7 +223,9 @@ impl<T: Float> UnaryDerivative<T> for Softplus<T> {
     }
 }
 
-/// `y = clamp(x, min, max)`; `dy/dx = 1` inside `[min, max]`, else 0.
+/// `y = clamp(x, min, max)` = `min(max(x, min), max)`, as PyTorch: a NaN input stays NaN,
+/// a NaN bound makes every output NaN, and `min > max` gives `max` everywhere.
+/// `dy/dx = 1` inside `[min, max]`, else 0 (and 0 at a NaN, as PyTorch's `clamp_backward`).
 #[derive(Debug, Clone, Copy)]
 pub struct Clamp<T> {
     /// Lower bound (`-inf` for none).
@@ -228,7 +236,17 @@ pub struct Clamp<T> {
 impl<T: Float> UnaryDerivative<T> for Clamp<T> {
     const NAME: &'static str = "clamp";
     fn f(&self, v: T) -> T {
-        v.max(self.min).min(self.max)
+        // Not `v.max(min).min(max)`: Rust's float max/min return the number when the
+        // other operand is NaN, which would turn a NaN input into a bound.
+        if self.min.is_nan() || self.max.is_nan() {
+            return T::nan();
+        }
+        let y = if v < self.min { self.min } else { v };
+        if y > self.max {
+            self.max
+        } else {
+            y
+        }
     }
     fn df<'t>(&self, x: Var<'t, T>, _y: Var<'t, T>) -> Result<Var<'t, T>> {
         let (lo, hi) = (self.min, self.max);
@@ -488,7 +506,8 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn erf(self) -> Self {
         self.unary(Erf)
     }
-    /// `max(x, 0)`; the derivative is 1 for x > 0 and 0 otherwise (0 at the kink).
+    /// `max(x, 0)`; the derivative is 1 for x > 0 and 0 otherwise (0 at the kink). NaN
+    /// stays NaN, as in PyTorch.
     #[track_caller]
     pub fn relu(self) -> Self {
         self.unary(Relu)
@@ -575,7 +594,8 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn mish(self) -> Self {
         self.mul_same(self.softplus(T::one(), T::infinity()).tanh())
     }
-    /// `clamp(x, min, max)`; gradient 1 inside the range, 0 outside.
+    /// `clamp(x, min, max)`; gradient 1 inside the range, 0 outside. NaN inputs (and NaN
+    /// bounds) give NaN, as in PyTorch.
     #[track_caller]
     pub fn clamp(self, min: T, max: T) -> Self {
         self.unary(Clamp { min, max })

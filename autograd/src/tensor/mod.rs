@@ -18,6 +18,7 @@ pub(crate) use ops::check_flat_indices;
 mod shape;
 
 use std::fmt;
+use std::panic::Location;
 use std::sync::Arc;
 
 use rand::Rng;
@@ -25,7 +26,7 @@ use rand_distr::{Distribution, StandardNormal, Uniform};
 
 pub use float::{DType, Float};
 pub use kernels::index::PAD;
-pub use shape::Shape;
+pub use shape::{Shape, MAX_NUMEL};
 
 use crate::error::{Error, Result};
 
@@ -56,16 +57,17 @@ impl<T: Float> Tensor<T> {
     /// Builds a tensor from row-major data.
     ///
     /// # Errors
+    /// [`Error::TooLarge`] when no tensor can have `shape` (see [`Shape::checked_numel`]);
     /// [`Error::ShapeMismatch`] when `data.len()` is not the product of the dimensions.
     #[track_caller]
     pub fn from_vec(data: Vec<T>, shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();
-        if data.len() != shape.numel() {
+        if shape.check("from_vec")? != data.len() {
             return Err(Error::ShapeMismatch {
                 op: "from_vec",
                 expected: shape,
                 got: Shape::from([data.len()]),
-                location: std::panic::Location::caller(),
+                location: Location::caller(),
             });
         }
         Ok(Self::from_parts(data, shape))
@@ -73,7 +75,11 @@ impl<T: Float> Tensor<T> {
 
     /// Builds a tensor whose element count is known to match (kernels' outputs).
     pub(crate) fn from_parts(data: Vec<T>, shape: Shape) -> Self {
-        debug_assert_eq!(data.len(), shape.numel(), "internal: kernel output size");
+        debug_assert_eq!(
+            Some(data.len()),
+            shape.checked_numel(),
+            "internal: kernel output size"
+        );
         let storage = if data.len() == 1 {
             Storage::One(data[0])
         } else {
@@ -91,8 +97,39 @@ impl<T: Float> Tensor<T> {
     }
 
     /// A tensor of `shape` filled with `value`.
-    pub fn full(shape: impl Into<Shape>, value: T) -> Self {
-        let shape = shape.into();
+    ///
+    /// ```
+    /// use autograd::Tensor;
+    /// assert_eq!(Tensor::full([2, 2], 7.0f32)?.to_vec(), vec![7.0; 4]);
+    /// assert!(Tensor::<f32>::full([1 << 32, 1 << 32], 0.0).is_err());
+    /// # Ok::<(), autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] when no tensor can have `shape` or its buffer cannot be
+    /// allocated.
+    #[track_caller]
+    pub fn full(shape: impl Into<Shape>, value: T) -> Result<Self> {
+        Self::full_named("full", shape.into(), value)
+    }
+
+    #[track_caller]
+    fn full_named(op: &'static str, shape: Shape, value: T) -> Result<Self> {
+        if shape.iter().all(|&d| d == 1) {
+            return Ok(Tensor {
+                storage: Storage::One(value),
+                shape,
+            });
+        }
+        let mut data = buffer(op, &shape)?;
+        data.resize(shape.numel(), value);
+        Ok(Self::from_parts(data, shape))
+    }
+
+    /// A tensor of a shape taken from a valid tensor, filled with `value` (the crate's
+    /// infallible form of [`Tensor::full`]).
+    pub(crate) fn filled(shape: Shape, value: T) -> Self {
+        debug_assert!(shape.checked_numel().is_some(), "internal: invalid shape");
         if shape.numel() == 1 {
             return Tensor {
                 storage: Storage::One(value),
@@ -103,43 +140,77 @@ impl<T: Float> Tensor<T> {
     }
 
     /// A tensor of zeros.
-    pub fn zeros(shape: impl Into<Shape>) -> Self {
-        Self::full(shape, T::zero())
+    ///
+    /// # Errors
+    /// As [`Tensor::full`].
+    #[track_caller]
+    pub fn zeros(shape: impl Into<Shape>) -> Result<Self> {
+        Self::full_named("zeros", shape.into(), T::zero())
     }
 
     /// A tensor of ones.
-    pub fn ones(shape: impl Into<Shape>) -> Self {
-        Self::full(shape, T::one())
+    ///
+    /// # Errors
+    /// As [`Tensor::full`].
+    #[track_caller]
+    pub fn ones(shape: impl Into<Shape>) -> Result<Self> {
+        Self::full_named("ones", shape.into(), T::one())
     }
 
     /// Zeros with this tensor's shape.
     pub fn zeros_like(&self) -> Self {
-        Self::zeros(self.shape.clone())
+        Self::filled(self.shape.clone(), T::zero())
     }
 
     /// Ones with this tensor's shape.
     pub fn ones_like(&self) -> Self {
-        Self::ones(self.shape.clone())
+        Self::filled(self.shape.clone(), T::one())
+    }
+
+    /// `value` everywhere, with this tensor's shape.
+    pub fn full_like(&self, value: T) -> Self {
+        Self::filled(self.shape.clone(), value)
     }
 
     /// `[0, 1, ..., n-1]` as a 1-d tensor.
-    pub fn arange(n: usize) -> Self {
-        Self::from_parts((0..n).map(|i| T::of(i as f64)).collect(), Shape::from([n]))
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] when `n` elements cannot be allocated.
+    #[track_caller]
+    pub fn arange(n: usize) -> Result<Self> {
+        Self::from_fn_named("arange", Shape::from([n]), |i| T::of(i as f64))
     }
 
     /// The `n × n` identity matrix.
-    pub fn eye(n: usize) -> Self {
-        let mut d = vec![T::zero(); n * n];
-        for i in 0..n {
-            d[i * n + i] = T::one();
-        }
-        Self::from_parts(d, Shape::from([n, n]))
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] when `n²` overflows or cannot be allocated.
+    #[track_caller]
+    pub fn eye(n: usize) -> Result<Self> {
+        // n + 1 divides every diagonal offset i·n + i.
+        Self::from_fn_named("eye", Shape::from([n, n]), |k| {
+            if k % (n + 1) == 0 {
+                T::one()
+            } else {
+                T::zero()
+            }
+        })
     }
 
     /// Builds a tensor by calling `f` with each flat (row-major) index.
-    pub fn from_fn(shape: impl Into<Shape>, f: impl FnMut(usize) -> T) -> Self {
-        let shape = shape.into();
-        Self::from_parts((0..shape.numel()).map(f).collect(), shape)
+    ///
+    /// # Errors
+    /// As [`Tensor::full`].
+    #[track_caller]
+    pub fn from_fn(shape: impl Into<Shape>, f: impl FnMut(usize) -> T) -> Result<Self> {
+        Self::from_fn_named("from_fn", shape.into(), f)
+    }
+
+    #[track_caller]
+    fn from_fn_named(op: &'static str, shape: Shape, f: impl FnMut(usize) -> T) -> Result<Self> {
+        let mut data = buffer(op, &shape)?;
+        data.extend((0..shape.numel()).map(f));
+        Ok(Self::from_parts(data, shape))
     }
 
     /// Uniform samples in `[0, 1)` from a seeded generator.
@@ -147,35 +218,59 @@ impl<T: Float> Tensor<T> {
     /// ```
     /// use rand::SeedableRng;
     /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    /// let t = autograd::Tensor::<f32>::rand([2, 2], &mut rng);
+    /// let t = autograd::Tensor::<f32>::rand([2, 2], &mut rng)?;
     /// assert!(t.to_vec().iter().all(|&x| (0.0..1.0).contains(&x)));
+    /// # Ok::<(), autograd::Error>(())
     /// ```
-    pub fn rand(shape: impl Into<Shape>, rng: &mut impl Rng) -> Self {
-        Self::uniform(shape, T::zero(), T::one(), rng)
+    ///
+    /// # Errors
+    /// As [`Tensor::full`].
+    #[track_caller]
+    pub fn rand(shape: impl Into<Shape>, rng: &mut impl Rng) -> Result<Self> {
+        Self::uniform_named("rand", shape.into(), T::zero(), T::one(), rng)
     }
 
     /// Uniform samples in `[low, high)`.
-    pub fn uniform(shape: impl Into<Shape>, low: T, high: T, rng: &mut impl Rng) -> Self {
-        let shape = shape.into();
+    ///
+    /// # Errors
+    /// As [`Tensor::full`].
+    #[track_caller]
+    pub fn uniform(shape: impl Into<Shape>, low: T, high: T, rng: &mut impl Rng) -> Result<Self> {
+        Self::uniform_named("uniform", shape.into(), low, high, rng)
+    }
+
+    #[track_caller]
+    fn uniform_named(
+        op: &'static str,
+        shape: Shape,
+        low: T,
+        high: T,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
         let (lo, hi) = (low.as_f64(), high.as_f64());
+        let mut data = buffer(op, &shape)?;
+        let n = shape.numel();
         // An empty or non-finite range has no distribution: every sample is `low`.
-        let data = match Uniform::new(lo, hi) {
-            Ok(d) => (0..shape.numel()).map(|_| T::of(d.sample(rng))).collect(),
-            Err(_) => vec![low; shape.numel()],
-        };
-        Self::from_parts(data, shape)
+        match Uniform::new(lo, hi) {
+            Ok(d) => data.extend((0..n).map(|_| T::of(d.sample(rng)))),
+            Err(_) => data.resize(n, low),
+        }
+        Ok(Self::from_parts(data, shape))
     }
 
     /// Standard normal samples from a seeded generator.
-    pub fn randn(shape: impl Into<Shape>, rng: &mut impl Rng) -> Self {
+    ///
+    /// # Errors
+    /// As [`Tensor::full`].
+    #[track_caller]
+    pub fn randn(shape: impl Into<Shape>, rng: &mut impl Rng) -> Result<Self> {
         let shape = shape.into();
-        let data = (0..shape.numel())
-            .map(|_| {
-                let z: f64 = StandardNormal.sample(rng);
-                T::of(z)
-            })
-            .collect();
-        Self::from_parts(data, shape)
+        let mut data = buffer("randn", &shape)?;
+        data.extend((0..shape.numel()).map(|_| {
+            let z: f64 = StandardNormal.sample(rng);
+            T::of(z)
+        }));
+        Ok(Self::from_parts(data, shape))
     }
 
     /// The shape.
@@ -280,16 +375,17 @@ impl<T: Float> Tensor<T> {
     /// The same data under another shape with the same element count (no copy).
     ///
     /// # Errors
-    /// [`Error::ShapeMismatch`] when the element counts differ.
+    /// [`Error::TooLarge`] for a shape no tensor can have; [`Error::ShapeMismatch`] when
+    /// the element counts differ.
     #[track_caller]
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();
-        if shape.numel() != self.numel() {
+        if shape.check("reshape")? != self.numel() {
             return Err(Error::ShapeMismatch {
                 op: "reshape",
                 expected: shape,
                 got: self.shape.clone(),
-                location: std::panic::Location::caller(),
+                location: Location::caller(),
             });
         }
         Ok(Tensor {
@@ -297,6 +393,23 @@ impl<T: Float> Tensor<T> {
             shape,
         })
     }
+}
+
+/// An empty buffer with room for the elements of a tensor of `shape`, which is checked
+/// first. An allocation the system refuses is an error too, not an abort: a shape can be
+/// valid and still far larger than memory.
+#[track_caller]
+pub(crate) fn buffer<U>(op: &'static str, shape: &Shape) -> Result<Vec<U>> {
+    let n = shape.check(op)?;
+    // Taken here: `#[track_caller]` does not reach into the closure below.
+    let location = Location::caller();
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::TooLarge {
+        op,
+        shape: shape.clone(),
+        location,
+    })?;
+    Ok(v)
 }
 
 impl<T: Float> PartialEq for Tensor<T> {

@@ -4,7 +4,7 @@
 use std::panic::Location;
 
 use super::kernels::{self, elementwise, index, reduce};
-use super::{Float, Shape, Storage, Tensor};
+use super::{buffer, Float, Shape, Storage, Tensor};
 use crate::error::{Error, Result};
 
 impl<T: Float> Tensor<T> {
@@ -51,7 +51,8 @@ impl<T: Float> Tensor<T> {
     /// `f(a, b)` elementwise with NumPy broadcasting; `op` names the caller in errors.
     ///
     /// # Errors
-    /// [`Error::Broadcast`] when the shapes do not broadcast.
+    /// [`Error::Broadcast`] when the shapes do not broadcast; [`Error::TooLarge`] when
+    /// their broadcast is too large.
     #[track_caller]
     pub fn zip_with(&self, other: &Self, op: &'static str, f: impl Fn(T, T) -> T) -> Result<Self> {
         if let (Storage::One(a), Storage::One(b)) = (&self.storage, &other.storage) {
@@ -63,13 +64,15 @@ impl<T: Float> Tensor<T> {
             }
         }
         let out = self.shape.broadcast(&other.shape, op)?;
-        let data = elementwise::zip_broadcast(
+        let mut data = buffer(op, &out)?;
+        elementwise::zip_broadcast(
             self.as_slice(),
             &self.shape,
             other.as_slice(),
             &other.shape,
             &out,
             f,
+            &mut data,
         );
         Ok(Self::from_parts(data, out))
     }
@@ -151,10 +154,16 @@ impl<T: Float> Tensor<T> {
     /// Sum over `axes` (all axes when empty; negative axes count from the end).
     ///
     /// # Errors
-    /// [`Error::Axis`] for an axis out of range or repeated.
+    /// [`Error::Axis`] for an axis out of range or repeated; [`Error::TooLarge`] when the
+    /// input is empty and the zeros it sums to cannot be allocated.
     #[track_caller]
     pub fn sum_axes(&self, axes: &[isize], keepdim: bool) -> Result<Self> {
         let ax = self.shape.axes("sum", axes)?;
+        if self.numel() == 0 {
+            // Sums over an empty axis are zeros, and can be far more of them than the
+            // input has elements (`[2⁴⁰, 0]` summed over axis 1).
+            return Self::full_named("sum", self.shape.reduced(&ax, keepdim), T::zero());
+        }
         let data = reduce::sum_axes(self.as_slice(), &self.shape, &ax);
         Ok(Self::from_parts(data, self.shape.reduced(&ax, keepdim)))
     }
@@ -192,7 +201,8 @@ impl<T: Float> Tensor<T> {
     /// This tensor stretched to `shape` by NumPy broadcasting (copies).
     ///
     /// # Errors
-    /// [`Error::Broadcast`] when it does not broadcast to `shape`.
+    /// [`Error::Broadcast`] when it does not broadcast to `shape`; [`Error::TooLarge`] when
+    /// `shape` is too large.
     #[track_caller]
     pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();
@@ -209,10 +219,11 @@ impl<T: Float> Tensor<T> {
             return Ok(self.clone());
         }
         if self.numel() == 1 {
-            return Ok(Self::full(shape, self.as_slice()[0]));
+            return Self::full_named("broadcast_to", shape, self.as_slice()[0]);
         }
         let strides = self.shape.broadcast_strides(&shape);
-        let data = elementwise::strided_copy(self.as_slice(), &strides, &shape);
+        let mut data = buffer("broadcast_to", &shape)?;
+        elementwise::strided_copy(self.as_slice(), &strides, &shape, &mut data);
         Ok(Self::from_parts(data, shape))
     }
 
@@ -241,7 +252,8 @@ impl<T: Float> Tensor<T> {
         let own = self.shape.strides();
         let shape: Shape = perm.iter().map(|&p| self.shape[p]).collect();
         let strides: Vec<usize> = perm.iter().map(|&p| own[p]).collect();
-        let data = elementwise::strided_copy(self.as_slice(), &strides, &shape);
+        let mut data = Vec::with_capacity(self.numel());
+        elementwise::strided_copy(self.as_slice(), &strides, &shape, &mut data);
         Ok(Self::from_parts(data, shape))
     }
 
@@ -263,13 +275,14 @@ impl<T: Float> Tensor<T> {
     /// ```
     /// use autograd::Tensor;
     /// let a = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], [2, 2])?;
-    /// assert_eq!(a.matmul(&Tensor::eye(2))?, a);
+    /// assert_eq!(a.matmul(&Tensor::eye(2)?)?, a);
     /// # Ok::<(), autograd::Error>(())
     /// ```
     ///
     /// # Errors
     /// [`Error::Matmul`] when a rank is below 2 or the inner dimensions differ;
-    /// [`Error::Broadcast`] when the batch dimensions do not broadcast.
+    /// [`Error::Broadcast`] when the batch dimensions do not broadcast; [`Error::TooLarge`]
+    /// when the product is too large.
     #[track_caller]
     pub fn matmul(&self, other: &Self) -> Result<Self> {
         self.matmul_t(other, false, false)
@@ -283,11 +296,13 @@ impl<T: Float> Tensor<T> {
     #[track_caller]
     pub fn matmul_t(&self, other: &Self, ta: bool, tb: bool) -> Result<Self> {
         let (sa, sb) = (&self.shape, &other.shape);
+        // Taken here: `#[track_caller]` does not reach into a closure.
+        let location = Location::caller();
         let bad = || Error::Matmul {
             op: "matmul",
             lhs: sa.clone(),
             rhs: sb.clone(),
-            location: Location::caller(),
+            location,
         };
         if sa.rank() < 2 || sb.rank() < 2 {
             return Err(bad());
@@ -309,10 +324,21 @@ impl<T: Float> Tensor<T> {
         let ba = Shape::from(&sa[..ra - 2]);
         let bb = Shape::from(&sb[..rb - 2]);
         let batch = ba.broadcast(&bb, "matmul")?;
+        // The output is the one shape here not bounded by an operand's: with k = 0, m·n
+        // can be anything.
+        let mut dims = batch.dims().to_vec();
+        dims.extend([m, n]);
+        let out_shape = Shape::from(dims);
+        let mut out = buffer("matmul", &out_shape)?;
+        out.resize(out_shape.numel(), T::zero());
+        if out.is_empty() {
+            // Also when the batch is huge and each product empty: nothing to loop over.
+            return Ok(Self::from_parts(out, out_shape));
+        }
+        // Valid operand shapes bound every product below.
         let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
         let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
         let (a, b) = (self.as_slice(), other.as_slice());
-        let mut out = vec![T::zero(); batch.numel() * m * n];
         let (mat_a, mat_b, mat_c) = (m * k, k * n, m * n);
         let mut c_off = 0;
         let sta: Vec<usize> = ba
@@ -340,21 +366,20 @@ impl<T: Float> Tensor<T> {
             );
             c_off += mat_c;
         });
-        let mut dims = batch.dims().to_vec();
-        dims.extend([m, n]);
-        Ok(Self::from_parts(out, Shape::from(dims)))
+        Ok(Self::from_parts(out, out_shape))
     }
 
     /// `out[k] = flat(self)[idx[k]]` (or `fill` where `idx[k]` is [`PAD`](super::PAD)),
     /// shaped as `shape`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when `idx.len()` differs from `shape`'s element count or an
-    /// index is out of range.
+    /// [`Error::TooLarge`] for a shape no tensor can have; [`Error::InvalidArgument`] when
+    /// `idx.len()` differs from `shape`'s element count or an index is out of range.
     #[track_caller]
     pub fn gather_flat(&self, idx: &[usize], shape: impl Into<Shape>, fill: T) -> Result<Self> {
         let shape = shape.into();
-        check_flat_indices("gather_flat", idx, shape.numel(), self.numel(), &self.shape)?;
+        let n = shape.check("gather_flat")?;
+        check_flat_indices("gather_flat", idx, n, self.numel(), &self.shape)?;
         Ok(self.gather_flat_unchecked(idx, shape, fill))
     }
 
@@ -367,25 +392,37 @@ impl<T: Float> Tensor<T> {
     /// dropped).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when `idx.len()` differs from `self`'s element count or an
-    /// index is out of range for `shape`.
+    /// [`Error::TooLarge`] when `shape` is too large (its zeros are allocated whatever
+    /// `idx` holds); [`Error::InvalidArgument`] when `idx.len()` differs from `self`'s
+    /// element count or an index is out of range for `shape`.
     #[track_caller]
     pub fn scatter_add_flat(&self, idx: &[usize], shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();
+        let mut out = buffer("scatter_add_flat", &shape)?;
         check_flat_indices("scatter_add_flat", idx, self.numel(), shape.numel(), &shape)?;
-        Ok(self.scatter_add_flat_unchecked(idx, shape))
+        out.resize(shape.numel(), T::zero());
+        index::scatter_add_into(self.as_slice(), idx, &mut out);
+        Ok(Self::from_parts(out, shape))
     }
 
-    pub(crate) fn scatter_add_flat_unchecked(&self, idx: &[usize], shape: Shape) -> Self {
-        let n = shape.numel();
-        Self::from_parts(index::scatter_add(self.as_slice(), idx, n), shape)
+    /// For indices known to be in range (the backward of a gather, a transposed
+    /// convolution's col2im). The target may be larger than anything that exists (a
+    /// transposed convolution's output, sized by the user's stride), so it is allocated
+    /// fallibly.
+    #[track_caller]
+    pub(crate) fn scatter_add_flat_unchecked(&self, idx: &[usize], shape: Shape) -> Result<Self> {
+        let mut out = buffer("scatter_add_flat", &shape)?;
+        out.resize(shape.numel(), T::zero());
+        index::scatter_add_into(self.as_slice(), idx, &mut out);
+        Ok(Self::from_parts(out, shape))
     }
 
     /// Joins tensors along an existing axis; all other dimensions must agree.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an empty list; [`Error::Axis`] for a bad axis;
-    /// [`Error::ShapeMismatch`] when the other dimensions differ.
+    /// [`Error::ShapeMismatch`] when the other dimensions differ; [`Error::TooLarge`] when
+    /// the result is too large.
     #[track_caller]
     pub fn concat(tensors: &[&Self], axis: isize) -> Result<Self> {
         let Some(first) = tensors.first() else {
@@ -409,20 +446,24 @@ impl<T: Float> Tensor<T> {
                     location: Location::caller(),
                 });
             }
-            total += t.shape[ax];
+            // Saturating: an overflowing total makes an invalid shape, refused below.
+            total = t.shape[ax].saturating_add(total);
         }
+        let mut dims = first.dims().to_vec();
+        dims[ax] = total;
+        let out_shape = Shape::from(dims);
+        let mut data = buffer("concat", &out_shape)?;
         let outer: usize = first.shape[..ax].iter().product();
         let inner: usize = first.shape[ax + 1..].iter().product();
-        let mut data = Vec::with_capacity(outer * total * inner);
+        // An empty result may still have a huge outer extent: do not loop over it.
+        let outer = if out_shape.numel() == 0 { 0 } else { outer };
         for o in 0..outer {
             for t in tensors {
                 let block = t.shape[ax] * inner;
                 data.extend_from_slice(&t.as_slice()[o * block..(o + 1) * block]);
             }
         }
-        let mut dims = first.dims().to_vec();
-        dims[ax] = total;
-        Ok(Self::from_parts(data, Shape::from(dims)))
+        Ok(Self::from_parts(data, out_shape))
     }
 }
 

@@ -8,7 +8,17 @@ use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
 
+/// The most elements a tensor may hold: a buffer of that many `f64` is `isize::MAX` bytes,
+/// the largest allocation Rust allows.
+pub const MAX_NUMEL: usize = isize::MAX as usize / std::mem::size_of::<f64>();
+
 /// The dimensions of a tensor, outermost first. Up to four dimensions are stored inline.
+///
+/// Any list of dimensions is a `Shape` (errors carry the shapes a caller asked for), but only
+/// a *valid* shape can belong to a tensor: the product of its nonzero dimensions is at most
+/// [`MAX_NUMEL`]. Every strides, offset and sub-product of a valid shape is then representable,
+/// so kernels index without overflow checks. Constructors and ops check user-given shapes
+/// once, with [`Shape::check`], and return [`Error::TooLarge`] otherwise.
 #[derive(Eq, Default)]
 pub struct Shape(SmallVec<[usize; 4]>);
 
@@ -23,9 +33,54 @@ impl Shape {
         self.0.len()
     }
 
-    /// Number of elements (1 for a scalar).
+    /// Number of elements (1 for a scalar). For a shape no tensor can have (see
+    /// [`Shape::checked_numel`]) the product saturates at `usize::MAX` instead of wrapping, so
+    /// it never equals a real buffer's length.
+    #[inline]
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        self.0.iter().fold(1usize, |n, &d| n.saturating_mul(d))
+    }
+
+    /// The element count if a tensor can have this shape: `None` when the product of the
+    /// nonzero dimensions exceeds [`MAX_NUMEL`] (including when it overflows `usize`).
+    ///
+    /// Zero dimensions are left out of the bound so that strides, which multiply the
+    /// dimensions to the right of each axis, never overflow either: `[0, 2⁴⁰, 2⁴⁰]` has no
+    /// elements but no tensor can have it.
+    ///
+    /// ```
+    /// use autograd::Shape;
+    /// assert_eq!(Shape::from([2, 3]).checked_numel(), Some(6));
+    /// assert_eq!(Shape::from([3, 0]).checked_numel(), Some(0));
+    /// assert_eq!(Shape::from([1 << 32, 1 << 32]).checked_numel(), None);
+    /// ```
+    pub fn checked_numel(&self) -> Option<usize> {
+        let mut nonzero = 1usize;
+        let mut any_zero = false;
+        for &d in self.0.iter() {
+            if d == 0 {
+                any_zero = true;
+            } else {
+                nonzero = nonzero.checked_mul(d).filter(|&n| n <= MAX_NUMEL)?;
+            }
+        }
+        Some(if any_zero { 0 } else { nonzero })
+    }
+
+    /// Checks that a tensor can have this shape, returning its element count.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] (naming `op` and the caller's line) when
+    /// [`Shape::checked_numel`] is `None`.
+    #[track_caller]
+    pub fn check(&self, op: &'static str) -> Result<usize> {
+        // Taken here: `#[track_caller]` does not reach into the closure below.
+        let location = Location::caller();
+        self.checked_numel().ok_or_else(|| Error::TooLarge {
+            op,
+            shape: self.clone(),
+            location,
+        })
     }
 
     /// The dimensions as a slice.
@@ -37,7 +92,8 @@ impl Shape {
     pub fn strides(&self) -> SmallVec<[usize; 4]> {
         let mut s: SmallVec<[usize; 4]> = SmallVec::from_elem(1, self.rank());
         for i in (0..self.rank().saturating_sub(1)).rev() {
-            s[i] = s[i + 1] * self.0[i + 1];
+            // Exact for valid shapes; saturating keeps an invalid one from wrapping.
+            s[i] = s[i + 1].saturating_mul(self.0[i + 1]);
         }
         s
     }
@@ -90,7 +146,9 @@ impl Shape {
     /// The NumPy broadcast of two shapes (trailing dimensions aligned, size 1 stretches).
     ///
     /// # Errors
-    /// [`Error::Broadcast`] when a pair of aligned dimensions differ and neither is 1.
+    /// [`Error::Broadcast`] when a pair of aligned dimensions differ and neither is 1;
+    /// [`Error::TooLarge`] when the result is too large for a tensor (`[n, 1, 0]` and
+    /// `[1, n, 0]` are both valid for a huge `n`, their broadcast is not).
     #[track_caller]
     pub fn broadcast(&self, other: &Shape, op: &'static str) -> Result<Shape> {
         if self == other {
@@ -115,7 +173,9 @@ impl Shape {
                 }
             };
         }
-        Ok(Shape(out))
+        let out = Shape(out);
+        out.check(op)?;
+        Ok(out)
     }
 
     /// Strides for reading a tensor of this shape as if it had shape `target` (which it must
@@ -264,6 +324,26 @@ mod tests {
         assert_eq!(s.axis("t", -1).unwrap(), 2);
         assert!(s.axis("t", 3).is_err());
         assert!(s.axes("t", &[0, -3]).is_err());
+    }
+
+    #[test]
+    fn only_shapes_whose_nonzero_product_fits_are_valid() {
+        let k = 1usize << 32;
+        assert_eq!(Shape::from([k, k]).checked_numel(), None);
+        assert_eq!(Shape::from([k, k]).numel(), usize::MAX);
+        // 3·K ≡ 2000 (mod 2⁶⁴): the wrapped product would look like a small tensor
+        let wrap = 0x5555_5555_5555_57f0usize;
+        assert_eq!(wrap.wrapping_mul(3), 2000);
+        assert!(Shape::from([3, wrap]).checked_numel().is_none());
+        assert_eq!(Shape::from([0, 7]).checked_numel(), Some(0));
+        assert_eq!(Shape::from([0, k, k]).checked_numel(), None);
+        assert_eq!(Shape::from([MAX_NUMEL]).checked_numel(), Some(MAX_NUMEL));
+        assert_eq!(Shape::from([MAX_NUMEL + 1]).checked_numel(), None);
+        assert_eq!(Shape::scalar().checked_numel(), Some(1));
+        assert!(matches!(
+            Shape::from([k, 1, 0]).broadcast(&Shape::from([1, k, 0]), "t"),
+            Err(Error::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -31,9 +31,11 @@ fn options_for(inputs: &[Tensor<f64>]) -> GradcheckOptions {
 }
 
 /// [`gradcheck`] for use inside `proptest!`: full Jacobian for small inputs, fast mode
-/// (random projections) past [`FAST_MODE_NUMEL`] elements; a failure becomes a
-/// `TestCaseError` whose message is the [`GradcheckReport`](crate::GradcheckReport), so
-/// proptest shrinks it to a minimal shape and value.
+/// (random projections, [`GradcheckOptions::projections`] per input) past
+/// [`FAST_MODE_NUMEL`] elements; a failure becomes a `TestCaseError` whose message is the
+/// [`GradcheckReport`](crate::GradcheckReport) (which says the mode it ran in), so proptest
+/// shrinks it to a minimal shape and value. Both reverse sweeps are checked, so an op's
+/// `backward_values` fast path cannot drift from its rule.
 ///
 /// ```
 /// use autograd::{testing::check_gradients, Tensor};

@@ -1,6 +1,8 @@
 //! Reading PyTorch reference files in the `op_gradients/v1` schema (cases of inputs,
 //! attributes, outputs, cotangents and vector-Jacobian products) and comparing results
-//! against them: the one reader behind every parity test of the workspace.
+//! against them: the one reader behind every parity test of the workspace (autograd's op
+//! and transform parity, nn's ops and losses, optim's trajectories through
+//! `optim::testing::pytorch`).
 //!
 //! ```
 //! use autograd::testing::reference::{Case, Comparison};
@@ -33,6 +35,75 @@ pub fn reference_dir(fallback: impl AsRef<Path>) -> PathBuf {
     match std::env::var_os("GRADLAB_REFERENCE_DIR") {
         Some(d) => PathBuf::from(d),
         None => fallback.as_ref().to_path_buf(),
+    }
+}
+
+/// `name` in [`reference_dir`], falling back to the workspace's `tests/data/` (the project's
+/// copy of the PyTorch reference files).
+pub fn reference_file(name: &str) -> PathBuf {
+    reference_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data")).join(name)
+}
+
+/// A JSON array of numbers as `f64`s.
+///
+/// # Errors
+/// A message when `v` is not an array or holds a non-number.
+pub fn floats(v: &Value) -> Result<Vec<f64>, String> {
+    v.as_array()
+        .ok_or_else(|| format!("expected an array of numbers, got {v}"))?
+        .iter()
+        .map(|x| x.as_f64().ok_or_else(|| format!("not a number: {x}")))
+        .collect()
+}
+
+/// The worst deviation seen over many scalar comparisons, as a fraction of the tolerance
+/// `|ours − reference| / (atol + rtol·|reference|)` (≤ 1 passes; a non-finite value of ours
+/// counts as infinitely far), with the largest absolute difference and where the worst one
+/// was: the summary a trajectory replay prints.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorstRatio {
+    /// The largest ratio seen.
+    pub ratio: f64,
+    /// The largest absolute difference seen.
+    pub abs: f64,
+    /// Where the largest ratio was.
+    pub at: String,
+}
+
+impl WorstRatio {
+    /// Compares one value, recording it if it is the worst so far; returns whether it is
+    /// within the tolerance.
+    pub fn check(
+        &mut self,
+        ours: f64,
+        reference: f64,
+        tol: Tolerance,
+        at: impl FnOnce() -> String,
+    ) -> bool {
+        let diff = (ours - reference).abs();
+        let ratio = if ours.is_finite() {
+            diff / (tol.atol + tol.rtol * reference.abs())
+        } else {
+            f64::INFINITY
+        };
+        if diff > self.abs {
+            self.abs = diff;
+        }
+        if ratio > self.ratio || ratio.is_nan() {
+            self.ratio = if ratio.is_nan() { f64::INFINITY } else { ratio };
+            self.at = at();
+        }
+        ratio <= 1.0
+    }
+
+    /// Folds `other` (one case's worst) into `self` (the overall worst), prefixing its
+    /// location with `name`.
+    pub fn merge(&mut self, other: &WorstRatio, name: &str) {
+        if other.ratio > self.ratio {
+            self.ratio = other.ratio;
+            self.at = format!("{name}: {}", other.at);
+        }
+        self.abs = self.abs.max(other.abs);
     }
 }
 
@@ -80,10 +151,9 @@ impl RefTensor {
         for x in raw {
             data.push(x.as_f64().ok_or_else(|| format!("not a number: {x}"))?);
         }
-        let n = shape
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| format!("shape {shape:?} overflows"))?;
+        let n = crate::Shape::from(shape.clone())
+            .checked_numel()
+            .ok_or_else(|| format!("shape {shape:?} is one no tensor can have"))?;
         if n != data.len() {
             return Err(format!(
                 "shape {shape:?} needs {n} elements, data has {}",

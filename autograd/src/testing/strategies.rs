@@ -39,7 +39,9 @@ pub fn values(range: RangeInclusive<f64>) -> BoxedStrategy<f64> {
 /// Values in `[-3, 3]` at least `margin` away from every point of `kinks` (relu and
 /// abs at 0, clamp at its bounds...), where finite differences straddling the kink would
 /// disagree with any one-sided derivative. Values that land too close are pushed out to
-/// `kink ± margin`, on their own side.
+/// `kink ± margin`, on their own side; between two kinks closer than `2·margin` there is no
+/// room, so the pair counts as one forbidden interval and values are pushed past its nearer
+/// end.
 ///
 /// ```
 /// use autograd::testing::away_from;
@@ -49,24 +51,36 @@ pub fn values(range: RangeInclusive<f64>) -> BoxedStrategy<f64> {
 /// });
 /// ```
 pub fn away_from(kinks: &[f64], margin: f64) -> BoxedStrategy<f64> {
-    let kinks = kinks.to_vec();
+    let forbidden = forbidden_intervals(kinks, margin);
     (-3.0f64..=3.0)
-        .prop_map(move |mut x| {
-            // Push out repeatedly: moving away from one kink can land near another.
-            for _ in 0..=kinks.len() {
-                let Some(&k) = kinks.iter().find(|&&k| (x - k).abs() < margin) else {
-                    break;
-                };
-                // A hair past the margin, so rounding cannot leave it just inside.
-                x = if x >= k {
-                    k + margin * 1.001
-                } else {
-                    k - margin * 1.001
-                };
-            }
-            x
-        })
+        .prop_map(move |x| push_out(x, &forbidden))
         .boxed()
+}
+
+/// `[k - m, k + m]` around each kink, with `m` a hair past the margin (so rounding cannot
+/// leave a pushed value just inside), sorted and merged where they overlap.
+fn forbidden_intervals(kinks: &[f64], margin: f64) -> Vec<(f64, f64)> {
+    let m = margin * 1.001;
+    let mut iv: Vec<(f64, f64)> = kinks.iter().map(|&k| (k - m, k + m)).collect();
+    iv.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(iv.len());
+    for (lo, hi) in iv {
+        match merged.last_mut() {
+            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+            _ => merged.push((lo, hi)),
+        }
+    }
+    merged
+}
+
+/// `x`, or the nearer end of the forbidden interval it lies strictly inside. Merged
+/// intervals are disjoint, so that end is clear of every kink.
+fn push_out(x: f64, forbidden: &[(f64, f64)]) -> f64 {
+    match forbidden.iter().find(|&&(lo, hi)| x > lo && x < hi) {
+        Some(&(lo, hi)) if x - lo <= hi - x => lo,
+        Some(&(_, hi)) => hi,
+        None => x,
+    }
 }
 
 /// Strictly positive values in `[lo, hi]` (for `ln`, `sqrt`, `rsqrt`, a `pow` base).
@@ -252,4 +266,36 @@ pub fn matmul_pair(
         })
         .prop_map(|(a, b, ta, tb)| MatmulPair { a, b, ta, tb })
         .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{forbidden_intervals, push_out};
+
+    #[test]
+    fn values_never_land_within_the_margin_of_any_kink() {
+        // 0.05 was pushed away from 0 to 0.1001, inside the margin of the kink at 0.15
+        for (kinks, margin) in [
+            (&[0.0, 0.15][..], 0.1),
+            (&[0.0, 1.0], 0.05),
+            (&[-1.0, -0.9, -0.85, 2.0], 0.1),
+            (&[0.3, 0.3], 0.2),
+        ] {
+            let f = forbidden_intervals(kinks, margin);
+            for i in 0..=6000 {
+                let x = -3.0 + i as f64 * 1e-3;
+                let y = push_out(x, &f);
+                for &k in kinks {
+                    assert!(
+                        (y - k).abs() >= margin,
+                        "{x} -> {y}, kink {k}, margin {margin}"
+                    );
+                }
+                // values already clear of every kink are left alone
+                if kinks.iter().all(|&k| (x - k).abs() >= margin * 1.001) {
+                    assert_eq!(y, x);
+                }
+            }
+        }
+    }
 }

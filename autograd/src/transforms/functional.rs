@@ -81,10 +81,12 @@ pub(super) fn jacobian_rows<T: Float>(
 ) -> Result<Vec<Tensor<T>>> {
     let out_shape = output.shape();
     let n = out_shape.numel();
+    // Each Jacobian's shape is checked and its buffer reserved before any sweep: an
+    // output and a parameter of valid sizes can still make one no tensor can have.
     let mut data: Vec<Vec<T>> = params
         .iter()
-        .map(|p| Vec::with_capacity(n.saturating_mul(p.numel())))
-        .collect();
+        .map(|p| crate::tensor::buffer("jacobian", &joined(&out_shape, &p.shape())))
+        .collect::<Result<_>>()?;
     for k in 0..n {
         output.backward_with(one_hot(k, &out_shape)?)?;
         for (d, g) in data.iter_mut().zip(take_grads(params)) {

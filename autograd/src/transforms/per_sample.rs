@@ -174,8 +174,13 @@ where
     let mut losses = Vec::with_capacity(b);
     let mut grads: Vec<Vec<T>> = params
         .iter()
-        .map(|p| Vec::with_capacity(b.saturating_mul(p.numel())))
-        .collect();
+        .map(|p| {
+            crate::tensor::buffer(
+                "per_sample_grads_loop",
+                &joined(&Shape::from([b]), p.shape()),
+            )
+        })
+        .collect::<Result<_>>()?;
     for i in 0..b {
         let tape = Tape::new();
         let (ps, pv) = bind(&tape, &ones);

@@ -56,7 +56,7 @@ fn step(ddp: &mut Tiny<'_>, fail: bool) -> Result<(), BoxError> {
         }
         let tape = autograd::Tape::new();
         let n = m.weight.shape().dims()[1];
-        let x = tape.constant(autograd::Tensor::ones([1, n]));
+        let x = tape.constant(autograd::Tensor::ones([1, n]).unwrap());
         let y = nn::Ctx::new(&tape).call(m, x)?;
         y.square().sum().backward()?;
         Ok(())

@@ -79,9 +79,9 @@ pub(crate) fn attend<'t, T: Float>(
 /// use rand::SeedableRng;
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 /// let tape = Tape::<f64>::new();
-/// let q = tape.var(Tensor::randn([2, 4, 5, 8], &mut rng)); // [N, heads, L, E]
-/// let k = tape.var(Tensor::randn([2, 4, 5, 8], &mut rng));
-/// let v = tape.var(Tensor::randn([2, 4, 5, 3], &mut rng));
+/// let q = tape.var(Tensor::randn([2, 4, 5, 8], &mut rng)?); // [N, heads, L, E]
+/// let k = tape.var(Tensor::randn([2, 4, 5, 8], &mut rng)?);
+/// let v = tape.var(Tensor::randn([2, 4, 5, 3], &mut rng)?);
 /// let out = scaled_dot_product_attention(q, k, v, None, true, None)?;
 /// assert_eq!(out.dims(), [2, 4, 5, 3]);
 /// // the first query sees only the first key
@@ -358,7 +358,8 @@ impl MultiheadAttentionConfig {
             v_proj_weight,
             in_proj_bias: self
                 .bias
-                .then(|| Param::new(autograd::Tensor::zeros([three_e]))),
+                .then(|| autograd::Tensor::zeros([three_e]).map(Param::new))
+                .transpose()?,
             out_proj,
             generator: (self.dropout > 0.0).then(|| Generator::new(rng.random())),
             mode: Mode::new(),
@@ -394,7 +395,7 @@ impl crate::module::Plain for MultiheadAttentionConfig {}
 /// let mha = MultiheadAttentionConfig { batch_first: true, ..MultiheadAttentionConfig::new(8, 2) }
 ///     .init::<f64>(&mut rng)?;
 /// let tape = Tape::new();
-/// let x = tape.var(Tensor::randn([3, 5, 8], &mut rng)); // [N, L, E]
+/// let x = tape.var(Tensor::randn([3, 5, 8], &mut rng)?); // [N, L, E]
 /// let input = AttentionInput::self_attention(x)
 ///     .with_attn_mask(BoolMask::causal(5, 5))
 ///     .with_key_padding_mask(BoolMask::key_padding(&[5, 4, 2], 5)?)

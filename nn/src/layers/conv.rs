@@ -338,7 +338,7 @@ impl Plain for Conv1dConfig {}
 /// let conv = Conv1dConfig { stride: 2, padding: 1, ..Conv1dConfig::new(4, 6, 3) }
 ///     .init::<f32>(&mut rng)?;
 /// let tape = Tape::new();
-/// let y = Ctx::new(&tape).call(&conv, tape.constant(Tensor::ones([2, 4, 9])))?;
+/// let y = Ctx::new(&tape).call(&conv, tape.constant(Tensor::ones([2, 4, 9])?))?;
 /// assert_eq!(y.dims(), [2, 6, 5]); // ⌊(9 + 2 - 2 - 1)/2⌋ + 1
 /// # Ok::<(), nn::Error>(())
 /// ```
@@ -413,7 +413,7 @@ mod tests {
             ..Conv2dConfig::new(2, 3, 3)
         };
         let conv: Conv2d<f64> = cfg.init(&mut rng).unwrap();
-        let x = Tensor::randn([2, 2, 5, 4], &mut rng);
+        let x = Tensor::randn([2, 2, 5, 4], &mut rng).unwrap();
         let tape = Tape::new();
         let y = conv
             .forward(&Ctx::new(&tape), tape.constant(x.clone()))
@@ -431,7 +431,7 @@ mod tests {
         .unwrap();
         gradcheck_module(
             &grouped,
-            &[Tensor::randn([1, 2, 4, 3], &mut rng)],
+            &[Tensor::randn([1, 2, 4, 3], &mut rng).unwrap()],
             |v| v[0],
             &GradcheckOptions::default(),
         )
@@ -451,7 +451,7 @@ mod tests {
         .init(&mut rng)
         .unwrap();
         assert_eq!(conv.weight.shape().dims(), [2, 2, 3]);
-        let x = Tensor::randn([2, 4, 7], &mut rng);
+        let x = Tensor::randn([2, 4, 7], &mut rng).unwrap();
         let tape = Tape::new();
         // ⌊(7 + 2 - 4 - 1)/2⌋ + 1 = 3
         let y = conv.forward(&Ctx::new(&tape), tape.constant(x.clone()));
@@ -511,7 +511,7 @@ mod tests {
             vec![1, 3, 2, 2], // kernel larger than input
             vec![1, 3, 0, 5], // zero-length
         ] {
-            let x = tape.constant(Tensor::zeros(shape));
+            let x = tape.constant(Tensor::zeros(shape).unwrap());
             assert!(matches!(
                 conv.forward(&Ctx::new(&tape), x),
                 Err(Error::InputShape {
@@ -533,7 +533,7 @@ mod tests {
         }
         .init(&mut rng)
         .unwrap();
-        let x = Tensor::randn([1, 2, 3], &mut rng);
+        let x = Tensor::randn([1, 2, 3], &mut rng).unwrap();
         gradgradcheck_module(&c1, &[x], |v| v[0].tanh(), &o).unwrap();
         let c2: Conv2d<f64> = Conv2dConfig {
             stride: (2, 1),
@@ -542,7 +542,7 @@ mod tests {
         }
         .init(&mut rng)
         .unwrap();
-        let x = Tensor::randn([1, 1, 3, 3], &mut rng);
+        let x = Tensor::randn([1, 1, 3, 3], &mut rng).unwrap();
         gradgradcheck_module(&c2, &[x], |v| v[0].tanh(), &o).unwrap();
     }
 }

@@ -164,7 +164,7 @@ impl Plain for ConvTranspose2dConfig {}
 /// let up = ConvTranspose2dConfig { stride: (2, 2), padding: (1, 1), output_padding: (1, 1),
 ///     ..ConvTranspose2dConfig::new(4, 6, 3) }.init::<f32>(&mut rng)?;
 /// let tape = Tape::new();
-/// let y = Ctx::new(&tape).call(&up, tape.constant(Tensor::ones([2, 4, 3, 4])))?;
+/// let y = Ctx::new(&tape).call(&up, tape.constant(Tensor::ones([2, 4, 3, 4])?))?;
 /// assert_eq!(y.dims(), [2, 6, 6, 8]); // exactly twice the size
 /// # Ok::<(), nn::Error>(())
 /// ```
@@ -400,7 +400,7 @@ mod tests {
         .init(&mut rng)
         .unwrap();
         assert_eq!(up.weight.shape().dims(), [4, 1, 2, 2]);
-        let x = Tensor::randn([1, 4, 2, 3], &mut rng);
+        let x = Tensor::randn([1, 4, 2, 3], &mut rng).unwrap();
         let tape = Tape::new();
         let y = up.forward(&Ctx::new(&tape), tape.constant(x.clone()));
         // H: (2 - 1)·2 - 2 + 1 + 1 + 1 = 3; W: (3 - 1) + 2 + 1 + 1 = 6
@@ -419,7 +419,7 @@ mod tests {
         }
         .init(&mut rng)
         .unwrap();
-        let x = Tensor::randn([2, 2, 3], &mut rng);
+        let x = Tensor::randn([2, 2, 3], &mut rng).unwrap();
         let tape = Tape::new();
         // (3 - 1)·3 - 2 + 1 + 2 + 1 = 8
         let y = up.forward(&Ctx::new(&tape), tape.constant(x.clone()));
@@ -457,7 +457,7 @@ mod tests {
         let up = ConvTranspose1d::<f32>::new(2, 2, 3, &mut rng).unwrap();
         let tape = Tape::new();
         for shape in [vec![1, 3, 4], vec![2, 4], vec![1, 2, 0]] {
-            let x = tape.constant(Tensor::zeros(shape));
+            let x = tape.constant(Tensor::zeros(shape).unwrap());
             assert!(matches!(
                 up.forward(&Ctx::new(&tape), x),
                 Err(Error::InputShape {
@@ -473,7 +473,7 @@ mod tests {
         }
         .init(&mut rng)
         .unwrap();
-        let x = tape.constant(Tensor::zeros([1, 2, 2]));
+        let x = tape.constant(Tensor::zeros([1, 2, 2]).unwrap());
         assert!(matches!(
             eaten.forward(&Ctx::new(&tape), x),
             Err(Error::InputShape { .. })
@@ -491,7 +491,7 @@ mod tests {
         }
         .init(&mut rng)
         .unwrap();
-        let x = Tensor::randn([1, 2, 2], &mut rng);
+        let x = Tensor::randn([1, 2, 2], &mut rng).unwrap();
         gradgradcheck_module(&t1, &[x], |v| v[0].tanh(), &o).unwrap();
         let t2: ConvTranspose2d<f64> = ConvTranspose2dConfig {
             stride: (2, 1),
@@ -501,7 +501,7 @@ mod tests {
         }
         .init(&mut rng)
         .unwrap();
-        let x = Tensor::randn([1, 2, 2, 2], &mut rng);
+        let x = Tensor::randn([1, 2, 2, 2], &mut rng).unwrap();
         gradgradcheck_module(&t2, &[x], |v| v[0].tanh(), &o).unwrap();
     }
 }

@@ -25,7 +25,7 @@ pub fn dropout<'t, T: Float>(
     if !training || p == 0.0 {
         return Ok(x);
     }
-    let mask = mask(x.shape(), p, rng);
+    let mask = mask(x.shape(), p, rng)?;
     Ok(x.mul(x.tape().constant(mask))?)
 }
 
@@ -41,20 +41,24 @@ pub(crate) fn dropout_from<'t, T: Float>(
     if p == 0.0 {
         return Ok(x);
     }
-    let mask = generator.with_rng(|rng| mask(x.shape(), p, rng));
+    let mask = generator.with_rng(|rng| mask(x.shape(), p, rng))?;
     Ok(x.mul(x.tape().constant(mask))?)
 }
 
 /// Keep-and-scale mask: `1/(1 - p)` with probability `1 - p`, else 0.
-fn mask<T: Float, R: Rng + ?Sized>(shape: autograd::Shape, p: f64, rng: &mut R) -> Tensor<T> {
+fn mask<T: Float, R: Rng + ?Sized>(
+    shape: autograd::Shape,
+    p: f64,
+    rng: &mut R,
+) -> Result<Tensor<T>> {
     let scale = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
-    Tensor::from_fn(shape, |_| {
+    Ok(Tensor::from_fn(shape, |_| {
         if rng.random::<f64>() < p {
             T::zero()
         } else {
             T::of(scale)
         }
-    })
+    })?)
 }
 
 #[track_caller]
@@ -114,7 +118,9 @@ impl<T: Float> Forward<T> for Dropout {
         if !training || self.p == 0.0 {
             return Ok(x);
         }
-        let mask = self.generator.with_rng(|rng| mask(x.shape(), self.p, rng));
+        let mask = self
+            .generator
+            .with_rng(|rng| mask(x.shape(), self.p, rng))?;
         Ok(x.mul(x.tape().constant(mask))?)
     }
 }
@@ -130,7 +136,7 @@ mod tests {
     fn dropout_zeroes_about_p_and_scales_survivors() {
         let d = Dropout::new(0.3, 7).unwrap();
         let tape = Tape::<f64>::new();
-        let x = tape.constant(Tensor::ones([100, 100]));
+        let x = tape.constant(Tensor::ones([100, 100]).unwrap());
         let y = d.forward(&Ctx::new(&tape), x).unwrap().value();
         let zeros = y.as_slice().iter().filter(|&&v| v == 0.0).count() as f64 / 1e4;
         // Binomial(1e4, 0.3): std of the fraction is √(0.21/1e4) ≈ 0.0046; 0.03 is > 6σ.
@@ -157,7 +163,7 @@ mod tests {
     fn dropout_gradchecks_in_training_mode_with_a_fixed_mask() {
         // Rebuild the layer from the same seed on every evaluation so finite differences
         // see the same mask.
-        let x = Tensor::from_fn([3, 4], |i| i as f64 * 0.3 - 1.0);
+        let x = Tensor::from_fn([3, 4], |i| i as f64 * 0.3 - 1.0).unwrap();
         gradcheck(
             |v| {
                 let d = Dropout::new(0.4, 11).unwrap();

@@ -138,7 +138,7 @@ impl<T: Float> Embedding<T> {
             } else {
                 T::zero()
             }
-        });
+        })?;
         let fixed = cx.tape().constant(rows.value());
         Ok(fixed.where_cond(&is_pad, rows)?)
     }
@@ -183,7 +183,7 @@ mod tests {
     fn embedding_looks_up_rows_and_scatters_gradients() {
         let e = Embedding::<f64>::new(4, 3, &mut StdRng::seed_from_u64(0)).unwrap();
         e.weight
-            .set_value(Tensor::arange(12).reshape([4, 3]).unwrap())
+            .set_value(Tensor::arange(12).unwrap().reshape([4, 3]).unwrap())
             .unwrap();
         let tape = Tape::new();
         let x = tape.constant(Tensor::from_vec(vec![2.0, 0.0, 2.0], [3]).unwrap());
@@ -234,7 +234,7 @@ mod tests {
         // zeroed at construction, as PyTorch; a loaded state can put values there
         assert_eq!(e.weight.value().to_vec()[2..4], [0.0, 0.0]);
         e.weight
-            .set_value(Tensor::arange(8).reshape([4, 2]).unwrap())
+            .set_value(Tensor::arange(8).unwrap().reshape([4, 2]).unwrap())
             .unwrap();
         let tape = Tape::new();
         let idx = tape.constant(Tensor::from_vec(vec![1.0, 3.0, 1.0], [3]).unwrap());
@@ -255,8 +255,8 @@ mod tests {
             let idx = Tensor::from_vec(vec![3.0, 2.0, 3.0, 0.0], [2, 2]).unwrap();
             v[0].tape().constant(idx)
         }
-        crate::gradcheck_module(&e, &[Tensor::zeros([1])], pick, &o).unwrap();
-        crate::gradgradcheck_module(&e, &[Tensor::zeros([1])], pick, &o).unwrap();
+        crate::gradcheck_module(&e, &[Tensor::zeros([1]).unwrap()], pick, &o).unwrap();
+        crate::gradgradcheck_module(&e, &[Tensor::zeros([1]).unwrap()], pick, &o).unwrap();
         assert!(Embedding::<f64>::new(4, 2, &mut StdRng::seed_from_u64(2))
             .unwrap()
             .with_padding_idx(4)

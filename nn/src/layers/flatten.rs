@@ -42,7 +42,7 @@ mod tests {
     #[test]
     fn flatten_keeps_the_batch_axis_and_gradchecks() {
         let tape = Tape::<f64>::new();
-        let x = tape.constant(Tensor::zeros([2, 3, 4, 5]));
+        let x = tape.constant(Tensor::zeros([2, 3, 4, 5]).unwrap());
         let y = Flatten::default().forward(&Ctx::new(&tape), x).unwrap();
         assert_eq!(y.dims(), [2, 60]);
         let mid = Flatten {
@@ -57,7 +57,7 @@ mod tests {
         assert!(bad.forward(&Ctx::new(&tape), x).is_err());
         gradcheck_module(
             &Flatten::default(),
-            &[Tensor::from_fn([2, 2, 3], |i| i as f64 * 0.1)],
+            &[Tensor::from_fn([2, 2, 3], |i| i as f64 * 0.1).unwrap()],
             |v| v[0],
             &GradcheckOptions::default(),
         )

@@ -18,7 +18,7 @@ use crate::Module;
 /// use nn::{Ctx, GroupNorm};
 /// let gn = GroupNorm::<f64>::new(2, 4)?;
 /// let tape = Tape::new();
-/// let y = Ctx::new(&tape).call(&gn, tape.constant(Tensor::from_fn([1, 4, 3], |i| i as f64)))?;
+/// let y = Ctx::new(&tape).call(&gn, tape.constant(Tensor::from_fn([1, 4, 3], |i| i as f64)?))?;
 /// // each group (6 values) now sums (so averages) to 0
 /// let m = y.value().reshape([2, 6])?.sum_axes(&[1], false)?;
 /// assert!(m.as_slice().iter().all(|v| v.abs() < 1e-12));
@@ -69,8 +69,12 @@ impl<T: Float> GroupNorm<T> {
             ));
         }
         Ok(GroupNorm {
-            weight: affine.then(|| Param::named("weight", Tensor::ones([num_channels]))),
-            bias: affine.then(|| Param::named("bias", Tensor::zeros([num_channels]))),
+            weight: affine
+                .then(|| Tensor::ones([num_channels]).map(|t| Param::named("weight", t)))
+                .transpose()?,
+            bias: affine
+                .then(|| Tensor::zeros([num_channels]).map(|t| Param::named("bias", t)))
+                .transpose()?,
             num_groups,
             num_channels,
             eps,
@@ -124,19 +128,25 @@ mod tests {
         let gn = GroupNorm::<f64>::new(2, 4).unwrap();
         gn.weight()
             .unwrap()
-            .set_value(Tensor::uniform([4], 0.5, 1.5, &mut rng))
+            .set_value(Tensor::uniform([4], 0.5, 1.5, &mut rng).unwrap())
             .unwrap();
         gn.bias()
             .unwrap()
-            .set_value(Tensor::randn([4], &mut rng))
+            .set_value(Tensor::randn([4], &mut rng).unwrap())
             .unwrap();
         let o = GradcheckOptions::default();
-        gradcheck_module(&gn, &[Tensor::randn([2, 4, 3], &mut rng)], |v| v[0], &o).unwrap();
+        gradcheck_module(
+            &gn,
+            &[Tensor::randn([2, 4, 3], &mut rng).unwrap()],
+            |v| v[0],
+            &o,
+        )
+        .unwrap();
         let plain = GroupNorm::<f64>::with_options(3, 3, 1e-5, false).unwrap();
         assert!(plain.named_parameters().is_empty());
         gradcheck_module(
             &plain,
-            &[Tensor::randn([2, 3, 2, 2], &mut rng)],
+            &[Tensor::randn([2, 3, 2, 2], &mut rng).unwrap()],
             |v| v[0],
             &o,
         )
@@ -150,7 +160,7 @@ mod tests {
         let gn = GroupNorm::<f32>::new(2, 4).unwrap();
         let tape = Tape::new();
         for shape in [vec![2, 3, 5], vec![4], vec![2, 4, 0]] {
-            let x = tape.constant(Tensor::zeros(shape));
+            let x = tape.constant(Tensor::zeros(shape).unwrap());
             assert!(matches!(
                 gn.forward(&Ctx::new(&tape), x),
                 Err(Error::InputShape {
@@ -167,9 +177,9 @@ mod tests {
         let gn = GroupNorm::<f64>::new(2, 4).unwrap();
         gn.bias()
             .unwrap()
-            .set_value(Tensor::randn([4], &mut rng))
+            .set_value(Tensor::randn([4], &mut rng).unwrap())
             .unwrap();
-        let x = Tensor::randn([1, 4, 2], &mut rng);
+        let x = Tensor::randn([1, 4, 2], &mut rng).unwrap();
         gradgradcheck_module(&gn, &[x], |v| v[0], &GradcheckOptions::default()).unwrap();
     }
 }

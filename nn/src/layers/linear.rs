@@ -133,8 +133,8 @@ impl<T: Float> Forward<T> for Linear<T> {
 /// ```
 /// use autograd::{Tape, Tensor};
 /// let tape = Tape::<f64>::new();
-/// let x = tape.constant(Tensor::ones([2, 5, 3]));
-/// let w = tape.constant(Tensor::ones([4, 3]));
+/// let x = tape.constant(Tensor::ones([2, 5, 3])?);
+/// let w = tape.constant(Tensor::ones([4, 3])?);
 /// let y = nn::linear(x, w, None)?;
 /// assert_eq!(y.dims(), [2, 5, 4]);
 /// assert_eq!(y.value().as_slice()[0], 3.0);
@@ -197,11 +197,11 @@ mod tests {
         // [1·1 + 0·2 - 1·3 + 0.5, 4 - 6 - 1]
         assert_eq!(y.value().to_vec(), [-1.5, -3.0]);
         // rank-3 and rank-1 inputs keep their leading axes
-        let x3 = tape.constant(Tensor::ones([2, 4, 3]));
+        let x3 = tape.constant(Tensor::ones([2, 4, 3]).unwrap());
         assert_eq!(fc.forward(&Ctx::new(&tape), x3).unwrap().dims(), [2, 4, 2]);
-        let x1 = tape.constant(Tensor::ones([3]));
+        let x1 = tape.constant(Tensor::ones([3]).unwrap());
         assert_eq!(fc.forward(&Ctx::new(&tape), x1).unwrap().dims(), [2]);
-        let bad = tape.constant(Tensor::ones([2, 4]));
+        let bad = tape.constant(Tensor::ones([2, 4]).unwrap());
         let e = fc.forward(&Ctx::new(&tape), bad).unwrap_err();
         assert!(
             e.to_string().contains("Linear: expected input [*, 3]"),
@@ -212,7 +212,7 @@ mod tests {
     #[test]
     fn linear_gradchecks_in_input_weight_and_bias() {
         let mut rng = StdRng::seed_from_u64(1);
-        let x = Tensor::randn([4, 3], &mut rng);
+        let x = Tensor::randn([4, 3], &mut rng).unwrap();
         let fc = Linear::<f64>::new(3, 5, &mut rng).unwrap();
         gradcheck_module(
             &fc,
@@ -251,7 +251,7 @@ mod tests {
     fn linear_gradgradchecks_with_leading_batch_axes() {
         let mut rng = StdRng::seed_from_u64(3);
         let fc = Linear::<f64>::new(3, 2, &mut rng).unwrap();
-        let x = Tensor::randn([2, 2, 3], &mut rng);
+        let x = Tensor::randn([2, 2, 3], &mut rng).unwrap();
         // tanh inside, so the second derivative in x is not zero
         gradgradcheck_module(&fc, &[x], |v| v[0].tanh(), &GradcheckOptions::default()).unwrap();
     }

@@ -314,7 +314,7 @@ impl<'t, T: Float> Vars<'t, T> for BoolMask {
 /// let tape = Tape::<f64>::new();
 /// let block: AttnMask<f64> = BoolMask::causal(4, 4).into();
 /// // an ALiBi-style bias, differentiable if it is a tape variable
-/// let bias = tape.var(Tensor::from_fn([4, 4], |i| -((i % 4) as f64 - (i / 4) as f64).abs()));
+/// let bias = tape.var(Tensor::from_fn([4, 4], |i| -((i % 4) as f64 - (i / 4) as f64).abs())?);
 /// let add = AttnMask::Additive(bias);
 /// assert_eq!(block.dims(), add.dims());
 /// ```

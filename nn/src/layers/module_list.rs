@@ -37,7 +37,7 @@ use crate::module::{Field, Module, Visit};
 /// let tower = Tower { blocks };
 /// assert_eq!(tower.named_parameters()[4].0, "blocks.2.weight");
 /// let tape = Tape::new();
-/// assert_eq!(Ctx::new(&tape).call(&tower, tape.constant(Tensor::ones([1, 4])))?.dims(), [1, 4]);
+/// assert_eq!(Ctx::new(&tape).call(&tower, tape.constant(Tensor::ones([1, 4])?))?.dims(), [1, 4]);
 /// # Ok::<(), nn::Error>(())
 /// ```
 #[derive(Debug)]

@@ -57,13 +57,21 @@ impl BatchNormConfig {
         Ok(BatchNorm {
             weight: self
                 .affine
-                .then(|| Param::named("weight", Tensor::ones([c]))),
+                .then(|| Tensor::ones([c]).map(|t| Param::named("weight", t)))
+                .transpose()?,
             bias: self
                 .affine
-                .then(|| Param::named("bias", Tensor::zeros([c]))),
-            running_mean: track.then(|| Buffer::new(Tensor::zeros([c]))),
-            running_var: track.then(|| Buffer::new(Tensor::ones([c]))),
-            num_batches_tracked: track.then(|| Buffer::integer(Tensor::zeros([]))),
+                .then(|| Tensor::zeros([c]).map(|t| Param::named("bias", t)))
+                .transpose()?,
+            running_mean: track
+                .then(|| Tensor::zeros([c]).map(Buffer::new))
+                .transpose()?,
+            running_var: track
+                .then(|| Tensor::ones([c]).map(Buffer::new))
+                .transpose()?,
+            num_batches_tracked: track
+                .then(|| Tensor::zeros([]).map(Buffer::integer))
+                .transpose()?,
             config: *self,
             mode: Mode::new(),
         })
@@ -159,7 +167,7 @@ impl<T: Float, const D: usize> BatchNorm<T, D> {
             return Ok(());
         };
         let count = tracked.value().as_slice()[0] + T::one();
-        tracked.set_value(Tensor::full([], count))?;
+        tracked.set_value(Tensor::full([], count)?)?;
         let m = match self.config.momentum {
             Some(m) => m,
             None => 1.0 / count.as_f64(),
@@ -276,8 +284,12 @@ impl LayerNormConfig {
         }
         let affine = self.elementwise_affine;
         Ok(LayerNorm {
-            weight: affine.then(|| Param::named("weight", Tensor::ones(shape.clone()))),
-            bias: (affine && self.bias).then(|| Param::named("bias", Tensor::zeros(shape.clone()))),
+            weight: affine
+                .then(|| Tensor::ones(shape.clone()).map(|t| Param::named("weight", t)))
+                .transpose()?,
+            bias: (affine && self.bias)
+                .then(|| Tensor::zeros(shape.clone()).map(|t| Param::named("bias", t)))
+                .transpose()?,
             normalized_shape: shape.clone(),
             eps: self.eps,
         })
@@ -367,11 +379,11 @@ mod tests {
         let c = bn.config.num_features;
         bn.weight()
             .unwrap()
-            .set_value(Tensor::uniform([c], 0.5, 1.5, rng))
+            .set_value(Tensor::uniform([c], 0.5, 1.5, rng).unwrap())
             .unwrap();
         bn.bias()
             .unwrap()
-            .set_value(Tensor::randn([c], rng))
+            .set_value(Tensor::randn([c], rng).unwrap())
             .unwrap();
     }
 
@@ -381,13 +393,37 @@ mod tests {
         let o = GradcheckOptions::default();
         let bn1 = BatchNorm1d::<f64>::new(3).unwrap();
         randomise_affine(&bn1, &mut rng);
-        gradcheck_module(&bn1, &[Tensor::randn([5, 3], &mut rng)], |v| v[0], &o).unwrap();
-        gradcheck_module(&bn1, &[Tensor::randn([4, 3, 2], &mut rng)], |v| v[0], &o).unwrap();
+        gradcheck_module(
+            &bn1,
+            &[Tensor::randn([5, 3], &mut rng).unwrap()],
+            |v| v[0],
+            &o,
+        )
+        .unwrap();
+        gradcheck_module(
+            &bn1,
+            &[Tensor::randn([4, 3, 2], &mut rng).unwrap()],
+            |v| v[0],
+            &o,
+        )
+        .unwrap();
         let bn2 = BatchNorm2d::<f64>::new(2).unwrap();
         randomise_affine(&bn2, &mut rng);
-        gradcheck_module(&bn2, &[Tensor::randn([2, 2, 3, 3], &mut rng)], |v| v[0], &o).unwrap();
+        gradcheck_module(
+            &bn2,
+            &[Tensor::randn([2, 2, 3, 3], &mut rng).unwrap()],
+            |v| v[0],
+            &o,
+        )
+        .unwrap();
         bn2.eval();
-        gradcheck_module(&bn2, &[Tensor::randn([2, 2, 3, 3], &mut rng)], |v| v[0], &o).unwrap();
+        gradcheck_module(
+            &bn2,
+            &[Tensor::randn([2, 2, 3, 3], &mut rng).unwrap()],
+            |v| v[0],
+            &o,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -420,12 +456,12 @@ mod tests {
         assert_eq!(bn.running_stats().unwrap().0, rm);
         // a batch of one cannot be normalised in training mode
         bn.train();
-        let one = tape.constant(Tensor::ones([1, 2]));
+        let one = tape.constant(Tensor::ones([1, 2]).unwrap());
         assert!(matches!(
             bn.forward(&Ctx::new(&tape), one),
             Err(Error::InputShape { .. })
         ));
-        let wrong = tape.constant(Tensor::ones([4, 3]));
+        let wrong = tape.constant(Tensor::ones([4, 3]).unwrap());
         assert!(matches!(
             bn.forward(&Ctx::new(&tape), wrong),
             Err(Error::InputShape { .. })
@@ -438,15 +474,15 @@ mod tests {
         let ln = LayerNorm::<f64>::new(&[2, 3]).unwrap();
         ln.weight()
             .unwrap()
-            .set_value(Tensor::uniform([2, 3], 0.5, 1.5, &mut rng))
+            .set_value(Tensor::uniform([2, 3], 0.5, 1.5, &mut rng).unwrap())
             .unwrap();
         ln.bias()
             .unwrap()
-            .set_value(Tensor::randn([2, 3], &mut rng))
+            .set_value(Tensor::randn([2, 3], &mut rng).unwrap())
             .unwrap();
         gradcheck_module(
             &ln,
-            &[Tensor::randn([4, 2, 3], &mut rng)],
+            &[Tensor::randn([4, 2, 3], &mut rng).unwrap()],
             |v| v[0],
             &GradcheckOptions::default(),
         )
@@ -464,7 +500,7 @@ mod tests {
         // mean 2, biased var 2/3
         let s = (2.0f64 / 3.0 + 1e-5).sqrt();
         assert!((y[0] + 1.0 / s).abs() < 1e-12 && y[1].abs() < 1e-12);
-        let bad = tape.constant(Tensor::ones([2, 4]));
+        let bad = tape.constant(Tensor::ones([2, 4]).unwrap());
         assert!(matches!(
             plain.forward(&Ctx::new(&tape), bad),
             Err(Error::InputShape { .. })
@@ -477,13 +513,13 @@ mod tests {
         let o = GradcheckOptions::default();
         let bn = BatchNorm1d::<f64>::new(2).unwrap();
         randomise_affine(&bn, &mut rng);
-        let x = Tensor::randn([3, 2], &mut rng);
+        let x = Tensor::randn([3, 2], &mut rng).unwrap();
         gradgradcheck_module(&bn, std::slice::from_ref(&x), |v| v[0], &o).unwrap();
         bn.eval();
         gradgradcheck_module(&bn, &[x], |v| v[0].square(), &o).unwrap();
         let bn2 = BatchNorm2d::<f64>::new(2).unwrap();
         randomise_affine(&bn2, &mut rng);
-        let x = Tensor::randn([2, 2, 2, 2], &mut rng);
+        let x = Tensor::randn([2, 2, 2, 2], &mut rng).unwrap();
         gradgradcheck_module(&bn2, std::slice::from_ref(&x), |v| v[0], &o).unwrap();
         bn2.eval();
         gradgradcheck_module(&bn2, &[x], |v| v[0].square(), &o).unwrap();
@@ -495,7 +531,7 @@ mod tests {
         .unwrap();
         let names: Vec<_> = ln.named_parameters().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["weight"]);
-        let x = Tensor::randn([2, 2, 2], &mut rng);
+        let x = Tensor::randn([2, 2, 2], &mut rng).unwrap();
         gradgradcheck_module(&ln, &[x], |v| v[0], &o).unwrap();
     }
 }

@@ -200,13 +200,13 @@ mod tests {
 
     // Distinct values, so no window has a tie for its max (max is not differentiable there).
     fn x() -> Tensor<f64> {
-        Tensor::from_fn([2, 2, 4, 5], |i| ((i * 37 % 80) as f64) * 0.1 - 4.0)
+        Tensor::from_fn([2, 2, 4, 5], |i| ((i * 37 % 80) as f64) * 0.1 - 4.0).unwrap()
     }
 
     #[test]
     fn pools_have_torch_shapes_and_values() {
         let tape = Tape::<f64>::new();
-        let v = tape.constant(Tensor::arange(16).reshape([1, 1, 4, 4]).unwrap());
+        let v = tape.constant(Tensor::arange(16).unwrap().reshape([1, 1, 4, 4]).unwrap());
         let m = MaxPool2d::new(2).forward(&Ctx::new(&tape), v).unwrap();
         assert_eq!(m.value().to_vec(), [5., 7., 13., 15.]);
         let a = AvgPool2d::new(2).forward(&Ctx::new(&tape), v).unwrap();
@@ -216,12 +216,12 @@ mod tests {
             .unwrap();
         // row windows [0, 2), [1, 3), [2, 4): means 3.5, 7.5, 11.5
         assert_eq!(ad.value().to_vec(), [3.5, 7.5, 11.5]);
-        let bad = tape.constant(Tensor::zeros([4, 4]));
+        let bad = tape.constant(Tensor::zeros([4, 4]).unwrap());
         assert!(matches!(
             MaxPool2d::new(2).forward(&Ctx::new(&tape), bad),
             Err(Error::InputShape { .. })
         ));
-        let empty = tape.constant(Tensor::zeros([1, 0, 4, 4]));
+        let empty = tape.constant(Tensor::zeros([1, 0, 4, 4]).unwrap());
         assert!(matches!(
             AdaptiveAvgPool2d::new(2, 2).forward(&Ctx::new(&tape), empty),
             Err(Error::InputShape { .. })
@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn pools_gradgradcheck() {
         let o = GradcheckOptions::default();
-        let small = Tensor::from_fn([1, 2, 3, 4], |i| ((i * 37 % 24) as f64) * 0.1 - 1.2);
+        let small = Tensor::from_fn([1, 2, 3, 4], |i| ((i * 37 % 24) as f64) * 0.1 - 1.2).unwrap();
         // squared inside, so the second derivative is not identically zero
         fn sq<'t>(v: &[Var<'t, f64>]) -> Var<'t, f64> {
             v[0].square()

@@ -476,7 +476,7 @@ macro_rules! stack_module {
 /// let rnn = RnnConfig { num_layers: 2, batch_first: true, ..RnnConfig::new(3, 5) }.rnn::<f64>(&mut rng)?;
 /// assert_eq!(rnn.named_parameters()[4].0, "weight_ih_l1");
 /// let tape = Tape::new();
-/// let x = tape.constant(Tensor::randn([4, 7, 3], &mut rng)); // [N, L, input]
+/// let x = tape.constant(Tensor::randn([4, 7, 3], &mut rng)?); // [N, L, input]
 /// let (out, h_n) = Ctx::new(&tape).call(&rnn, (x, None))?;
 /// assert_eq!((out.dims(), h_n.dims()), (vec![4, 7, 5], vec![2, 4, 5]));
 /// # Ok::<(), nn::Error>(())
@@ -500,7 +500,7 @@ stack_module!(Rnn);
 /// let lstm = RnnConfig { bidirectional: true, ..RnnConfig::new(3, 4) }.lstm::<f64>(&mut rng)?;
 /// let tape = Tape::new();
 /// let cx = Ctx::new(&tape);
-/// let x = tape.constant(Tensor::randn([6, 2, 3], &mut rng)); // [L, N, input]
+/// let x = tape.constant(Tensor::randn([6, 2, 3], &mut rng)?); // [L, N, input]
 /// let (out, state) = cx.call(&lstm, (x, None))?;
 /// assert_eq!(out.dims(), [6, 2, 8]); // both directions
 /// // carry the state into the next chunk of the sequence
@@ -601,7 +601,7 @@ mod tests {
     fn unbind_gives_every_slice_and_routes_each_gradient_back_at_any_length() {
         for l in [1, 2, 3, 4, 5, 7, 16, 17, 40] {
             let tape = Tape::<f64>::new();
-            let x = tape.var(Tensor::from_fn([l, 2, 3], |i| i as f64));
+            let x = tape.var(Tensor::from_fn([l, 2, 3], |i| i as f64).unwrap());
             let parts = unbind(x).unwrap();
             assert_eq!(parts.len(), l);
             let mut total = None;

@@ -63,7 +63,8 @@ impl<T: Float> RmsNorm<T> {
         }
         Ok(RmsNorm {
             weight: elementwise_affine
-                .then(|| Param::named("weight", Tensor::ones(normalized_shape.to_vec()))),
+                .then(|| Tensor::ones(normalized_shape.to_vec()).map(|t| Param::named("weight", t)))
+                .transpose()?,
             normalized_shape: normalized_shape.to_vec(),
             eps,
         })
@@ -111,9 +112,9 @@ mod tests {
             let norm = RmsNorm::<f64>::with_options(&shape, Some(1e-6), true).unwrap();
             norm.weight()
                 .unwrap()
-                .set_value(Tensor::uniform(shape.clone(), 0.5, 1.5, &mut rng))
+                .set_value(Tensor::uniform(shape.clone(), 0.5, 1.5, &mut rng).unwrap())
                 .unwrap();
-            let x = Tensor::randn([2, 2, 3], &mut rng);
+            let x = Tensor::randn([2, 2, 3], &mut rng).unwrap();
             gradcheck_module(&norm, &[x], |v| v[0], &o).unwrap();
         }
     }
@@ -123,16 +124,16 @@ mod tests {
         let norm = RmsNorm::<f32>::new(&[1]).unwrap();
         let tape = Tape::new();
         let y = Ctx::new(&tape)
-            .call(&norm, tape.constant(Tensor::zeros([2, 1])))
+            .call(&norm, tape.constant(Tensor::zeros([2, 1]).unwrap()))
             .unwrap();
         // 0/√(0 + eps) = 0: finite
         assert_eq!(y.value().to_vec(), [0.0, 0.0]);
-        let tiny = tape.constant(Tensor::full([1, 1], f32::EPSILON.sqrt()));
+        let tiny = tape.constant(Tensor::full([1, 1], f32::EPSILON.sqrt()).unwrap());
         let y = Ctx::new(&tape).call(&norm, tiny).unwrap().value().to_vec()[0];
         // x/√(x² + eps) with x² = eps: 1/√2
         assert!((y - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
         assert!(RmsNorm::<f32>::new(&[]).is_err());
-        let bad = tape.constant(Tensor::zeros([2, 3]));
+        let bad = tape.constant(Tensor::zeros([2, 3]).unwrap());
         assert!(matches!(
             Ctx::new(&tape).call(&norm, bad),
             Err(Error::Module(_))
@@ -143,7 +144,7 @@ mod tests {
     fn rms_norm_gradgradchecks() {
         let mut rng = StdRng::seed_from_u64(14);
         let norm = RmsNorm::<f64>::with_options(&[3], Some(1e-6), true).unwrap();
-        let x = Tensor::randn([2, 3], &mut rng);
+        let x = Tensor::randn([2, 3], &mut rng).unwrap();
         gradgradcheck_module(&norm, &[x], |v| v[0], &GradcheckOptions::default()).unwrap();
     }
 }

@@ -133,7 +133,7 @@ pub(crate) fn step<'t, T: Float>(
         CellKind::Gru => {
             let h = match h {
                 Some(h) => h,
-                None => xw.tape().constant(Tensor::zeros([xw.dims()[0], hidden])),
+                None => xw.tape().constant(Tensor::zeros([xw.dims()[0], hidden])?),
             };
             let mut hw = h.matmul_t(w_hh, false, true)?;
             if let Some(b) = b_hh {
@@ -388,7 +388,7 @@ macro_rules! cell_accessors {
 /// let cx = Ctx::new(&tape);
 /// let mut h = None;
 /// for _ in 0..5 {
-///     let x = tape.constant(Tensor::randn([2, 3], &mut rng));
+///     let x = tape.constant(Tensor::randn([2, 3], &mut rng)?);
 ///     h = Some(cx.call(&cell, (x, h))?);
 /// }
 /// assert_eq!(h.unwrap().dims(), [2, 4]);

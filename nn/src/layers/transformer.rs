@@ -285,7 +285,7 @@ impl<'t, T: Float> EncoderInput<'t, T> {
 /// }
 /// .encoder::<f32>(&mut rng)?;
 /// let tape = Tape::new();
-/// let x = tape.constant(Tensor::randn([2, 10, 16], &mut rng));
+/// let x = tape.constant(Tensor::randn([2, 10, 16], &mut rng)?);
 /// let y = Ctx::new(&tape).call(&block, EncoderInput::new(x).with_mask(BoolMask::causal(10, 10)))?;
 /// assert_eq!(y.dims(), [2, 10, 16]);
 /// # Ok::<(), nn::Error>(())

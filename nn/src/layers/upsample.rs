@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn upsample_gradchecks_in_both_modes() {
-        let x = Tensor::from_fn([1, 2, 3, 2], |i| (i as f64 * 0.37).sin());
+        let x = Tensor::from_fn([1, 2, 3, 2], |i| (i as f64 * 0.37).sin()).unwrap();
         let o = GradcheckOptions::default();
         for mode in [
             UpsampleMode::Nearest,
@@ -155,7 +155,7 @@ mod tests {
     #[test]
     fn upsample_rejects_bad_settings() {
         let tape = Tape::<f64>::new();
-        let x = tape.constant(Tensor::ones([1, 1, 2, 2]));
+        let x = tape.constant(Tensor::ones([1, 1, 2, 2]).unwrap());
         let both = Upsample {
             size: Some((4, 4)),
             ..Upsample::scale(2.0, UpsampleMode::Nearest)
@@ -168,7 +168,7 @@ mod tests {
         assert!(shrink.forward(&Ctx::new(&tape), x).is_err());
         let nan = Upsample::scale(f64::NAN, UpsampleMode::Nearest);
         assert!(nan.forward(&Ctx::new(&tape), x).is_err());
-        let flat = tape.constant(Tensor::ones([2, 2]));
+        let flat = tape.constant(Tensor::ones([2, 2]).unwrap());
         assert!(matches!(
             Upsample::scale(2.0, UpsampleMode::Nearest).forward(&Ctx::new(&tape), flat),
             Err(Error::InputShape { .. })
@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn upsample_gradgradchecks() {
-        let x = Tensor::from_fn([1, 1, 2, 3], |i| (i as f64 * 0.53).cos());
+        let x = Tensor::from_fn([1, 1, 2, 3], |i| (i as f64 * 0.53).cos()).unwrap();
         let o = GradcheckOptions::default();
         let bilinear = UpsampleMode::Bilinear {
             align_corners: false,

@@ -137,8 +137,8 @@ fn weighted_nll<'t, T: Float>(
         } else {
             T::zero()
         }
-    });
-    let wt = Tensor::from_fn([n, rest], |p| cl.targets[p].map_or(T::zero(), w_of));
+    })?;
+    let wt = Tensor::from_fn([n, rest], |p| cl.targets[p].map_or(T::zero(), w_of))?;
     let zero = tape.constant(Tensor::scalar(T::zero()));
     // where, not a product with 0: an ignored row with non-finite scores stays out of it.
     let nll = picked
@@ -453,7 +453,7 @@ impl<T: Float> MultiMarginLoss<T> {
             } else {
                 w_of(t[k / c])
             }
-        });
+        })?;
         let per = m
             .mul(input.tape().constant(keep))?
             .sum_axes(&[1], false)?

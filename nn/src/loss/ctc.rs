@@ -48,7 +48,7 @@ impl CtcLoss {
     /// let tape = Tape::<f64>::new();
     /// // 2 frames, classes {blank, a}, uniform: the label "a" has alignments "aa", "-a",
     /// // "a-", each of probability 1/4.
-    /// let lp = tape.var(Tensor::full([2, 1, 2], 0.5f64.ln()));
+    /// let lp = tape.var(Tensor::full([2, 1, 2], 0.5f64.ln())?);
     /// let l = ctc_loss(lp, &[vec![1]], &[2])?;
     /// assert!((l.item()? - (-(0.75f64).ln())).abs() < 1e-12);
     /// # Ok::<(), nn::Error>(())
@@ -114,6 +114,11 @@ impl CtcLoss {
                 ));
             }
         }
+        // The lattice and the emissions are [T, N, 2L + 1]: a size no tensor can have is an
+        // error before anything is allocated (a target in memory has L < isize::MAX / 8, so
+        // 2L + 1 does not overflow).
+        let s_max = targets.iter().map(|t| 2 * t.as_ref().len() + 1).max();
+        autograd::Shape::from([t_max, n, s_max.unwrap_or(1)]).check(loss)?;
         let lattice = Lattice::new(targets, input_lengths, self.blank, t_max);
         let s_max = lattice.s_max;
         let tape = lp.tape();
@@ -130,8 +135,8 @@ impl CtcLoss {
             }
         }
         let emit = lp.gather_flat(idx, [t_max, n, s_max], T::zero())?;
-        let mut alpha = frame(emit, 0)?.where_cond(&lattice.reach(0), neg_scalar)?;
-        let allow = lattice.skip_allowed();
+        let mut alpha = frame(emit, 0)?.where_cond(&lattice.reach(0)?, neg_scalar)?;
+        let allow = lattice.skip_allowed()?;
         for t in 1..t_max {
             let c0 = alpha;
             let c1 = shift(tape, alpha, 1)?;
@@ -139,9 +144,9 @@ impl CtcLoss {
             let step = Var::stack(&[c0, c1, c2], -1)?.logsumexp(&[-1], false)?;
             let next = step
                 .add(frame(emit, t)?)?
-                .where_cond(&lattice.reach(t), neg_scalar)?;
+                .where_cond(&lattice.reach(t)?, neg_scalar)?;
             // Sequences whose input has ended keep their last α.
-            alpha = next.where_cond(&lattice.active(t), alpha)?;
+            alpha = next.where_cond(&lattice.active(t)?, alpha)?;
         }
         // The two final states, the second absent for an empty target.
         let mut ends = Vec::with_capacity(2 * n);
@@ -161,7 +166,7 @@ impl CtcLoss {
             } else {
                 T::zero()
             }
-        });
+        })?;
         let replacement = if self.zero_infinity {
             T::zero()
         } else {
@@ -170,7 +175,8 @@ impl CtcLoss {
         let per = per.where_cond(&possible, tape.constant(Tensor::scalar(replacement)))?;
         Ok(match self.reduction {
             Reduction::Mean => {
-                let lens = Tensor::from_fn([n], |b| T::of(targets[b].as_ref().len().max(1) as f64));
+                let lens =
+                    Tensor::from_fn([n], |b| T::of(targets[b].as_ref().len().max(1) as f64))?;
                 per.div(tape.constant(lens))?.mean()
             }
             Reduction::Sum => per.sum(),
@@ -207,7 +213,7 @@ fn frame<'t, T: Float>(emit: Var<'t, T>, t: usize) -> Result<Var<'t, T>> {
 fn shift<'t, T: Float>(tape: &'t Tape<T>, x: Var<'t, T>, k: usize) -> Result<Var<'t, T>> {
     let d = x.shape();
     let (n, s) = (d[0], d[1]);
-    let fill = tape.constant(Tensor::full([n, k.min(s)], T::of(NEG)));
+    let fill = tape.constant(Tensor::full([n, k.min(s)], T::of(NEG))?);
     if k >= s {
         return Ok(fill);
     }
@@ -283,32 +289,35 @@ impl Lattice {
         s >= 2 && s < self.len[b] && s % 2 == 1 && self.ext[b][s] != self.ext[b][s - 2]
     }
 
-    fn mask<T: Float>(&self, f: impl Fn(usize, usize) -> bool) -> Tensor<T> {
+    fn mask<T: Float>(&self, f: impl Fn(usize, usize) -> bool) -> Result<Tensor<T>> {
         let (n, s) = (self.ext.len(), self.s_max);
-        Tensor::from_fn(
-            [n, s],
-            |k| if f(k / s, k % s) { T::one() } else { T::zero() },
-        )
+        Ok(Tensor::from_fn([n, s], |k| {
+            if f(k / s, k % s) {
+                T::one()
+            } else {
+                T::zero()
+            }
+        })?)
     }
 
-    fn reach<T: Float>(&self, t: usize) -> Tensor<T> {
+    fn reach<T: Float>(&self, t: usize) -> Result<Tensor<T>> {
         self.mask(|b, s| self.reach[t][b][s])
     }
 
-    fn skip_allowed<T: Float>(&self) -> Tensor<T> {
+    fn skip_allowed<T: Float>(&self) -> Result<Tensor<T>> {
         self.mask(|b, s| self.can_skip(b, s))
     }
 
     /// 1 for the sequences whose input still runs at frame `t`, as `[N, 1]`.
-    fn active<T: Float>(&self, t: usize) -> Tensor<T> {
+    fn active<T: Float>(&self, t: usize) -> Result<Tensor<T>> {
         let n = self.frames.len();
-        Tensor::from_fn([n, 1], |b| {
+        Ok(Tensor::from_fn([n, 1], |b| {
             if t < self.frames[b] {
                 T::one()
             } else {
                 T::zero()
             }
-        })
+        })?)
     }
 
     /// Whether an end state is reachable at the sequence's last frame.

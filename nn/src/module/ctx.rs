@@ -53,7 +53,7 @@ struct Substitute<'t, T: Float> {
 /// cx.add_forward_hook(|call| {
 ///     seen.borrow_mut().push((call.path.to_string(), call.module.type_name(), call.outputs[0].dims()))
 /// });
-/// let y = cx.call(&mlp, tape.constant(Tensor::ones([3, 4])))?;
+/// let y = cx.call(&mlp, tape.constant(Tensor::ones([3, 4])?))?;
 /// assert_eq!(y.dims(), [3, 2]);
 /// assert_eq!(
 ///     seen.borrow()[..3],

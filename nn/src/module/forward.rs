@@ -45,7 +45,7 @@ use crate::error::Result;
 /// let m = Merge::<f32> { a: Linear::new(3, 2, &mut rng)?, b: Linear::new(5, 2, &mut rng)? };
 /// let tape = Tape::new();
 /// let cx = Ctx::new(&tape);
-/// let out = cx.call(&m, (tape.constant(Tensor::ones([4, 3])), tape.constant(Tensor::ones([4, 5]))))?;
+/// let out = cx.call(&m, (tape.constant(Tensor::ones([4, 3])?), tape.constant(Tensor::ones([4, 5])?)))?;
 /// assert_eq!(out.dims(), [4, 2]);
 /// # Ok::<(), nn::Error>(())
 /// ```
@@ -137,9 +137,10 @@ impl<T: Float, M: Forward<T> + ?Sized> Forward<T> for Box<M> {
 /// }
 ///
 /// let tape = Tape::<f32>::new();
-/// let q = tape.constant(Tensor::ones([2, 3]));
+/// let q = tape.constant(Tensor::ones([2, 3])?);
 /// let input = AttentionInput { query: q, key: q, mask: None, causal: true };
 /// assert_eq!(input.vars().len(), 2);
+/// # Ok::<(), autograd::Error>(())
 /// ```
 pub trait Vars<'t, T: Float> {
     /// Calls `f` with each `Var`, in order.

@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 /// use rand::SeedableRng;
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 /// let fc = Linear::<f64>::new(3, 2, &mut rng)?;
-/// let x = Tensor::randn([4, 3], &mut rng);
+/// let x = Tensor::randn([4, 3], &mut rng)?;
 /// gradcheck_module(&fc, &[x], |v| v[0], &GradcheckOptions::default())?;
 /// # Ok::<(), nn::Error>(())
 /// ```
@@ -69,7 +69,7 @@ where
 /// use rand::SeedableRng;
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 /// let net = Sequential::<f64>::new().append(Linear::new(2, 3, &mut rng)?).append(Tanh);
-/// let x = Tensor::randn([2, 2], &mut rng);
+/// let x = Tensor::randn([2, 2], &mut rng)?;
 /// gradgradcheck_module(&net, &[x], |v| v[0], &GradcheckOptions::default())?;
 /// # Ok::<(), nn::Error>(())
 /// ```
@@ -165,7 +165,7 @@ where
         let outs = out.vars();
         let mut total: Option<Var<'_, f64>> = None;
         for (k, y) in outs.iter().enumerate() {
-            let c = Tensor::from_fn(y.shape(), |i| 1.0 + ((i + 7 * k) as f64 * 0.37).sin() * 0.5);
+            let c = Tensor::from_fn(y.shape(), |i| 1.0 + ((i + 7 * k) as f64 * 0.37).sin() * 0.5)?;
             let term = y.mul(tape.constant(c))?.sum();
             total = Some(match total {
                 None => term,

@@ -35,13 +35,13 @@
 //! let block = Residual {
 //!     fc1: Linear::<f64>::new(4, 8, &mut rng)?,
 //!     fc2: Linear::new(8, 4, &mut rng)?,
-//!     scale: Param::new(Tensor::ones([1])),
+//!     scale: Param::new(Tensor::ones([1])?),
 //! };
 //! let names: Vec<String> = block.named_parameters().into_iter().map(|(n, _)| n).collect();
 //! assert_eq!(names, ["scale", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]);
 //!
 //! let tape = Tape::new();
-//! let y = Ctx::new(&tape).call(&block, tape.constant(Tensor::ones([2, 4])))?;
+//! let y = Ctx::new(&tape).call(&block, tape.constant(Tensor::ones([2, 4])?))?;
 //! assert_eq!(y.dims(), [2, 4]);
 //! # Ok::<(), nn::Error>(())
 //! ```

@@ -73,7 +73,7 @@ impl ModuleId {
 /// let block = Block::<f64> {
 ///     fc1: Linear::new(4, 8, &mut rng)?,
 ///     fc2: None,
-///     scale: Param::new(Tensor::ones([1])),
+///     scale: Param::new(Tensor::ones([1])?),
 ///     width: 8,
 /// };
 /// let names: Vec<String> = block.named_parameters().into_iter().map(|(n, _)| n).collect();

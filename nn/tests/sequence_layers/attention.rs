@@ -50,10 +50,10 @@ fn sdpa_matches_plain_loops_with_causal_boolean_and_additive_masks() {
     let mut r = rng(1);
     let (n, h, l, s, d, dv) = (2, 2, 3, 5, 4, 3);
     let tape = Tape::<f64>::new();
-    let q = tape.constant(Tensor::randn([n, h, l, d], &mut r));
-    let k = tape.constant(Tensor::randn([n, h, s, d], &mut r));
-    let v = tape.constant(Tensor::randn([n, h, s, dv], &mut r));
-    let add = Tensor::randn([l, s], &mut r);
+    let q = tape.constant(Tensor::randn([n, h, l, d], &mut r).unwrap());
+    let k = tape.constant(Tensor::randn([n, h, s, d], &mut r).unwrap());
+    let v = tape.constant(Tensor::randn([n, h, s, dv], &mut r).unwrap());
+    let add = Tensor::randn([l, s], &mut r).unwrap();
     // sample 1 cannot see key 1 (broadcast over heads and queries)
     let pad = BoolMask::from_fn([n, 1, 1, s], |ix| ix[0] == 1 && ix[3] == 1);
     let plain = scaled_dot_product_attention(
@@ -96,10 +96,10 @@ fn sdpa_matches_plain_loops_with_causal_boolean_and_additive_masks() {
 fn sdpa_gradchecks_to_second_order_including_a_learnt_additive_mask() {
     let mut r = rng(2);
     let inputs = [
-        Tensor::randn([2, 3, 2], &mut r),
-        Tensor::randn([2, 4, 2], &mut r),
-        Tensor::randn([2, 4, 3], &mut r),
-        Tensor::randn([3, 4], &mut r), // a relative-position bias, differentiable
+        Tensor::randn([2, 3, 2], &mut r).unwrap(),
+        Tensor::randn([2, 4, 2], &mut r).unwrap(),
+        Tensor::randn([2, 4, 3], &mut r).unwrap(),
+        Tensor::randn([3, 4], &mut r).unwrap(), // a relative-position bias, differentiable
     ];
     let f = autograd::gradcheck::func(|v| {
         let out = scaled_dot_product_attention(
@@ -122,12 +122,13 @@ fn a_fully_masked_query_gets_a_zero_output_and_finite_zero_gradients() {
     let mut r = rng(3);
     let (l, s) = (3, 4);
     let tape = Tape::<f64>::new();
-    let q = tape.var(Tensor::randn([2, l, 2], &mut r));
-    let k = tape.var(Tensor::randn([2, s, 2], &mut r));
-    let v = tape.var(Tensor::randn([2, s, 3], &mut r));
+    let q = tape.var(Tensor::randn([2, l, 2], &mut r).unwrap());
+    let k = tape.var(Tensor::randn([2, s, 2], &mut r).unwrap());
+    let v = tape.var(Tensor::randn([2, s, 3], &mut r).unwrap());
     // query 1 sees nothing (boolean), query 2 sees nothing (-inf additive entries)
     let blocked = BoolMask::from_fn([l, s], |ix| ix[0] == 1);
-    let add = Tensor::from_fn([l, s], |i| if i / s == 2 { f64::NEG_INFINITY } else { 0.1 });
+    let add =
+        Tensor::from_fn([l, s], |i| if i / s == 2 { f64::NEG_INFINITY } else { 0.1 }).unwrap();
     let bias = AttnMask::Additive(tape.constant(add));
     for mask in [AttnMask::Block(blocked), bias] {
         let out = scaled_dot_product_attention(q, k, v, Some(mask), false, None).unwrap();
@@ -143,7 +144,7 @@ fn a_fully_masked_query_gets_a_zero_output_and_finite_zero_gradients() {
             );
         }
         assert!(o.as_slice().iter().all(|x| x.is_finite()));
-        let c = tape.constant(Tensor::randn(out.shape(), &mut r));
+        let c = tape.constant(Tensor::randn(out.shape(), &mut r).unwrap());
         let g = tape.grad(out.mul(c).unwrap().sum(), &[q, k, v]).unwrap();
         for gi in &g {
             assert!(gi.value().as_slice().iter().all(|x| x.is_finite()));
@@ -164,7 +165,7 @@ fn mha(cfg: MultiheadAttentionConfig, seed: u64) -> MultiheadAttention<f64> {
     // non-zero biases, so a bias that is not applied shows
     for (_, p) in m.named_parameters() {
         if p.shape().rank() == 1 {
-            p.set_value(Tensor::randn(p.shape(), &mut rng(seed + 100)))
+            p.set_value(Tensor::randn(p.shape(), &mut rng(seed + 100)).unwrap())
                 .unwrap();
         }
     }
@@ -220,8 +221,8 @@ fn mha_fast_projection_paths_equal_the_separate_one() {
     let mut r = rng(5);
     let tape = Tape::<f64>::new();
     let cx = Ctx::new(&tape);
-    let x = tape.constant(Tensor::randn([4, 2, 6], &mut r));
-    let mem = tape.constant(Tensor::randn([5, 2, 6], &mut r));
+    let x = tape.constant(Tensor::randn([4, 2, 6], &mut r).unwrap());
+    let mem = tape.constant(Tensor::randn([5, 2, 6], &mut r).unwrap());
     let w = AttnWeights::PerHead;
     let (a, wa) = cx
         .call(&m, AttentionInput::self_attention(x).with_weights(w))
@@ -248,8 +249,8 @@ fn mha_weights_have_pytorchs_shapes_and_rows_that_sum_to_one() {
     let mut r = rng(7);
     let tape = Tape::<f64>::new();
     let cx = Ctx::new(&tape);
-    let q = tape.constant(Tensor::randn([3, 2, 4], &mut r));
-    let kv = tape.constant(Tensor::randn([3, 5, 4], &mut r));
+    let q = tape.constant(Tensor::randn([3, 2, 4], &mut r).unwrap());
+    let kv = tape.constant(Tensor::randn([3, 5, 4], &mut r).unwrap());
     let (y, none) = cx.call(&m, AttentionInput::new(q, kv, kv)).unwrap();
     assert_eq!((y.dims(), none.is_none()), (vec![3, 2, 4], true));
     let input = |w| AttentionInput::new(q, kv, kv).with_weights(w);
@@ -274,7 +275,7 @@ fn mha_gradchecks_in_inputs_and_every_parameter() {
     let mut r = rng(8);
     // self-attention, sequence-first, causal + padding masks, averaged weights out
     let m = mha(MultiheadAttentionConfig::new(4, 2), 9);
-    let x = Tensor::randn([3, 2, 4], &mut r);
+    let x = Tensor::randn([3, 2, 4], &mut r).unwrap();
     let pad = BoolMask::key_padding(&[3, 2], 3).unwrap();
     gradcheck_module(
         &m,
@@ -301,11 +302,11 @@ fn mha_gradchecks_in_inputs_and_every_parameter() {
         10,
     );
     let inputs = [
-        Tensor::randn([2, 2, 4], &mut r),
-        Tensor::randn([2, 3, 3], &mut r),
-        Tensor::randn([2, 3, 2], &mut r),
+        Tensor::randn([2, 2, 4], &mut r).unwrap(),
+        Tensor::randn([2, 3, 3], &mut r).unwrap(),
+        Tensor::randn([2, 3, 2], &mut r).unwrap(),
     ];
-    let add = Tensor::randn([4, 2, 3], &mut r);
+    let add = Tensor::randn([4, 2, 3], &mut r).unwrap();
     gradcheck_module(
         &m,
         &inputs,
@@ -320,7 +321,10 @@ fn mha_gradchecks_in_inputs_and_every_parameter() {
     .unwrap();
     // key = value, unbatched
     let m = mha(MultiheadAttentionConfig::new(2, 1), 11);
-    let inputs = [Tensor::randn([2, 2], &mut r), Tensor::randn([3, 2], &mut r)];
+    let inputs = [
+        Tensor::randn([2, 2], &mut r).unwrap(),
+        Tensor::randn([3, 2], &mut r).unwrap(),
+    ];
     gradcheck_module(
         &m,
         &inputs,
@@ -347,7 +351,7 @@ fn mha_with_a_fully_padded_sample_keeps_the_whole_batch_finite() {
         12,
     );
     let mut r = rng(13);
-    let x = Tensor::randn([2, 3, 4], &mut r);
+    let x = Tensor::randn([2, 3, 4], &mut r).unwrap();
     // sample 0 has no key at all
     let pad = BoolMask::key_padding(&[0, 3], 3).unwrap();
     let tape = Tape::new();
@@ -388,8 +392,8 @@ fn mha_unbatched_input_equals_a_batch_of_one() {
     let mut r = rng(15);
     let tape = Tape::new();
     let cx = Ctx::new(&tape);
-    let q = tape.constant(Tensor::randn([3, 4], &mut r));
-    let kv = tape.constant(Tensor::randn([5, 4], &mut r));
+    let q = tape.constant(Tensor::randn([3, 4], &mut r).unwrap());
+    let kv = tape.constant(Tensor::randn([5, 4], &mut r).unwrap());
     let mask = BoolMask::from_fn([3, 5], |ix| ix[1] == 4);
     let (a, wa) = cx
         .call(
@@ -427,7 +431,7 @@ fn mha_attention_dropout_is_seeded_and_off_in_evaluation() {
     );
     assert!(m.generator().is_some());
     let mut r = rng(17);
-    let x = Tensor::randn([4, 2, 4], &mut r);
+    let x = Tensor::randn([4, 2, 4], &mut r).unwrap();
     let run = |m: &MultiheadAttention<f64>| {
         let tape = Tape::new();
         let y = Ctx::new(&tape)
@@ -478,7 +482,7 @@ fn mha_rejects_bad_inputs_with_typed_errors_naming_layer_path_and_line() {
         ),
     };
     let tape = Tape::<f64>::new();
-    let t = |dims: &[usize]| tape.constant(Tensor::zeros(dims.to_vec()));
+    let t = |dims: &[usize]| tape.constant(Tensor::zeros(dims.to_vec()).unwrap());
     let cases: Vec<(AttentionInput<'_, f64>, &str)> = vec![
         (
             AttentionInput::new(t(&[2, 3, 2, 4]), t(&[5, 2, 3]), t(&[5, 2, 4])),

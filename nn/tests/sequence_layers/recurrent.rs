@@ -75,9 +75,9 @@ fn recurrent_layers_equal_their_cells_unrolled_from_a_nonzero_state() {
     let mut r = rng(20);
     let tape = Tape::<f64>::new();
     let cx = Ctx::new(&tape);
-    let x = tape.constant(Tensor::randn([l, n, i], &mut r));
-    let h0 = tape.constant(Tensor::randn([4, n, hid], &mut r));
-    let c0 = tape.constant(Tensor::randn([4, n, hid], &mut r));
+    let x = tape.constant(Tensor::randn([l, n, i], &mut r).unwrap());
+    let h0 = tape.constant(Tensor::randn([4, n, hid], &mut r).unwrap());
+    let c0 = tape.constant(Tensor::randn([4, n, hid], &mut r).unwrap());
     let in_size = |layer: usize| if layer == 0 { i } else { 2 * hid };
 
     // LSTM
@@ -201,9 +201,9 @@ fn recurrent_layers_gradcheck_through_time_from_a_nonzero_state() {
         bidirectional: true,
         ..RnnConfig::new(2, 2)
     };
-    let x = Tensor::randn([4, 2, 2], &mut r);
-    let h0 = Tensor::randn([4, 2, 2], &mut r);
-    let c0 = Tensor::randn([4, 2, 2], &mut r);
+    let x = Tensor::randn([4, 2, 2], &mut r).unwrap();
+    let h0 = Tensor::randn([4, 2, 2], &mut r).unwrap();
+    let c0 = Tensor::randn([4, 2, 2], &mut r).unwrap();
     let lstm = cfg.lstm::<f64>(&mut r).unwrap();
     let inputs = [x.clone(), h0.clone(), c0];
     gradcheck_module(
@@ -229,7 +229,7 @@ fn recurrent_layers_gradcheck_through_time_from_a_nonzero_state() {
         bias: false,
         ..RnnConfig::new(2, 3)
     };
-    let xb = Tensor::randn([2, 3, 2], &mut r);
+    let xb = Tensor::randn([2, 3, 2], &mut r).unwrap();
     let gru = bf.gru::<f64>(&mut r).unwrap();
     gradcheck_module(&gru, std::slice::from_ref(&xb), |v| (v[0], None), &opts()).unwrap();
     let lstm = bf.lstm::<f64>(&mut r).unwrap();
@@ -244,9 +244,9 @@ fn state<'t>(v: &[Var<'t, f64>]) -> Option<LstmState<'t, f64>> {
 fn recurrent_layers_and_cells_gradgradcheck() {
     let mut r = rng(22);
     let cfg = RnnConfig::new(2, 2);
-    let x = Tensor::randn([3, 1, 2], &mut r);
-    let h0 = Tensor::randn([1, 1, 2], &mut r);
-    let c0 = Tensor::randn([1, 1, 2], &mut r);
+    let x = Tensor::randn([3, 1, 2], &mut r).unwrap();
+    let h0 = Tensor::randn([1, 1, 2], &mut r).unwrap();
+    let c0 = Tensor::randn([1, 1, 2], &mut r).unwrap();
     let lstm = cfg.lstm::<f64>(&mut r).unwrap();
     gradgradcheck_module(
         &lstm,
@@ -265,13 +265,13 @@ fn recurrent_layers_and_cells_gradgradcheck() {
         ..RnnConfig::new(2, 2)
     };
     let rnn = deep.rnn::<f64>(&mut r).unwrap();
-    let xr = Tensor::randn([2, 1, 2], &mut r);
-    let hr = Tensor::randn([4, 1, 2], &mut r);
+    let xr = Tensor::randn([2, 1, 2], &mut r).unwrap();
+    let hr = Tensor::randn([4, 1, 2], &mut r).unwrap();
     gradgradcheck_module(&rnn, &[xr, hr], |v| (v[0], Some(v[1])), &opts()).unwrap();
     // cells, with and without a state
-    let xc = Tensor::randn([2, 3], &mut r);
-    let hc = Tensor::randn([2, 2], &mut r);
-    let cc = Tensor::randn([2, 2], &mut r);
+    let xc = Tensor::randn([2, 3], &mut r).unwrap();
+    let hc = Tensor::randn([2, 2], &mut r).unwrap();
+    let cc = Tensor::randn([2, 2], &mut r).unwrap();
     let cells = CellConfig::new(3, 2);
     let lc = cells.lstm_cell::<f64>(&mut r).unwrap();
     let both = [xc.clone(), hc.clone(), cc];
@@ -303,13 +303,13 @@ fn batch_first_only_transposes_input_and_output() {
     .unwrap();
     let tape = Tape::new();
     let cx = Ctx::new(&tape);
-    let x = tape.constant(Tensor::randn([5, 2, 3], &mut r));
+    let x = tape.constant(Tensor::randn([5, 2, 3], &mut r).unwrap());
     let (a, sa) = cx.call(&tm, (x, None)).unwrap();
     let (b, sb) = cx.call(&bf, (x.transpose(0, 1).unwrap(), None)).unwrap();
     close(&a.value(), &b.transpose(0, 1).unwrap().value(), 0.0);
     close(&sa.h.value(), &sb.h.value(), 0.0);
     // an unbatched sequence is a batch of one
-    let x1 = tape.constant(Tensor::randn([5, 3], &mut r));
+    let x1 = tape.constant(Tensor::randn([5, 3], &mut r).unwrap());
     let (u, su) = cx.call(&bf, (x1, None)).unwrap();
     let (v, sv) = cx.call(&tm, (x1.unsqueeze(1).unwrap(), None)).unwrap();
     assert_eq!((u.dims(), su.c.dims()), (vec![5, 4], vec![4, 2]));
@@ -379,7 +379,7 @@ fn inter_layer_dropout_applies_only_in_training() {
     .lstm::<f64>(&mut rng(0))
     .unwrap();
     assert!(lstm.generator().is_some());
-    let x = Tensor::randn([3, 2, 3], &mut rng(1));
+    let x = Tensor::randn([3, 2, 3], &mut rng(1)).unwrap();
     let run = || {
         let tape = Tape::new();
         let y = Ctx::new(&tape)
@@ -425,7 +425,7 @@ fn recurrent_layers_reject_bad_inputs_with_typed_errors() {
         .unwrap(),
     };
     let tape = Tape::<f64>::new();
-    let t = |dims: &[usize]| tape.constant(Tensor::zeros(dims.to_vec()));
+    let t = |dims: &[usize]| tape.constant(Tensor::zeros(dims.to_vec()).unwrap());
     let state = |h: &[usize], c: &[usize]| Some(LstmState { h: t(h), c: t(c) });
     let cases = vec![
         ((t(&[5, 2, 2, 3]), None), "input [L, N, 3]"),

@@ -61,9 +61,9 @@ fn transformer_layers_gradcheck_in_inputs_and_every_parameter() {
         let enc = cfg.encoder::<f64>(&mut r).unwrap();
         let (n, l) = (2, 3);
         let x = if bf {
-            Tensor::randn([n, l, 4], &mut r)
+            Tensor::randn([n, l, 4], &mut r).unwrap()
         } else {
-            Tensor::randn([l, n, 4], &mut r)
+            Tensor::randn([l, n, 4], &mut r).unwrap()
         };
         let pad = BoolMask::key_padding(&[3, 2], 3).unwrap();
         gradcheck_module(
@@ -79,9 +79,9 @@ fn transformer_layers_gradcheck_in_inputs_and_every_parameter() {
         .unwrap();
         let dec = cfg.decoder::<f64>(&mut r).unwrap();
         let mem = if bf {
-            Tensor::randn([n, 4, 4], &mut r)
+            Tensor::randn([n, 4, 4], &mut r).unwrap()
         } else {
-            Tensor::randn([4, n, 4], &mut r)
+            Tensor::randn([4, n, 4], &mut r).unwrap()
         };
         let mem_pad = BoolMask::key_padding(&[4, 3], 4).unwrap();
         gradcheck_module(
@@ -114,7 +114,7 @@ fn transformer_layers_gradgradcheck_in_inputs_and_every_parameter() {
             ..TransformerLayerConfig::new(2, 1)
         };
         let (l, n) = (2, 1);
-        let x = Tensor::randn([l, n, 2], &mut r);
+        let x = Tensor::randn([l, n, 2], &mut r).unwrap();
         let enc = cfg.encoder::<f64>(&mut r).unwrap();
         gradgradcheck_module(
             &enc,
@@ -124,7 +124,7 @@ fn transformer_layers_gradgradcheck_in_inputs_and_every_parameter() {
         )
         .unwrap();
         let dec = cfg.decoder::<f64>(&mut r).unwrap();
-        let mem = Tensor::randn([3, n, 2], &mut r);
+        let mem = Tensor::randn([3, n, 2], &mut r).unwrap();
         gradgradcheck_module(
             &dec,
             &[x, mem],
@@ -140,7 +140,7 @@ fn a_fully_padded_sequence_keeps_a_transformer_batch_finite() {
     let enc = layer_cfg(true, FeedForwardActivation::Gelu, true)
         .encoder::<f64>(&mut rng(31))
         .unwrap();
-    let x = Tensor::randn([2, 3, 4], &mut rng(32));
+    let x = Tensor::randn([2, 3, 4], &mut rng(32)).unwrap();
     let pad = BoolMask::key_padding(&[3, 0], 3).unwrap();
     let tape = Tape::new();
     let y = Ctx::new(&tape)
@@ -175,7 +175,7 @@ fn transformer_dropout_is_off_in_evaluation() {
     }
     .encoder::<f64>(&mut rng(33))
     .unwrap();
-    let x = Tensor::randn([3, 2, 4], &mut rng(34));
+    let x = Tensor::randn([3, 2, 4], &mut rng(34)).unwrap();
     let run = || {
         let tape = Tape::new();
         let y = Ctx::new(&tape)
@@ -193,7 +193,7 @@ fn transformer_layers_reject_bad_inputs() {
     let cfg = layer_cfg(false, FeedForwardActivation::Relu, true);
     let dec = cfg.decoder::<f64>(&mut rng(0)).unwrap();
     let tape = Tape::<f64>::new();
-    let t = |dims: &[usize]| tape.constant(Tensor::zeros(dims.to_vec()));
+    let t = |dims: &[usize]| tape.constant(Tensor::zeros(dims.to_vec()).unwrap());
     let e = Ctx::new(&tape)
         .call(&dec, DecoderInput::new(t(&[2, 3, 5]), t(&[2, 4, 4])))
         .unwrap_err();

@@ -279,19 +279,19 @@ impl<T: Float> ClosureRule<T> for Lbfgs {
         Some(1)
     }
 
-    fn init(&self, numel: usize) -> LbfgsState<T> {
-        LbfgsState {
-            d: Tensor::zeros([numel]),
-            prev_flat_grad: Tensor::zeros([numel]),
-            old_dirs: Tensor::zeros([0, numel]),
-            old_stps: Tensor::zeros([0, numel]),
-            ro: Tensor::zeros([0]),
+    fn init(&self, numel: usize) -> Result<LbfgsState<T>> {
+        Ok(LbfgsState {
+            d: Tensor::zeros([numel])?,
+            prev_flat_grad: Tensor::zeros([numel])?,
+            old_dirs: Tensor::zeros([0, numel])?,
+            old_stps: Tensor::zeros([0, numel])?,
+            ro: Tensor::zeros([0])?,
             t: 0.0,
             h_diag: 1.0,
             prev_loss: 0.0,
             n_iter: 0.0,
             func_evals: 0.0,
-        }
+        })
     }
 
     fn validate_state(&self, s: &LbfgsState<T>) -> Result<()> {
@@ -329,20 +329,20 @@ impl<T: Float> ClosureRule<T> for Lbfgs {
         let sign = if self.maximize { -1.0 } else { 1.0 };
         let n = cx.numel();
         // Maximising is minimising −f: the algorithm sees the negated loss and gradient.
-        let grad_of = |cx: &ClosureCx<'_, T>| -> Vec<T> {
-            let g = cx.flat_grad().to_vec();
-            if self.maximize {
+        let grad_of = |cx: &ClosureCx<'_, T>| -> Result<Vec<T>> {
+            let g = cx.flat_grad()?.to_vec();
+            Ok(if self.maximize {
                 g.into_iter().map(|x| -x).collect()
             } else {
                 g
-            }
+            })
         };
 
         let orig_loss = cx.evaluate()?;
         let mut loss = sign * orig_loss;
         let mut current_evals: u64 = 1;
         st.func_evals += 1.0;
-        let mut flat_grad = grad_of(cx);
+        let mut flat_grad = grad_of(cx)?;
         if flat_grad.len() != n {
             return Err(Error::Unsupported {
                 optimizer: "lbfgs",
@@ -363,9 +363,9 @@ impl<T: Float> ClosureRule<T> for Lbfgs {
             // Direction.
             if st.n_iter == 1.0 {
                 d = flat_grad.iter().map(|&g| -g).collect();
-                st.old_dirs = Tensor::zeros([0, n]);
-                st.old_stps = Tensor::zeros([0, n]);
-                st.ro = Tensor::zeros([0]);
+                st.old_dirs = Tensor::zeros([0, n])?;
+                st.old_stps = Tensor::zeros([0, n])?;
+                st.ro = Tensor::zeros([0])?;
                 st.h_diag = 1.0;
             } else {
                 let prev = st.prev_flat_grad.as_slice();
@@ -399,12 +399,12 @@ impl<T: Float> ClosureRule<T> for Lbfgs {
             let mut opt_cond = false;
             match self.line_search_fn {
                 Some(LineSearch::StrongWolfe) => {
-                    let x_init = cx.flat_params();
+                    let x_init = cx.flat_params()?;
                     let max_ls = max_eval.saturating_sub(current_evals) as usize;
                     let mut phi = |step: f64| -> Result<(f64, Vec<T>)> {
                         cx.add_to_params(step, &dir)?;
                         let f = sign * cx.evaluate()?;
-                        let g = grad_of(cx);
+                        let g = grad_of(cx)?;
                         cx.set_flat_params(&x_init)?;
                         Ok((f, g))
                     };
@@ -428,7 +428,7 @@ impl<T: Float> ClosureRule<T> for Lbfgs {
                         // No evaluation after the last iteration: in a stochastic setting
                         // it would be wasted (PyTorch's reasoning).
                         loss = sign * cx.evaluate()?;
-                        flat_grad = grad_of(cx);
+                        flat_grad = grad_of(cx)?;
                         opt_cond = max_abs(&flat_grad) <= tol_grad;
                         ls_evals = 1;
                     }

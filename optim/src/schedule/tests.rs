@@ -8,7 +8,7 @@ use std::f64::consts::PI;
 
 /// An optimiser with two groups, base rates 0.1 and 0.02.
 fn opt() -> Optim<Sgd> {
-    let p = || Param::new(Tensor::<f64>::zeros([1]));
+    let p = || Param::new(Tensor::<f64>::zeros([1]).unwrap());
     Optim::with_groups(
         vec![
             ParamGroup::new(vec![p()], 0.1),
@@ -263,7 +263,7 @@ fn new_schedules_follow_their_closed_forms() {
 
 #[test]
 fn one_cycle_and_cyclic_drive_the_momentum_and_need_one() {
-    let p = Param::new(Tensor::<f64>::zeros([1]));
+    let p = Param::new(Tensor::<f64>::zeros([1]).unwrap());
     let sgd = Sgd {
         momentum: 0.9,
         ..Sgd::default()
@@ -349,7 +349,7 @@ fn bad_settings_of_the_new_schedules_are_rejected() {
         s
     };
     let mut sgd = Optim::new(
-        vec![Param::new(Tensor::<f64>::zeros([1]))],
+        vec![Param::new(Tensor::<f64>::zeros([1]).unwrap())],
         0.1,
         Sgd {
             momentum: 0.9,

@@ -1,5 +1,7 @@
 //! The checks of the [`Kit`].
 
+use autograd::testing::reference::{self, WorstRatio};
+use autograd::testing::Tolerance;
 use autograd::{Float, Param, Tensor};
 use serde_json::Value;
 
@@ -335,15 +337,9 @@ fn no_grad_no_state<S: Subject>(kit: &Kit<S>) -> Result<Outcome> {
     ))
 }
 
+/// `what`'s numbers, through the workspace's one reference reader.
 fn floats(v: &Value, what: &str) -> std::result::Result<Vec<f64>, String> {
-    v.as_array()
-        .ok_or_else(|| format!("{what}: expected an array"))?
-        .iter()
-        .map(|x| {
-            x.as_f64()
-                .ok_or_else(|| format!("{what}: {x} is not a number"))
-        })
-        .collect()
+    reference::floats(v).map_err(|e| format!("{what}: {e}"))
 }
 
 /// Reproduces one reference case.
@@ -390,13 +386,10 @@ fn trajectory_inner<S: Subject>(
         .subject
         .build(vec![ParamGroup::new(vec![p.clone()], lr)])
         .map_err(|e| e.to_string())?;
-    let mut worst = (0.0f64, String::new());
+    let mut worst = WorstRatio::default();
+    let tol = Tolerance { atol, rtol };
     let mut check = |ours: f64, reference: f64, at: &dyn Fn() -> String| -> bool {
-        let ratio = (ours - reference).abs() / (atol + rtol * reference.abs());
-        if ratio.is_nan() || ratio > worst.0 {
-            worst = (if ratio.is_nan() { f64::INFINITY } else { ratio }, at());
-        }
-        ratio <= 1.0
+        worst.check(ours, reference, tol, at)
     };
     for k in 0..check_steps {
         let mut first: Option<(f64, Vec<f64>)> = None;
@@ -427,12 +420,12 @@ fn trajectory_inner<S: Subject>(
         if !ok {
             return Ok(Outcome::Failed(format!(
                 "case {:?}: {} off by {:.3e} x tolerance (rtol {rtol:e}, atol {atol:e})",
-                spec.case, worst.1, worst.0
+                spec.case, worst.at, worst.ratio
             )));
         }
     }
     Ok(Outcome::Passed(format!(
         "case {:?}: {check_steps} steps, worst {:.2e} of tolerance at {}",
-        spec.case, worst.0, worst.1
+        spec.case, worst.ratio, worst.at
     )))
 }

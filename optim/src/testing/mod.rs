@@ -37,6 +37,7 @@ use crate::rule::UpdateRule;
 
 mod checks;
 mod problems;
+pub mod pytorch;
 
 pub use problems::Problem;
 

@@ -48,9 +48,9 @@ pub(crate) fn walk2(shape: &Shape, sa: &[usize], sb: &[usize], mut f: impl FnMut
     }
 }
 
-/// Reads `src` through `strides` as a tensor of `shape` (a broadcast or a permutation).
-pub(crate) fn strided_copy<T: Copy>(src: &[T], strides: &[usize], shape: &Shape) -> Vec<T> {
-    let mut out = Vec::with_capacity(shape.numel());
+/// Appends `src` read through `strides` as a tensor of `shape` (a broadcast or a
+/// permutation) to `out`, which the caller has reserved.
+pub(crate) fn strided_copy<T: Copy>(src: &[T], strides: &[usize], shape: &Shape, out: &mut Vec<T>) {
     let zeros = [0usize; 16];
     if shape.rank() <= 16 {
         walk2(shape, strides, &zeros[..shape.rank()], |a, _| {
@@ -60,10 +60,10 @@ pub(crate) fn strided_copy<T: Copy>(src: &[T], strides: &[usize], shape: &Shape)
         let z = vec![0; shape.rank()];
         walk2(shape, strides, &z, |a, _| out.push(src[a]));
     }
-    out
 }
 
-/// `f(a, b)` elementwise with NumPy broadcasting into `out_shape`.
+/// `f(a, b)` elementwise with NumPy broadcasting into `out_shape`, appended to `out`
+/// (reserved by the caller: the output can be far larger than either operand).
 pub(crate) fn zip_broadcast<T: Copy, U>(
     a: &[T],
     sa: &Shape,
@@ -71,45 +71,42 @@ pub(crate) fn zip_broadcast<T: Copy, U>(
     sb: &Shape,
     out_shape: &Shape,
     f: impl Fn(T, T) -> U,
-) -> Vec<U> {
+    out: &mut Vec<U>,
+) {
     if sa == sb {
-        return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
+        return out.extend(a.iter().zip(b).map(|(&x, &y)| f(x, y)));
     }
     if b.len() == 1 && sa == out_shape {
         let y = b[0];
-        return a.iter().map(|&x| f(x, y)).collect();
+        return out.extend(a.iter().map(|&x| f(x, y)));
     }
     if a.len() == 1 && sb == out_shape {
         let x = a[0];
-        return b.iter().map(|&y| f(x, y)).collect();
+        return out.extend(b.iter().map(|&y| f(x, y)));
     }
     // A bias row added to every row of a matrix (one shape a suffix of the other): whole
     // rows at a time, which vectorise, instead of the odometer.
     if sa == out_shape && is_suffix(sb, out_shape) {
-        return by_rows(a, b, &f);
+        return by_rows(a, b, &f, out);
     }
     if sb == out_shape && is_suffix(sa, out_shape) {
-        return by_rows(b, a, |y, x| f(x, y));
+        return by_rows(b, a, |y, x| f(x, y), out);
     }
     let (ta, tb) = (
         sa.broadcast_strides(out_shape),
         sb.broadcast_strides(out_shape),
     );
-    let mut out = Vec::with_capacity(out_shape.numel());
     walk2(out_shape, &ta, &tb, |i, j| out.push(f(a[i], b[j])));
-    out
 }
 
 /// `f(full[i], row[i mod row.len()])` over `full`, one row at a time.
-fn by_rows<T: Copy, U>(full: &[T], row: &[T], f: impl Fn(T, T) -> U) -> Vec<U> {
-    let mut out = Vec::with_capacity(full.len());
+fn by_rows<T: Copy, U>(full: &[T], row: &[T], f: impl Fn(T, T) -> U, out: &mut Vec<U>) {
     if row.is_empty() {
-        return out;
+        return;
     }
     for chunk in full.chunks_exact(row.len()) {
         out.extend(chunk.iter().zip(row).map(|(&x, &y)| f(x, y)));
     }
-    out
 }
 
 /// Whether `s` equals the trailing dimensions of `of` (leading 1s in `s` ignored), so a

@@ -6,7 +6,7 @@
 //! (`is_x86_feature_detected!`), falling back to FMA/AVX2 or scalar code, so one binary runs
 //! on any x86-64.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use super::threads::{self, num_threads};
 
 /// Products this small are cheaper as a plain loop than through the packing GEMM.
 const SMALL: usize = 16 * 16 * 16;
@@ -20,19 +20,6 @@ const PARALLEL_MIN: usize = 200 * 200 * 200;
 /// product gains from two threads that way where `gemm`'s own schedule on the rayon pool
 /// loses to the pool's wake-up latency.
 const SPLIT_MIN: usize = 48 * 48 * 48;
-
-static THREADS: AtomicUsize = AtomicUsize::new(1);
-
-/// Sets how many threads matrix products may use (default 1). Elementwise ops are always
-/// single-threaded: on small graphs the synchronisation would cost more than the work.
-pub fn set_num_threads(n: usize) {
-    THREADS.store(n.max(1), Ordering::Relaxed);
-}
-
-/// The thread count set by [`set_num_threads`].
-pub fn num_threads() -> usize {
-    THREADS.load(Ordering::Relaxed)
-}
 
 /// `c (m×n, contiguous) = a (m×k) · b (k×n)`, operands read through (row, column) strides.
 #[allow(clippy::too_many_arguments)]
@@ -48,13 +35,23 @@ pub(crate) fn gemm<T: crate::Float>(
     csb: isize,
     c: &mut [T],
 ) {
-    assert!(c.len() >= m * n, "internal: gemm output too small");
+    assert!(
+        m.checked_mul(n).is_some_and(|mn| c.len() >= mn),
+        "internal: gemm output too small"
+    );
     if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // An empty sum: the product is zero (and `k - 1` below would underflow).
+        c[..m * n].fill(T::zero());
         return;
     }
     let at = |i: usize, p: usize| a[(i as isize * rsa + p as isize * csa) as usize];
     let bt = |p: usize, j: usize| b[(p as isize * rsb + j as isize * csb) as usize];
-    if m * n * k <= SMALL {
+    // Saturating: each pairwise product fits (the operands exist), the triple need not.
+    let work = m.saturating_mul(n).saturating_mul(k);
+    if work <= SMALL {
         for i in 0..m {
             for j in 0..n {
                 let mut acc = T::zero();
@@ -77,7 +74,6 @@ pub(crate) fn gemm<T: crate::Float>(
         csb,
     };
     let threads = num_threads();
-    let work = m * n * k;
     let split = if threads == 2 {
         work >= SPLIT_MIN
     } else {
@@ -86,31 +82,9 @@ pub(crate) fn gemm<T: crate::Float>(
     if threads > 1 && split && m >= 2 * 16 {
         // Contiguous blocks of output rows; each block reads the matching rows of `a`.
         let rows = m.div_ceil(threads.min(m / 16));
-        let (top, bottom) = c[..m * n].split_at_mut(rows * n);
-        if threads == 2 {
-            // Products this size take tens of microseconds: waking a sleeping pool thread
-            // costs as much, so the second half goes to a spinning helper (as OpenMP's
-            // active wait does) while this thread computes the first.
-            let (top, bottom) = (std::sync::Mutex::new(top), std::sync::Mutex::new(bottom));
-            spin::run_pair(
-                &|| ops.rows(0, &mut top.lock().expect("internal: gemm half"), SERIAL),
-                &|| {
-                    ops.rows(
-                        rows,
-                        &mut bottom.lock().expect("internal: gemm half"),
-                        SERIAL,
-                    )
-                },
-            );
-            return;
-        }
-        rayon::scope(|s| {
-            let ops = &ops;
-            s.spawn(move |_| ops.rows(0, top, SERIAL));
-            for (blk, c_rows) in bottom.chunks_mut(rows * n).enumerate() {
-                s.spawn(move |_| ops.rows((blk + 1) * rows, c_rows, SERIAL));
-            }
-        });
+        let mut blocks: smallvec::SmallVec<[&mut [T]; 8]> =
+            c[..m * n].chunks_mut(rows * n).collect();
+        threads::for_each_mut(&mut blocks, |b, c_rows| ops.rows(b * rows, c_rows, SERIAL));
         return;
     }
     let par = if threads > 1 && work >= PARALLEL_MIN {
@@ -138,20 +112,27 @@ struct Operands<'a, T> {
 impl<T: crate::Float> Operands<'_, T> {
     /// Output rows `i0 .. i0 + c.len()/n` into `c`.
     fn rows(&self, i0: usize, c: &mut [T], par: gemm::Parallelism) {
+        #[cfg(test)]
+        tests::inject_panic(i0, self.k);
         let (k, n) = (self.k, self.n);
         let m = c.len() / n;
         let a = &self.a[(i0 as isize * self.rsa) as usize..];
         let (rsa, csa, rsb, csb) = (self.rsa, self.csa, self.rsb, self.csb);
-        // The strides must keep every read inside the slices: the furthest elements are
-        // (m-1, k-1) of `a` and (k-1, n-1) of `b`.
+        // Every read must stay inside the slices: the furthest elements are (m-1, k-1) of
+        // `a` and (k-1, n-1) of `b`. `extent` is checked arithmetic, so no operand shape
+        // can wrap its way past this test.
         assert!(
-            ((m - 1) as isize * rsa + (k - 1) as isize * csa) < a.len() as isize
-                && ((k - 1) as isize * rsb + (n - 1) as isize * csb) < self.b.len() as isize,
+            m >= 1
+                && extent(m, k, rsa, csa).is_some_and(|e| e <= a.len())
+                && extent(k, n, rsb, csb).is_some_and(|e| e <= self.b.len()),
             "internal: gemm strides exceed the operands"
         );
-        // SAFETY: the assert above bounds every operand read, `c` holds m·n elements
+        // SAFETY: the assert above bounds every operand read (m, k, n ≥ 1: `gemm` returned
+        // early otherwise; strides are non-negative, so offsets grow with the indices and
+        // the largest is the last element's). `c` holds m·n elements (m = c.len() / n)
         // written with row stride n and column stride 1, and `read_dst = false` means `c`
-        // is only written. T is f32 or f64, both supported by `gemm`.
+        // is only written. The slices are borrowed for the whole call, so nothing else
+        // writes them. T is f32 or f64, both supported by `gemm`.
         unsafe {
             gemm::gemm(
                 m,
@@ -178,124 +159,76 @@ impl<T: crate::Float> Operands<'_, T> {
     }
 }
 
-/// A second thread that spins briefly between jobs, for two-way splits of work too small
-/// to pay for a sleeping thread's wake-up.
-mod spin {
-    use std::panic::{catch_unwind, AssertUnwindSafe};
-    use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
-    use std::sync::{Mutex, OnceLock};
-    use std::thread::Thread;
-
-    type Job<'a> = &'a (dyn Fn() + Sync);
-
-    struct Helper {
-        /// Points at the caller's `Job` while one is pending; null otherwise.
-        job: AtomicPtr<Job<'static>>,
-        done: AtomicBool,
-        thread: Thread,
-        /// Held by the caller that owns the helper for one job; others run serially.
-        busy: Mutex<()>,
-    }
-
-    /// About 50 µs of spinning before the helper parks: longer than the gaps between the
-    /// products of one training step, shorter than anything a user would notice as load.
-    const SPINS: u32 = 20_000;
-
-    fn helper() -> &'static Helper {
-        static HELPER: OnceLock<&'static Helper> = OnceLock::new();
-        HELPER.get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel::<&'static Helper>();
-            let handle = std::thread::Builder::new()
-                .name("gradlab-gemm".into())
-                .spawn(move || {
-                    let h = rx.recv().expect("internal: helper handshake");
-                    loop {
-                        let mut spins = 0;
-                        let job = loop {
-                            let p = h.job.load(Ordering::Acquire);
-                            if !p.is_null() {
-                                break p;
-                            }
-                            spins += 1;
-                            if spins < SPINS {
-                                std::hint::spin_loop();
-                            } else {
-                                std::thread::park();
-                            }
-                        };
-                        // SAFETY: `run_pair` stored a pointer to a live `Job` and does not
-                        // return (so the job's borrows stay valid) until `done` is set.
-                        let f: Job<'_> = unsafe { *job };
-                        // A panic must still release the caller; it is reported as the
-                        // caller's own result being incomplete, which cannot happen for a
-                        // GEMM kernel whose bounds were checked before the split.
-                        let _ = catch_unwind(AssertUnwindSafe(f));
-                        h.job.store(std::ptr::null_mut(), Ordering::Relaxed);
-                        h.done.store(true, Ordering::Release);
-                    }
-                })
-                .expect("internal: spawning the gemm helper thread");
-            let h: &'static Helper = Box::leak(Box::new(Helper {
-                job: AtomicPtr::new(std::ptr::null_mut()),
-                done: AtomicBool::new(true),
-                thread: handle.thread().clone(),
-                busy: Mutex::new(()),
-            }));
-            tx.send(h).expect("internal: helper handshake");
-            h
-        })
-    }
-
-    /// Runs `first` on this thread and `second` on the helper, returning when both are
-    /// done; runs both here when another caller is using the helper.
-    pub(super) fn run_pair(first: Job<'_>, second: Job<'_>) {
-        let h = helper();
-        let Ok(_guard) = h.busy.try_lock() else {
-            first();
-            second();
-            return;
-        };
-        let job: Job<'_> = second;
-        h.done.store(false, Ordering::Relaxed);
-        // The pointer is only dereferenced while this function waits below.
-        h.job.store(
-            &job as *const Job<'_> as *mut Job<'static>,
-            Ordering::Release,
-        );
-        h.thread.unpark();
-        first();
-        let mut spins = 0u32;
-        while !h.done.load(Ordering::Acquire) {
-            spins = spins.saturating_add(1);
-            if spins < SPINS {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-    }
+/// One past the furthest offset read from a `rows × cols` operand with strides `rs`, `cs`:
+/// `(rows-1)·rs + (cols-1)·cs + 1`, or `None` when a stride is negative, a count is zero or
+/// the arithmetic overflows.
+fn extent(rows: usize, cols: usize, rs: isize, cs: isize) -> Option<usize> {
+    let rs = usize::try_from(rs).ok()?;
+    let cs = usize::try_from(cs).ok()?;
+    rows.checked_sub(1)?
+        .checked_mul(rs)?
+        .checked_add(cols.checked_sub(1)?.checked_mul(cs)?)?
+        .checked_add(1)
 }
 
 #[cfg(test)]
 mod tests {
     use crate::Tensor;
     use rand::{rngs::StdRng, SeedableRng};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Products with this inner size (used by no other test) panic in the row block that
+    /// starts at `PANIC_AT_ROW`: a stand-in for a bug in one half of a split product.
+    const PANIC_K: usize = 997;
+    static PANIC_AT_ROW: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+    pub(super) fn inject_panic(i0: usize, k: usize) {
+        if k == PANIC_K && PANIC_AT_ROW.load(Ordering::Relaxed) == i0 {
+            panic!("injected gemm panic at row {i0}");
+        }
+    }
+
+    /// A panic in either half of a 2-thread product reaches the caller (it was swallowed
+    /// in the helper, leaving rows of the product zero), and products afterwards are
+    /// still correct.
+    #[test]
+    fn a_panic_in_either_half_of_a_split_product_propagates() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let (m, n) = (64, 64);
+        let a = Tensor::<f64>::randn([m, PANIC_K], &mut rng).unwrap();
+        let b = Tensor::<f64>::randn([PANIC_K, n], &mut rng).unwrap();
+        let _threads = super::super::threads::thread_count_lock();
+        super::super::threads::set_num_threads(2);
+        // 64 rows in two blocks of 32: the first block starts at row 0, the second at 32.
+        for row in [0, 32] {
+            PANIC_AT_ROW.store(row, Ordering::Relaxed);
+            let res = std::panic::catch_unwind(|| a.matmul(&b));
+            let msg = res.expect_err("the panic must propagate");
+            let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert_eq!(msg, format!("injected gemm panic at row {row}"));
+        }
+        PANIC_AT_ROW.store(usize::MAX, Ordering::Relaxed);
+        let threaded = a.matmul(&b).unwrap();
+        super::super::threads::set_num_threads(1);
+        assert_eq!(threaded, a.matmul(&b).unwrap());
+    }
 
     /// Products in the row-split range and the `gemm`-parallel range give the serial
     /// result on every element, transposed operands included.
     #[test]
     fn threaded_products_equal_the_serial_ones() {
+        let _threads = super::super::threads::thread_count_lock();
         let mut rng = StdRng::seed_from_u64(3);
         for (m, k, n) in [(64, 256, 256), (37, 100, 90), (256, 210, 200)] {
-            let a = Tensor::<f64>::randn([m, k], &mut rng);
-            let b = Tensor::<f64>::randn([k, n], &mut rng);
+            let a = Tensor::<f64>::randn([m, k], &mut rng).unwrap();
+            let b = Tensor::<f64>::randn([k, n], &mut rng).unwrap();
             let at = a.transpose(0, 1).unwrap();
-            super::set_num_threads(1);
+            super::super::threads::set_num_threads(1);
             let serial = a.matmul(&b).unwrap();
-            super::set_num_threads(2);
+            super::super::threads::set_num_threads(2);
             let threaded = a.matmul(&b).unwrap();
             let threaded_t = at.matmul_t(&b, true, false).unwrap();
-            super::set_num_threads(1);
+            super::super::threads::set_num_threads(1);
             // Each output element is the same dot product in the same order either way.
             assert_eq!(serial, threaded, "{m}x{k}x{n}");
             let diff = serial

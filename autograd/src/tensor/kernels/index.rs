@@ -13,17 +13,15 @@ pub(crate) fn gather<T: Copy>(x: &[T], idx: &[usize], fill: T) -> Vec<T> {
         .collect()
 }
 
-/// `out = zeros(n); out[idx[k]] += src[k]` (entries with `PAD` are dropped).
-pub(crate) fn scatter_add<T: Copy + std::ops::AddAssign + Default>(
+/// `out[idx[k]] += src[k]` (entries with `PAD` are dropped).
+pub(crate) fn scatter_add_into<T: Copy + std::ops::AddAssign>(
     src: &[T],
     idx: &[usize],
-    n: usize,
-) -> Vec<T> {
-    let mut out = vec![T::default(); n];
+    out: &mut [T],
+) {
     for (&i, &v) in idx.iter().zip(src) {
         if i != PAD {
             out[i] += v;
         }
     }
-    out
 }

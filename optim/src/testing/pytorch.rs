@@ -1,42 +1,30 @@
-//! What the PyTorch parity tests share: where the reference files are, and the optimiser
-//! PyTorch ran for a case, built from its class name and resolved `param_group`.
+//! Replaying PyTorch optimiser references (feature `testing`): the optimiser PyTorch ran,
+//! built from its class name and resolved `param_group`, and a replay of one trajectory
+//! case of `optim_trajectories.json` / `optim_extra.json` against it.
 //!
-//! Nothing about the cases is hardcoded: a held-out file with other hyper-parameters runs
-//! unchanged, and a `param_group` key this mapping does not know fails the test (so a new
-//! hyper-parameter cannot be silently ignored).
-#![allow(dead_code)] // each test binary uses its part
+//! Files are found and read through [`autograd::testing::reference`], the one reader of
+//! the workspace's reference files. Nothing about the cases is hardcoded: a held-out file
+//! with other hyper-parameters runs unchanged, and a `param_group` key this mapping does
+//! not know fails (so a new hyper-parameter cannot be silently ignored). These are test
+//! helpers over trusted files: a malformed file panics with a message naming the field.
 
-use std::path::PathBuf;
-
-use autograd::Param;
-use optim::{
-    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, ClosureOptim, Lbfgs, LineSearch, NAdam, Optim,
-    Optimizer, RAdam, RmsProp, Rprop, Sgd, UpdateRule,
-};
+use autograd::testing::reference::{floats as try_floats, WorstRatio};
+use autograd::testing::Tolerance;
+use autograd::{Param, Tensor};
 use serde_json::{Map, Value};
 
-/// `$GRADLAB_REFERENCE_DIR/name` when the variable is set (e.g. a held-out set), else the
-/// project's copy in `tests/data/`.
-pub fn reference_file(name: &str) -> PathBuf {
-    let dir = std::env::var_os("GRADLAB_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data")));
-    dir.join(name)
-}
+use crate::testing::Problem;
+use crate::{
+    Adadelta, Adagrad, Adam, AdamW, Adamax, Asgd, ClosureOptim, ClosureResult, Lbfgs, LineSearch,
+    NAdam, Optim, Optimizer, RAdam, RmsProp, Rprop, Sgd, UpdateRule,
+};
 
-/// The parsed reference file `name`.
-pub fn load(name: &str) -> Value {
-    let path = reference_file(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
-}
-
+/// A JSON array of numbers.
+///
+/// # Panics
+/// When `v` is not one.
 pub fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("expected an array of numbers, got {v}"))
-        .iter()
-        .map(|x| x.as_f64().expect("number"))
-        .collect()
+    try_floats(v).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Hyper-parameters PyTorch records that do not change the maths on CPU tensors.
@@ -44,16 +32,23 @@ const IMPLEMENTATION_ONLY: &[&str] = &["foreach", "fused", "capturable", "differ
 
 /// Reads a `param_group` (or a scheduler's `resolved_kwargs`), failing on any key it was
 /// not asked about.
+#[derive(Debug)]
 pub struct Group<'a> {
+    /// The keys and values.
     pub map: &'a Map<String, Value>,
     used: Vec<&'static str>,
 }
 
 impl<'a> Group<'a> {
+    /// A reader of `map` that has used no key yet.
     pub fn new(map: &'a Map<String, Value>) -> Self {
         Group { map, used: vec![] }
     }
 
+    /// Sets `into` from the number at `key`, if present.
+    ///
+    /// # Panics
+    /// When the value is not a number.
     pub fn f64(&mut self, key: &'static str, into: &mut f64) {
         self.used.push(key);
         if let Some(v) = self.map.get(key) {
@@ -63,6 +58,10 @@ impl<'a> Group<'a> {
         }
     }
 
+    /// Sets `into` from the count at `key`, if present.
+    ///
+    /// # Panics
+    /// When the value is not a non-negative integer.
     pub fn u64(&mut self, key: &'static str, into: &mut u64) {
         self.used.push(key);
         if let Some(v) = self.map.get(key) {
@@ -72,6 +71,10 @@ impl<'a> Group<'a> {
         }
     }
 
+    /// Sets `into` from the boolean at `key`, if present.
+    ///
+    /// # Panics
+    /// When the value is not a boolean.
     pub fn bool(&mut self, key: &'static str, into: &mut bool) {
         self.used.push(key);
         if let Some(v) = self.map.get(key) {
@@ -81,6 +84,10 @@ impl<'a> Group<'a> {
         }
     }
 
+    /// Sets `into` from the pair of numbers at `key`, if present.
+    ///
+    /// # Panics
+    /// When the value is not two numbers.
     pub fn pair(&mut self, key: &'static str, into: &mut (f64, f64)) {
         self.used.push(key);
         if let Some(v) = self.map.get(key) {
@@ -96,6 +103,10 @@ impl<'a> Group<'a> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
+    /// Checks that every key was asked about (or only selects an implementation).
+    ///
+    /// # Panics
+    /// Naming `what` and the first key nobody asked about.
     pub fn finish(self, what: &str) {
         for key in self.map.keys() {
             let known =
@@ -110,6 +121,9 @@ fn boxed<R: UpdateRule<f64> + 'static>(p: &Param<f64>, lr: f64, rule: R) -> Box<
 }
 
 /// The optimiser PyTorch ran, from the case's class name and resolved `param_group`.
+///
+/// # Panics
+/// For an unknown class, an unknown or malformed key, or hyper-parameters the rule refuses.
 pub fn build(optimizer: &str, pg: &Map<String, Value>, p: &Param<f64>) -> Box<dyn Optimizer> {
     let mut g = Group::new(pg);
     let mut lr = f64::NAN;
@@ -245,56 +259,14 @@ pub fn build(optimizer: &str, pg: &Map<String, Value>, p: &Param<f64>) -> Box<dy
     opt
 }
 
-/// Worst `|ours − ref| / (atol + rtol·|ref|)` seen (≤ 1 passes) and where.
-#[derive(Default)]
-pub struct Worst {
-    pub ratio: f64,
-    pub abs: f64,
-    pub at: String,
-}
-
-impl Worst {
-    pub fn check(
-        &mut self,
-        ours: f64,
-        reference: f64,
-        rtol: f64,
-        atol: f64,
-        at: impl FnOnce() -> String,
-    ) {
-        let diff = (ours - reference).abs();
-        let ratio = if ours.is_finite() {
-            diff / (atol + rtol * reference.abs())
-        } else {
-            f64::INFINITY
-        };
-        if diff > self.abs {
-            self.abs = diff;
-        }
-        if ratio > self.ratio || ratio.is_nan() {
-            self.ratio = if ratio.is_nan() { f64::INFINITY } else { ratio };
-            self.at = at();
-        }
-    }
-
-    /// Folds `other` (a case's worst) into `self` (the overall worst).
-    pub fn merge(&mut self, other: &Worst, name: &str) {
-        if other.ratio > self.ratio {
-            self.ratio = other.ratio;
-            self.at = format!("{name}: {}", other.at);
-        }
-        self.abs = self.abs.max(other.abs);
-    }
-}
-
 /// Replays one trajectory case of `data` (the schema of `optim_trajectories.json`, with
 /// `optim_extra.json`'s extra fields when present: `closure_evals`, `averaged_params`,
 /// `eta`, `mu`), appending a line to `failures` for each mismatch; returns the case's worst
 /// deviation and how many values were compared.
-pub fn replay_case(data: &Value, case: &Value, failures: &mut Vec<String>) -> (Worst, usize) {
-    use autograd::Tensor;
-    use optim::testing::Problem;
-
+///
+/// # Panics
+/// When a field the schema requires is missing or malformed, or a step fails.
+pub fn replay_case(data: &Value, case: &Value, failures: &mut Vec<String>) -> (WorstRatio, usize) {
     let name = case["name"].as_str().expect("name");
     let problem_name = case["problem"].as_str().expect("problem");
     let problem = Problem::from_json(problem_name, &data["problems"][problem_name])
@@ -315,7 +287,8 @@ pub fn replay_case(data: &Value, case: &Value, failures: &mut Vec<String>) -> (W
     let pg = case["param_group"].as_object().expect("param_group");
     let mut opt = build(case["optimizer"].as_str().expect("optimizer"), pg, &p);
 
-    let mut worst = Worst::default();
+    let mut worst = WorstRatio::default();
+    let tol = Tolerance { atol, rtol };
     let mut compared = 0;
     let (mut first_loss, mut last_finite, mut last_calls) = (f64::NAN, true, 0);
     let state_scalar = |opt: &dyn Optimizer, key: &str| -> Vec<f64> {
@@ -331,7 +304,7 @@ pub fn replay_case(data: &Value, case: &Value, failures: &mut Vec<String>) -> (W
         // losses[k]/grads[k] are those of the step's first evaluation (LBFGS evaluates more).
         let mut calls = 0usize;
         let mut first: Option<(f64, Vec<f64>)> = None;
-        let mut closure = || -> optim::ClosureResult {
+        let mut closure = || -> ClosureResult {
             calls += 1;
             let loss = problem.loss_and_backward(&p)?;
             if first.is_none() {
@@ -360,13 +333,9 @@ pub fn replay_case(data: &Value, case: &Value, failures: &mut Vec<String>) -> (W
             continue;
         }
         let step = k + 1;
-        worst.check(
-            loss,
-            case["losses"][k].as_f64().unwrap(),
-            rtol,
-            atol,
-            || format!("loss before step {step}"),
-        );
+        worst.check(loss, case["losses"][k].as_f64().unwrap(), tol, || {
+            format!("loss before step {step}")
+        });
         let (ref_grad, ref_params) = (floats(&case["grads"][k]), floats(&case["params"][k]));
         assert_eq!(
             (grad.len(), params.len()),
@@ -374,10 +343,10 @@ pub fn replay_case(data: &Value, case: &Value, failures: &mut Vec<String>) -> (W
             "{name}"
         );
         for i in 0..n {
-            worst.check(grad[i], ref_grad[i], rtol, atol, || {
+            worst.check(grad[i], ref_grad[i], tol, || {
                 format!("grad[{i}] before step {step}")
             });
-            worst.check(params[i], ref_params[i], rtol, atol, || {
+            worst.check(params[i], ref_params[i], tol, || {
                 format!("param[{i}] after step {step}")
             });
         }
@@ -394,7 +363,7 @@ pub fn replay_case(data: &Value, case: &Value, failures: &mut Vec<String>) -> (W
         if let Some(avg) = case.get("averaged_params") {
             let ax = state_scalar(opt.as_ref(), "0.ax");
             for (i, (a, r)) in ax.iter().zip(floats(&avg[k])).enumerate() {
-                worst.check(*a, r, rtol, atol, || {
+                worst.check(*a, r, tol, || {
                     format!("averaged_params[{i}] after step {step}")
                 });
             }
@@ -404,9 +373,15 @@ pub fn replay_case(data: &Value, case: &Value, failures: &mut Vec<String>) -> (W
         for key in ["eta", "mu"] {
             if let Some(series) = case.get(key) {
                 let ours = state_scalar(opt.as_ref(), &format!("0.{key}"))[0];
-                worst.check(ours, series[k].as_f64().unwrap(), 1e-12, 0.0, || {
-                    format!("{key} after step {step}")
-                });
+                worst.check(
+                    ours,
+                    series[k].as_f64().unwrap(),
+                    Tolerance {
+                        atol: 0.0,
+                        rtol: 1e-12,
+                    },
+                    || format!("{key} after step {step}"),
+                );
                 compared += 1;
             }
         }
@@ -414,7 +389,7 @@ pub fn replay_case(data: &Value, case: &Value, failures: &mut Vec<String>) -> (W
     let final_loss = problem.loss(&p).unwrap();
     let ref_final = case["final_loss"].as_f64().unwrap();
     if check_steps >= steps {
-        worst.check(final_loss, ref_final, rtol, atol, || "final loss".into());
+        worst.check(final_loss, ref_final, tol, || "final loss".into());
     } else {
         // Qualitative: finite, descending, near PyTorch's final loss, and (for closure
         // optimisers, which converge) one evaluation per step at the end.
