@@ -946,7 +946,7 @@ proptest! {
     ) {
         let tape = Tape::new();
         let x = tape.var(Tensor::<f64>::from_fn([1, 2, h, w], |i| i as f64).unwrap());
-        let count = 2 * out.0 as u128 * out.1 as u128;
+        let count = (2 * out.0 as u128).saturating_mul(out.1 as u128);
         // adaptive windows are at most ⌈n/o⌉ + 1 long: up to 36 taps per output here
         prop_assume!(!mid_size_loose(count));
         let empty = out.0 == 0 || out.1 == 0;
