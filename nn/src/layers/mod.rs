@@ -24,7 +24,7 @@
 //! Layers with weights take an initialiser and a seeded RNG through a config
 //! (`LinearConfig { .. }.init(&mut rng)`); `new` uses PyTorch's defaults.
 
-mod attention;
+pub mod attention;
 mod conv;
 mod conv_transpose;
 mod dropout;
@@ -40,7 +40,7 @@ mod recurrent;
 mod rms_norm;
 mod rnn_cell;
 mod sequential;
-mod transformer;
+pub mod transformer;
 mod upsample;
 
 pub use attention::{
