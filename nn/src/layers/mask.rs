@@ -317,6 +317,7 @@ impl<'t, T: Float> Vars<'t, T> for BoolMask {
 /// let bias = tape.var(Tensor::from_fn([4, 4], |i| -((i % 4) as f64 - (i / 4) as f64).abs())?);
 /// let add = AttnMask::Additive(bias);
 /// assert_eq!(block.dims(), add.dims());
+/// # Ok::<(), autograd::Error>(())
 /// ```
 #[derive(Clone, Debug)]
 pub enum AttnMask<'t, T: Float> {
