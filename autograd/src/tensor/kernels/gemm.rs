@@ -1,10 +1,14 @@
-//! Matrix products through the `gemm` crate.
+//! Matrix products through the `gemm` crates' f32 and f64 kernels.
 //!
 //! `gemm` was measured against `matrixmultiply` on this project's machine (f32, 1 thread:
 //! 105-112 vs 97-103 GFLOP/s; 2 threads at batch 128: 186-206 vs 130) and kept. Its
 //! `x86-v4` feature compiles AVX-512 kernels in but picks them at run time
 //! (`is_x86_feature_detected!`), falling back to FMA/AVX2 or scalar code, so one binary runs
 //! on any x86-64.
+
+use std::any::TypeId;
+
+use gemm_common::Parallelism;
 
 use super::threads::{self, num_threads};
 
@@ -88,14 +92,14 @@ pub(crate) fn gemm<T: crate::Float>(
         return;
     }
     let par = if threads > 1 && work >= PARALLEL_MIN {
-        gemm::Parallelism::Rayon(threads)
+        Parallelism::Rayon(threads)
     } else {
         SERIAL
     };
     ops.rows(0, &mut c[..m * n], par);
 }
 
-const SERIAL: gemm::Parallelism = gemm::Parallelism::None;
+const SERIAL: Parallelism = Parallelism::None;
 
 /// The operands of one product, so blocks of output rows can be computed separately.
 struct Operands<'a, T> {
@@ -111,7 +115,7 @@ struct Operands<'a, T> {
 
 impl<T: crate::Float> Operands<'_, T> {
     /// Output rows `i0 .. i0 + c.len()/n` into `c`.
-    fn rows(&self, i0: usize, c: &mut [T], par: gemm::Parallelism) {
+    fn rows(&self, i0: usize, c: &mut [T], par: Parallelism) {
         #[cfg(test)]
         tests::inject_panic(i0, self.k);
         let (k, n) = (self.k, self.n);
@@ -127,34 +131,75 @@ impl<T: crate::Float> Operands<'_, T> {
                 && extent(k, n, rsb, csb).is_some_and(|e| e <= self.b.len()),
             "internal: gemm strides exceed the operands"
         );
+        // The kernels prefer a column-major destination: compute Cᵀ (n×m, column stride n)
+        // = Bᵀ·Aᵀ instead, as the `gemm` crate's own front end does for this layout (n = 1
+        // is both layouts at once and stays as it is).
+        let (mm, nn, dcs, drs) = if n > 1 {
+            (n, m, n as isize, 1)
+        } else {
+            (m, n, 1, n as isize)
+        };
+        let (l, lcs, lrs, r, rcs, rrs) = if n > 1 {
+            (self.b.as_ptr(), rsb, csb, a.as_ptr(), rsa, csa)
+        } else {
+            (a.as_ptr(), csa, rsa, self.b.as_ptr(), csb, rsb)
+        };
+        let dst = c.as_mut_ptr();
         // SAFETY: the assert above bounds every operand read (m, k, n ≥ 1: `gemm` returned
         // early otherwise; strides are non-negative, so offsets grow with the indices and
-        // the largest is the last element's). `c` holds m·n elements (m = c.len() / n)
-        // written with row stride n and column stride 1, and `read_dst = false` means `c`
-        // is only written. The slices are borrowed for the whole call, so nothing else
-        // writes them. T is f32 or f64, both supported by `gemm`.
+        // the largest is the last element's); swapping the operands and transposing every
+        // stride reads the same elements. `c` holds m·n elements written with row stride n
+        // and column stride 1, and `read_dst = false` means `c` is only written. The slices
+        // are borrowed for the whole call, so nothing else writes them. The pointer casts
+        // are identities: each branch runs only when `T` is that very type.
         unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                c.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                a.as_ptr(),
-                csa,
-                rsa,
-                self.b.as_ptr(),
-                csb,
-                rsb,
-                T::zero(),
-                T::one(),
-                false,
-                false,
-                false,
-                par,
-            );
+            if TypeId::of::<T>() == TypeId::of::<f64>() {
+                gemm_f64::gemm::f64::get_gemm_fn()(
+                    mm,
+                    nn,
+                    k,
+                    dst.cast(),
+                    dcs,
+                    drs,
+                    false,
+                    l.cast(),
+                    lcs,
+                    lrs,
+                    r.cast(),
+                    rcs,
+                    rrs,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            } else if TypeId::of::<T>() == TypeId::of::<f32>() {
+                gemm_f32::gemm::f32::get_gemm_fn()(
+                    mm,
+                    nn,
+                    k,
+                    dst.cast(),
+                    dcs,
+                    drs,
+                    false,
+                    l.cast(),
+                    lcs,
+                    lrs,
+                    r.cast(),
+                    rcs,
+                    rrs,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            } else {
+                unreachable!("internal: Float is implemented for f32 and f64 only");
+            }
         }
     }
 }
