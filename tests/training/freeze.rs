@@ -31,7 +31,7 @@ fn data() -> (Tensor<f64>, Tensor<f64>) {
 fn loss(model: &Sequential<f64>, x: &Tensor<f64>, y: &Tensor<f64>, backward: bool) -> f64 {
     let tape = Tape::new();
     let out = Ctx::new(&tape).call(model, tape.constant(x.clone())).unwrap();
-    let l = nn::loss::mse(out, tape.constant(y.clone())).unwrap();
+    let l = nn::loss::mse_loss(out, tape.constant(y.clone())).unwrap();
     if backward {
         l.backward().unwrap();
     }
