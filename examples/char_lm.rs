@@ -36,7 +36,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod smoke;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -139,8 +139,8 @@ struct Args {
 struct Gpt<T: Float> {
     tok: Embedding<T>,
     pos: Embedding<T>,
-    /// Shared handles (`Arc`), which is what a checkpoint keeps of a block to re-run it.
-    blocks: ModuleList<Arc<TransformerEncoderLayer<T>>>,
+    /// Shared handles (`Rc`), which is what a checkpoint keeps of a block to re-run it.
+    blocks: ModuleList<Rc<TransformerEncoderLayer<T>>>,
     norm: LayerNorm<T>,
     head: Linear<T>,
     #[module(skip)]
@@ -161,7 +161,7 @@ impl<T: Float> Gpt<T> {
         let pos = Embedding::new(a.context, a.dim, rng)?;
         let mut blocks = ModuleList::new();
         for _ in 0..a.layers {
-            blocks.push(Arc::new(block.encoder(rng)?));
+            blocks.push(Rc::new(block.encoder(rng)?));
         }
         Ok(Gpt {
             tok,
@@ -188,10 +188,16 @@ impl<T: Float> Forward<T> for Gpt<T> {
         for block in self.blocks.iter() {
             x = if self.checkpoint {
                 nn::checkpoint_with(cx, block, &[x], move |cx, block, xs| {
-                    cx.call(block, EncoderInput::new(xs[0]).with_mask(BoolMask::causal(len, len)))
+                    cx.call(
+                        block,
+                        EncoderInput::new(xs[0]).with_mask(BoolMask::causal(len, len)),
+                    )
                 })?
             } else {
-                cx.call(block, EncoderInput::new(x).with_mask(BoolMask::causal(len, len)))?
+                cx.call(
+                    block,
+                    EncoderInput::new(x).with_mask(BoolMask::causal(len, len)),
+                )?
             };
         }
         let x = cx.call(&self.norm, x)?;

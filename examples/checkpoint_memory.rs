@@ -12,8 +12,8 @@
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use autograd::{Tape, Tensor, Var};
@@ -46,9 +46,8 @@ unsafe impl GlobalAlloc for Counting {
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             if new_size >= layout.size() {
-                let now =
-                    LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size
-                        - layout.size();
+                let now = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size
+                    - layout.size();
                 PEAK.fetch_max(now, Ordering::Relaxed);
             } else {
                 LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
@@ -94,7 +93,7 @@ fn report(name: &str, plain: (usize, f64), ck: (usize, f64)) {
     );
 }
 
-fn mlp_step(blocks: &[Arc<Sequential<f32>>], x: &Tensor<f32>, ck: bool) {
+fn mlp_step(blocks: &[Rc<Sequential<f32>>], x: &Tensor<f32>, ck: bool) {
     let tape = Tape::new();
     let cx = Ctx::new(&tape);
     let mut h = tape.constant(x.clone());
@@ -113,7 +112,7 @@ fn mlp_step(blocks: &[Arc<Sequential<f32>>], x: &Tensor<f32>, ck: bool) {
 struct Gpt {
     tok: Embedding<f32>,
     pos: Embedding<f32>,
-    blocks: Vec<Arc<TransformerEncoderLayer<f32>>>,
+    blocks: Vec<Rc<TransformerEncoderLayer<f32>>>,
     norm: LayerNorm<f32>,
     head: Linear<f32>,
 }
@@ -135,7 +134,7 @@ impl Gpt {
             tok: Embedding::new(VOCAB, dim, &mut rng).unwrap(),
             pos: Embedding::new(context, dim, &mut rng).unwrap(),
             blocks: (0..layers)
-                .map(|_| Arc::new(block.encoder(&mut rng).unwrap()))
+                .map(|_| Rc::new(block.encoder(&mut rng).unwrap()))
                 .collect(),
             norm: LayerNorm::new(&[dim]).unwrap(),
             head: Linear::new(dim, VOCAB, &mut rng).unwrap(),
@@ -155,12 +154,18 @@ impl Gpt {
         for b in &self.blocks {
             x = if ck {
                 checkpoint_with(&cx, b, &[x], move |cx, b, xs| {
-                    cx.call(b, EncoderInput::new(xs[0]).with_mask(BoolMask::causal(len, len)))
+                    cx.call(
+                        b,
+                        EncoderInput::new(xs[0]).with_mask(BoolMask::causal(len, len)),
+                    )
                 })
                 .unwrap()
             } else {
-                cx.call(b, EncoderInput::new(x).with_mask(BoolMask::causal(len, len)))
-                    .unwrap()
+                cx.call(
+                    b,
+                    EncoderInput::new(x).with_mask(BoolMask::causal(len, len)),
+                )
+                .unwrap()
             };
         }
         let x = cx.call(&self.norm, x).unwrap();
@@ -186,9 +191,9 @@ fn main() {
 
     // 20 blocks of Linear(w → w) + tanh, a batch of b rows.
     let (w, b) = if smoke { (32, 16) } else { (512, 256) };
-    let blocks: Vec<Arc<Sequential<f32>>> = (0..20)
+    let blocks: Vec<Rc<Sequential<f32>>> = (0..20)
         .map(|_| {
-            Arc::new(
+            Rc::new(
                 Sequential::new()
                     .append(Linear::new(w, w, &mut rng).unwrap())
                     .append(Tanh),
@@ -196,7 +201,7 @@ fn main() {
         })
         .collect();
     let x = Tensor::<f32>::randn([b, w], &mut rng).unwrap();
-    let zero = |bs: &[Arc<Sequential<f32>>]| bs.iter().for_each(|m| m.zero_grad());
+    let zero = |bs: &[Rc<Sequential<f32>>]| bs.iter().for_each(|m| m.zero_grad());
     let plain = measure(reps, || {
         zero(&blocks);
         mlp_step(&blocks, &x, false)
@@ -208,7 +213,11 @@ fn main() {
     report(&format!("20-block MLP, width {w}, batch {b}"), plain, ck);
 
     // char_lm's defaults: dim 64, 4 heads, context 64, batch 32; 2 blocks, then 8.
-    let (dim, heads, context, batch) = if smoke { (16, 2, 8, 4) } else { (64, 4, 64, 32) };
+    let (dim, heads, context, batch) = if smoke {
+        (16, 2, 8, 4)
+    } else {
+        (64, 4, 64, 32)
+    };
     let ids: Vec<f32> = (0..batch * context)
         .map(|_| rng.random_range(0..VOCAB) as f32)
         .collect();

@@ -186,7 +186,9 @@ pub enum Error {
     },
     /// An operation that needs a value with a gradient path got one without (a constant,
     /// a frozen parameter, a value computed under `no_grad`).
-    #[error("{op}: the value needs no gradient, so no gradient will ever reach it (at {location})")]
+    #[error(
+        "{op}: the value needs no gradient, so no gradient will ever reach it (at {location})"
+    )]
     NoGradient {
         /// The call.
         op: &'static str,

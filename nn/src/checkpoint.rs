@@ -18,12 +18,13 @@
 //! [`Ctx::is_recomputing`] with `true`, so batch norm updates its running statistics once
 //! per forward pass, not again in backward.
 //!
-//! Why the module comes as an `Arc`: the tape outlives the borrow of a module that
-//! `forward` gets (`&self`), and the rule must run the segment again after `forward` has
-//! returned, so it keeps a handle of its own. Parameters, buffers and generators are
-//! shared handles already; holding blocks as `Arc<Block>` fields (`ModuleList<Arc<_>>`)
-//! makes a block one too, and an `Arc` of a module is that module for bookkeeping, state
-//! files, hooks and `cx.call`.
+//! Why the module comes as a shared handle (`Rc<Block>` or `Arc<Block>`): the tape
+//! outlives the borrow of a module that `forward` gets (`&self`), and the rule must run
+//! the segment again after `forward` has returned, so it keeps a handle of its own.
+//! Parameters, buffers and generators are shared handles already; holding blocks as
+//! `Rc<Block>` fields (`ModuleList<Rc<_>>`; `Arc` for a module that is `Send + Sync`)
+//! makes a block one too, and an `Rc` or `Arc` of a module is that module for
+//! bookkeeping, state files, hooks and `cx.call`.
 //!
 //! [`Var::backward`]: autograd::Var::backward
 //! [`Tape::grad`]: autograd::Tape::grad
@@ -31,27 +32,27 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::ops::Deref;
 use std::panic::Location;
-use std::sync::Arc;
 
 use autograd::{BackwardCx, Float, Loc, Op, Param, Tape, Tensor, Var};
 
 use crate::error::{Error, Result};
 use crate::module::{Ctx, Forward, Generator, GeneratorState, Module};
 
-/// Runs `module` on `x` as a checkpointed segment: the same output as
-/// `cx.call(&*module, x)`, without keeping the values inside the module for backward;
+/// Runs `module` (an `Rc` or `Arc` of it) on `x` as a checkpointed segment: the same
+/// output as `cx.call(&*module, x)`, without keeping the values inside the module for backward;
 /// they are recomputed when backward reaches the segment. See the
 /// [module docs](self) for how, and [`checkpoint_with`] for modules of other inputs.
 ///
 /// ```
-/// use std::sync::Arc;
+/// use std::ops::Deref;
 /// use autograd::{Tape, Tensor};
 /// use nn::{checkpoint, Ctx, Linear, Module, Relu, Sequential};
 /// use rand::SeedableRng;
 ///
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let block = Arc::new(
+/// let block = Rc::new(
 ///     Sequential::<f64>::new()
 ///         .append(Linear::new(4, 64, &mut rng)?)
 ///         .append(Relu)
@@ -69,10 +70,11 @@ use crate::module::{Ctx, Forward, Generator, GeneratorState, Module};
 /// # Errors
 /// The module's errors; tape errors recording the segment.
 #[track_caller]
-pub fn checkpoint<'t, T, M>(cx: &Ctx<'t, T>, module: &Arc<M>, x: Var<'t, T>) -> Result<Var<'t, T>>
+pub fn checkpoint<'t, T, P>(cx: &Ctx<'t, T>, module: &P, x: Var<'t, T>) -> Result<Var<'t, T>>
 where
     T: Float,
-    M: for<'s> Forward<T, Input<'s> = Var<'s, T>, Output<'s> = Var<'s, T>> + 'static,
+    P: Deref + Clone + 'static,
+    P::Target: for<'s> Forward<T, Input<'s> = Var<'s, T>, Output<'s> = Var<'s, T>> + Sized,
 {
     checkpoint_with(cx, module, &[x], |cx, m, xs| cx.call(m, xs[0]))
 }
@@ -85,14 +87,14 @@ where
 /// sizes) are captured by value.
 ///
 /// ```
-/// use std::sync::Arc;
+/// use std::ops::Deref;
 /// use autograd::{Tape, Tensor};
 /// use nn::{checkpoint_with, BoolMask, Ctx, EncoderInput, TransformerLayerConfig};
 /// use rand::SeedableRng;
 ///
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 /// let config = TransformerLayerConfig { batch_first: true, ..TransformerLayerConfig::new(8, 2) };
-/// let block = Arc::new(config.encoder::<f64>(&mut rng)?);
+/// let block = Rc::new(config.encoder::<f64>(&mut rng)?);
 /// let tape = Tape::new();
 /// let cx = Ctx::new(&tape);
 /// let x = tape.var(Tensor::ones([1, 5, 8])?);
@@ -106,25 +108,26 @@ where
 /// # Errors
 /// The segment's errors; tape errors recording it.
 #[track_caller]
-pub fn checkpoint_with<'t, T, M, F>(
+pub fn checkpoint_with<'t, T, P, F>(
     cx: &Ctx<'t, T>,
-    module: &Arc<M>,
+    module: &P,
     inputs: &[Var<'t, T>],
     segment: F,
 ) -> Result<Var<'t, T>>
 where
     T: Float,
-    M: Module<T> + 'static,
-    F: for<'s> Fn(&Ctx<'s, T>, &M, &[Var<'s, T>]) -> Result<Var<'s, T>> + 'static,
+    P: Deref + Clone + 'static,
+    P::Target: Module<T>,
+    F: for<'s> Fn(&Ctx<'s, T>, &P::Target, &[Var<'s, T>]) -> Result<Var<'s, T>> + 'static,
 {
     let location = Location::caller();
     let tape = cx.tape();
     if !tape.is_grad_enabled() {
         // Nothing would be kept for backward anyway (and a checkpoint nested in a
         // segment's first run lands here).
-        return segment(cx, module, inputs);
+        return segment(cx, &**module, inputs);
     }
-    let generators: Vec<(Generator, GeneratorState)> = module
+    let generators: Vec<(Generator, GeneratorState)> = (**module)
         .named_generators()
         .into_iter()
         .map(|(_, g)| {
@@ -136,18 +139,15 @@ where
     let (value, params) = {
         let scratch = Tape::<T>::new();
         let mut scx = Ctx::for_segment(&scratch, cx.is_recomputing());
-        carry_substitutes(cx, &mut scx, module, &scratch);
-        let xs: Vec<Var<'_, T>> = inputs
-            .iter()
-            .map(|v| scratch.constant(v.value()))
-            .collect();
-        let out = scratch.no_grad(|| segment(&scx, module, &xs))?;
+        carry_substitutes(cx, &mut scx, &**module, &scratch);
+        let xs: Vec<Var<'_, T>> = inputs.iter().map(|v| scratch.constant(v.value())).collect();
+        let out = scratch.no_grad(|| segment(&scx, &**module, &xs))?;
         (out.value(), scx.bound_params())
     };
     let mut all: Vec<Var<'t, T>> = inputs.to_vec();
     all.extend(params.iter().map(|p| cx.param(p)));
     let op = Checkpoint {
-        module: Arc::clone(module),
+        module: module.clone(),
         segment,
         inputs: inputs.len(),
         params,
@@ -159,7 +159,7 @@ where
 }
 
 /// The substitutes `cx` holds for `module`'s parameters, as constants on `scratch`.
-fn carry_substitutes<'s, T: Float, M: Module<T>>(
+fn carry_substitutes<'s, T: Float, M: Module<T> + ?Sized>(
     cx: &Ctx<'_, T>,
     scx: &mut Ctx<'s, T>,
     module: &M,
@@ -173,8 +173,9 @@ fn carry_substitutes<'s, T: Float, M: Module<T>>(
 }
 
 /// The recorded segment: its inputs, then the parameters it bound, in; its output out.
-struct Checkpoint<T: Float, M, F> {
-    module: Arc<M>,
+struct Checkpoint<T: Float, P, F> {
+    /// The caller's shared handle of the module (`Rc` or `Arc`).
+    module: P,
     segment: F,
     /// How many of the op's inputs are the segment's; the rest are `params`.
     inputs: usize,
@@ -186,7 +187,7 @@ struct Checkpoint<T: Float, M, F> {
     location: Loc,
 }
 
-impl<T: Float, M, F> fmt::Debug for Checkpoint<T, M, F> {
+impl<T: Float, P, F> fmt::Debug for Checkpoint<T, P, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -198,11 +199,12 @@ impl<T: Float, M, F> fmt::Debug for Checkpoint<T, M, F> {
     }
 }
 
-impl<T, M, F> Checkpoint<T, M, F>
+impl<T, P, F> Checkpoint<T, P, F>
 where
     T: Float,
-    M: Module<T> + 'static,
-    F: for<'s> Fn(&Ctx<'s, T>, &M, &[Var<'s, T>]) -> Result<Var<'s, T>> + 'static,
+    P: Deref + 'static,
+    P::Target: Module<T>,
+    F: for<'s> Fn(&Ctx<'s, T>, &P::Target, &[Var<'s, T>]) -> Result<Var<'s, T>> + 'static,
 {
     /// Runs `f` with the generators where they stood before the first run, then puts
     /// them back where they are now.
@@ -220,12 +222,17 @@ where
 
     /// The segment on `tape` (recording as the tape is set) at `xs`, its parameters
     /// replaced by `ps`.
-    fn run<'s>(&self, tape: &'s Tape<T>, xs: &[Var<'s, T>], ps: &[Var<'s, T>]) -> Result<Var<'s, T>> {
+    fn run<'s>(
+        &self,
+        tape: &'s Tape<T>,
+        xs: &[Var<'s, T>],
+        ps: &[Var<'s, T>],
+    ) -> Result<Var<'s, T>> {
         let mut rcx = Ctx::for_segment(tape, true);
         for (p, v) in self.params.iter().zip(ps) {
             rcx.substitute(p, *v);
         }
-        self.replaying(|| (self.segment)(&rcx, &self.module, xs))
+        self.replaying(|| (self.segment)(&rcx, &*self.module, xs))
     }
 }
 
@@ -249,11 +256,12 @@ impl<T: Float> Op<T> for StandIn {
     }
 }
 
-impl<T, M, F> Op<T> for Checkpoint<T, M, F>
+impl<T, P, F> Op<T> for Checkpoint<T, P, F>
 where
     T: Float,
-    M: Module<T> + 'static,
-    F: for<'s> Fn(&Ctx<'s, T>, &M, &[Var<'s, T>]) -> Result<Var<'s, T>> + 'static,
+    P: Deref + 'static,
+    P::Target: Module<T>,
+    F: for<'s> Fn(&Ctx<'s, T>, &P::Target, &[Var<'s, T>]) -> Result<Var<'s, T>> + 'static,
 {
     fn name(&self) -> &'static str {
         "checkpoint"
@@ -266,7 +274,10 @@ where
             return Ok(v);
         }
         let scratch = Tape::<T>::new();
-        let vars: Vec<Var<'_, T>> = inputs.iter().map(|t| scratch.constant((*t).clone())).collect();
+        let vars: Vec<Var<'_, T>> = inputs
+            .iter()
+            .map(|t| scratch.constant((*t).clone()))
+            .collect();
         let (xs, ps) = vars.split_at(self.inputs);
         let out = scratch.no_grad(|| self.run(&scratch, xs, ps));
         Ok(out.map_err(Error::into_autograd)?.value())

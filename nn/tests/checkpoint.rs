@@ -2,7 +2,7 @@
 //! dropout masks replayed, batch-norm statistics updated once, gradients through a
 //! checkpoint differentiable again, nested and unused checkpoints.
 
-use std::sync::Arc;
+use std::rc::Rc;
 
 use autograd::{Float, GradcheckOptions, Param, Tape, Tensor, Var};
 use nn::{
@@ -49,7 +49,7 @@ impl<T: Float> Forward<T> for Block<T> {
 /// Blocks in a row, each checkpointed (`every`), in nested pairs (`nested`), or not.
 #[derive(Module)]
 struct Net<T: Float> {
-    blocks: ModuleList<Arc<Block<T>>>,
+    blocks: ModuleList<Rc<Block<T>>>,
     #[module(skip)]
     mode: Mode,
 }
@@ -64,7 +64,7 @@ enum Mode {
 fn net(depth: usize, stateful: bool, mode: Mode) -> Net<f64> {
     let mut blocks = ModuleList::new();
     for i in 0..depth {
-        blocks.push(Arc::new(Block::new(8, stateful, i as u64)));
+        blocks.push(Rc::new(Block::new(8, stateful, i as u64)));
     }
     Net { blocks, mode }
 }
@@ -72,8 +72,8 @@ fn net(depth: usize, stateful: bool, mode: Mode) -> Net<f64> {
 /// Two blocks as one module, so a checkpoint of it nests the blocks' own.
 #[derive(Module)]
 struct Pair<T: Float> {
-    a: Arc<Block<T>>,
-    b: Arc<Block<T>>,
+    a: Rc<Block<T>>,
+    b: Rc<Block<T>>,
 }
 
 impl<T: Float> Forward<T> for Pair<T> {
@@ -90,7 +90,7 @@ impl Forward<f64> for Net<f64> {
     type Output<'t> = Var<'t, f64>;
     fn forward<'t>(&self, cx: &Ctx<'t, f64>, x: Var<'t, f64>) -> nn::Result<Var<'t, f64>> {
         let mut x = x;
-        let blocks: Vec<&Arc<Block<f64>>> = self.blocks.iter().collect();
+        let blocks: Vec<&Rc<Block<f64>>> = self.blocks.iter().collect();
         match self.mode {
             Mode::Plain => {
                 for b in blocks {
@@ -104,7 +104,7 @@ impl Forward<f64> for Net<f64> {
             }
             Mode::Nested => {
                 for pair in blocks.chunks(2) {
-                    let p = Arc::new(Pair {
+                    let p = Rc::new(Pair {
                         a: pair[0].clone(),
                         b: pair[1].clone(),
                     });
@@ -203,8 +203,7 @@ fn a_checkpointed_20_block_mlp_has_bit_identical_gradients_masks_and_statistics(
 #[test]
 fn an_unused_checkpoint_is_never_recomputed() {
     let run_with = |ck: bool| {
-        let blocks: Vec<Arc<Block<f64>>> =
-            (0..2).map(|i| Arc::new(Block::new(8, true, i))).collect();
+        let blocks: Vec<Rc<Block<f64>>> = (0..2).map(|i| Rc::new(Block::new(8, true, i))).collect();
         let x = Param::new(input());
         let tape = Tape::new();
         let cx = Ctx::new(&tape);
@@ -236,7 +235,7 @@ fn an_unused_checkpoint_is_never_recomputed() {
 /// by substitution, the block's parameters).
 #[derive(Module)]
 struct Checkpointed {
-    inner: Arc<Block<f64>>,
+    inner: Rc<Block<f64>>,
 }
 
 impl Forward<f64> for Checkpointed {
@@ -251,7 +250,7 @@ impl Forward<f64> for Checkpointed {
 #[test]
 fn gradients_through_a_checkpoint_pass_gradcheck_and_gradgradcheck() {
     let m = Checkpointed {
-        inner: Arc::new(Block::new(4, false, 3)),
+        inner: Rc::new(Block::new(4, false, 3)),
     };
     let x = Tensor::randn([3, 4], &mut StdRng::seed_from_u64(1)).unwrap();
     let opts = GradcheckOptions::default();
@@ -284,7 +283,7 @@ fn gradients_through_a_checkpoint_pass_gradcheck_and_gradgradcheck() {
 /// dropout, in training mode.
 #[test]
 fn checkpointed_transformer_blocks_have_bit_identical_gradients() {
-    let make = || -> Vec<Arc<TransformerEncoderLayer<f64>>> {
+    let make = || -> Vec<Rc<TransformerEncoderLayer<f64>>> {
         let mut rng = StdRng::seed_from_u64(4);
         let config = TransformerLayerConfig {
             dim_feedforward: 32,
@@ -294,7 +293,7 @@ fn checkpointed_transformer_blocks_have_bit_identical_gradients() {
             ..TransformerLayerConfig::new(8, 2)
         };
         (0..3)
-            .map(|_| Arc::new(config.encoder(&mut rng).unwrap()))
+            .map(|_| Rc::new(config.encoder(&mut rng).unwrap()))
             .collect()
     };
     let grads = |ck: bool| {
@@ -306,7 +305,10 @@ fn checkpointed_transformer_blocks_have_bit_identical_gradients() {
         for b in &blocks {
             h = if ck {
                 checkpoint_with(&cx, b, &[h], |cx, b, xs| {
-                    cx.call(b, EncoderInput::new(xs[0]).with_mask(BoolMask::causal(6, 6)))
+                    cx.call(
+                        b,
+                        EncoderInput::new(xs[0]).with_mask(BoolMask::causal(6, 6)),
+                    )
                 })
                 .unwrap()
             } else {
@@ -329,7 +331,7 @@ fn checkpointed_transformer_blocks_have_bit_identical_gradients() {
 /// A frozen parameter inside a segment gets nothing; the rest of the segment trains.
 #[test]
 fn a_frozen_parameter_inside_a_checkpoint_gets_no_gradient() {
-    let b = Arc::new(Block::<f64>::new(8, false, 0));
+    let b = Rc::new(Block::<f64>::new(8, false, 0));
     b.fc.weight.set_requires_grad(false);
     let tape = Tape::new();
     let cx = Ctx::new(&tape);
@@ -342,11 +344,25 @@ fn a_frozen_parameter_inside_a_checkpoint_gets_no_gradient() {
 /// Under `no_grad` a checkpoint is just the module.
 #[test]
 fn a_checkpoint_without_recording_is_the_plain_call() {
-    let b = Arc::new(Block::<f64>::new(8, false, 0));
+    let b = Rc::new(Block::<f64>::new(8, false, 0));
     let tape = Tape::new();
     let cx = Ctx::new(&tape);
     let x = tape.constant(input());
     let y = tape.no_grad(|| checkpoint(&cx, &b, x)).unwrap();
     let z = cx.call(&b, x).unwrap();
     assert_eq!(bits(&y.value()), bits(&z.value()));
+}
+
+/// An `Arc` of a module works as an `Rc` does (for modules that are `Send + Sync`).
+#[test]
+fn an_arc_handle_checkpoints_like_an_rc() {
+    let b = std::sync::Arc::new(Block::<f64>::new(8, false, 0));
+    let tape = Tape::new();
+    let cx = Ctx::new(&tape);
+    let x = tape.var(input());
+    let y = checkpoint(&cx, &b, x).unwrap();
+    let g = tape.grad(y.sum(), &[x]).unwrap()[0].value();
+    let z = cx.call(&*b, x).unwrap();
+    let h = tape.grad(z.sum(), &[x]).unwrap()[0].value();
+    assert_eq!(bits(&g), bits(&h));
 }

@@ -30,7 +30,9 @@ fn data() -> (Tensor<f64>, Tensor<f64>) {
 
 fn loss(model: &Sequential<f64>, x: &Tensor<f64>, y: &Tensor<f64>, backward: bool) -> f64 {
     let tape = Tape::new();
-    let out = Ctx::new(&tape).call(model, tape.constant(x.clone())).unwrap();
+    let out = Ctx::new(&tape)
+        .call(model, tape.constant(x.clone()))
+        .unwrap();
     let l = nn::loss::mse_loss(out, tape.constant(y.clone())).unwrap();
     if backward {
         l.backward().unwrap();
@@ -146,7 +148,9 @@ fn unfreezing_mid_run_resumes_training_that_layer() {
     let before = snapshot(&first);
     train(&model, &mut opt, 100);
     assert_eq!(snapshot(&first), before);
-    assert!(first.iter().all(|p| opt.state(p).is_none() && opt.param_step(p) == 0));
+    assert!(first
+        .iter()
+        .all(|p| opt.state(p).is_none() && opt.param_step(p) == 0));
     assert!(first.iter().all(|p| p.grad().is_none()));
     first.iter().for_each(|p| p.set_requires_grad(true));
     let (l0, l1) = train(&model, &mut opt, 100);
