@@ -1,34 +1,7 @@
 //! Activation checkpointing ([`checkpoint`], [`checkpoint_with`]): a segment of the
 //! forward pass whose intermediate values are not kept, and are recomputed in backward
 //! (PyTorch's `torch.utils.checkpoint`), trading compute for memory.
-//!
-//! How it works: the segment first runs on a scratch tape with recording off, so only its
-//! inputs and its output stay alive on the caller's tape, as one node. That node's
-//! backward rule re-runs the segment on the caller's tape, recording, from stand-ins of
-//! the inputs and of the parameters the segment bound, and takes the segment's
-//! vector-Jacobian product there:
-//! - in [`Var::backward`] by the same first-order sweep (each op's fast path included),
-//!   so gradients are bit for bit those of the run without the checkpoint;
-//! - in [`Tape::grad`]/[`Tape::vjp`] by the differentiable sweep, so gradients through a
-//!   checkpoint can be differentiated again (gradgradcheck holds).
-//!
-//! Before the re-run the rule puts every [`Generator`] of the module back where it stood
-//! when the segment first ran, so dropout draws the same masks, and afterwards puts them
-//! back where they were. The re-run context answers
-//! [`Ctx::is_recomputing`] with `true`, so batch norm updates its running statistics once
-//! per forward pass, not again in backward.
-//!
-//! Why the module comes as a shared handle (`Rc<Block>` or `Arc<Block>`): the tape
-//! outlives the borrow of a module that `forward` gets (`&self`), and the rule must run
-//! the segment again after `forward` has returned, so it keeps a handle of its own.
-//! Parameters, buffers and generators are shared handles already; holding blocks as
-//! `Rc<Block>` fields (`ModuleList<Rc<_>>`; `Arc` for a module that is `Send + Sync`)
-//! makes a block one too, and an `Rc` or `Arc` of a module is that module for
-//! bookkeeping, state files, hooks and `cx.call`.
-//!
-//! [`Var::backward`]: autograd::Var::backward
-//! [`Tape::grad`]: autograd::Tape::grad
-//! [`Tape::vjp`]: autograd::Tape::vjp
+//! See [`checkpoint`] for how it works.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -42,11 +15,11 @@ use crate::module::{Ctx, Forward, Generator, GeneratorState, Module};
 
 /// Runs `module` (an `Rc` or `Arc` of it) on `x` as a checkpointed segment: the same
 /// output as `cx.call(&*module, x)`, without keeping the values inside the module for backward;
-/// they are recomputed when backward reaches the segment. See the
-/// [module docs](self) for how, and [`checkpoint_with`] for modules of other inputs.
+/// they are recomputed when backward reaches the segment. [`checkpoint_with`] takes
+/// modules of other inputs.
 ///
 /// ```
-/// use std::ops::Deref;
+/// use std::rc::Rc;
 /// use autograd::{Tape, Tensor};
 /// use nn::{checkpoint, Ctx, Linear, Module, Relu, Sequential};
 /// use rand::SeedableRng;
@@ -66,6 +39,36 @@ use crate::module::{Ctx, Forward, Generator, GeneratorState, Module};
 /// assert!(block.parameters().iter().all(|p| p.grad().is_some()));
 /// # Ok::<(), nn::Error>(())
 /// ```
+///
+/// # How it works
+///
+/// The segment first runs on a scratch tape with recording off, so only its
+/// inputs and its output stay alive on the caller's tape, as one node. That node's
+/// backward rule re-runs the segment on the caller's tape, recording, from stand-ins of
+/// the inputs and of the parameters the segment bound, and takes the segment's
+/// vector-Jacobian product there:
+/// - in [`Var::backward`] by the same first-order sweep (each op's fast path included),
+///   so gradients are bit for bit those of the run without the checkpoint;
+/// - in [`Tape::grad`]/[`Tape::vjp`] by the differentiable sweep, so gradients through a
+///   checkpoint can be differentiated again (gradgradcheck holds).
+///
+/// Before the re-run the rule puts every [`Generator`] of the module back where it stood
+/// when the segment first ran, so dropout draws the same masks, and afterwards puts them
+/// back where they were. The re-run context answers
+/// [`Ctx::is_recomputing`] with `true`, so batch norm updates its running statistics once
+/// per forward pass, not again in backward.
+///
+/// Why the module comes as a shared handle (`Rc<Block>` or `Arc<Block>`): the tape
+/// outlives the borrow of a module that `forward` gets (`&self`), and the rule must run
+/// the segment again after `forward` has returned, so it keeps a handle of its own.
+/// Parameters, buffers and generators are shared handles already; holding blocks as
+/// `Rc<Block>` fields (`ModuleList<Rc<_>>`; `Arc` for a module that is `Send + Sync`)
+/// makes a block one too, and an `Rc` or `Arc` of a module is that module for
+/// bookkeeping, state files, hooks and `cx.call`.
+///
+/// [`Var::backward`]: autograd::Var::backward
+/// [`Tape::grad`]: autograd::Tape::grad
+/// [`Tape::vjp`]: autograd::Tape::vjp
 ///
 /// # Errors
 /// The module's errors; tape errors recording the segment.
@@ -87,7 +90,7 @@ where
 /// sizes) are captured by value.
 ///
 /// ```
-/// use std::ops::Deref;
+/// use std::rc::Rc;
 /// use autograd::{Tape, Tensor};
 /// use nn::{checkpoint_with, BoolMask, Ctx, EncoderInput, TransformerLayerConfig};
 /// use rand::SeedableRng;
