@@ -36,6 +36,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod smoke;
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -120,6 +121,11 @@ struct Args {
     /// Where `--figure` writes.
     #[arg(long, default_value = "docs/char_lm.svg")]
     figure_out: PathBuf,
+    /// Checkpoint each transformer block (`nn::checkpoint_with`): its activations are
+    /// recomputed in backward instead of kept, for less memory at more compute; the
+    /// gradients, and so the run, are bit for bit the same.
+    #[arg(long)]
+    checkpoint: bool,
     /// Smoke mode (also `GRADLAB_SMOKE=1`): a tiny slice and model, output under out/smoke/.
     #[arg(long)]
     smoke: bool,
@@ -133,9 +139,12 @@ struct Args {
 struct Gpt<T: Float> {
     tok: Embedding<T>,
     pos: Embedding<T>,
-    blocks: ModuleList<TransformerEncoderLayer<T>>,
+    /// Shared handles (`Rc`), which is what a checkpoint keeps of a block to re-run it.
+    blocks: ModuleList<Rc<TransformerEncoderLayer<T>>>,
     norm: LayerNorm<T>,
     head: Linear<T>,
+    #[module(skip)]
+    checkpoint: bool,
 }
 
 impl<T: Float> Gpt<T> {
@@ -152,7 +161,7 @@ impl<T: Float> Gpt<T> {
         let pos = Embedding::new(a.context, a.dim, rng)?;
         let mut blocks = ModuleList::new();
         for _ in 0..a.layers {
-            blocks.push(block.encoder(rng)?);
+            blocks.push(Rc::new(block.encoder(rng)?));
         }
         Ok(Gpt {
             tok,
@@ -160,6 +169,7 @@ impl<T: Float> Gpt<T> {
             blocks,
             norm: LayerNorm::new(&[a.dim])?,
             head: Linear::new(a.dim, vocab, rng)?,
+            checkpoint: a.checkpoint,
         })
     }
 }
@@ -176,8 +186,19 @@ impl<T: Float> Forward<T> for Gpt<T> {
             .call(&self.tok, ids)?
             .add(self.pos.lookup(cx, &positions)?)?;
         for block in self.blocks.iter() {
-            let input = EncoderInput::new(x).with_mask(BoolMask::causal(len, len));
-            x = cx.call(block, input)?;
+            x = if self.checkpoint {
+                nn::checkpoint_with(cx, block, &[x], move |cx, block, xs| {
+                    cx.call(
+                        block,
+                        EncoderInput::new(xs[0]).with_mask(BoolMask::causal(len, len)),
+                    )
+                })?
+            } else {
+                cx.call(
+                    block,
+                    EncoderInput::new(x).with_mask(BoolMask::causal(len, len)),
+                )?
+            };
         }
         let x = cx.call(&self.norm, x)?;
         cx.call(&self.head, x)

@@ -170,6 +170,31 @@ pub enum Error {
         /// Caller's source line.
         location: Loc,
     },
+    /// A gradient hook returned a gradient whose shape differs from its value's.
+    #[error("{op}: the gradient hook registered at {hook} returned a gradient of shape {got} for a value of shape {expected} (value recorded at {location})")]
+    HookShape {
+        /// The op that recorded the hooked value (`"param"`, `"var"` for leaves).
+        op: &'static str,
+        /// Where the hook was registered.
+        hook: Loc,
+        /// The value's shape.
+        expected: Shape,
+        /// The shape of the gradient the hook returned.
+        got: Shape,
+        /// Where the hooked value was recorded.
+        location: Loc,
+    },
+    /// An operation that needs a value with a gradient path got one without (a constant,
+    /// a frozen parameter, a value computed under `no_grad`).
+    #[error(
+        "{op}: the value needs no gradient, so no gradient will ever reach it (at {location})"
+    )]
+    NoGradient {
+        /// The call.
+        op: &'static str,
+        /// Caller's source line.
+        location: Loc,
+    },
     /// A `Var` from one tape was used with another.
     #[error("{op}: an operand belongs to another tape (at {location})")]
     ForeignVar {
@@ -220,6 +245,8 @@ impl Error {
             | Error::BadBackward { location, .. }
             | Error::NotScalar { location, .. }
             | Error::ForeignVar { location, .. }
+            | Error::HookShape { location, .. }
+            | Error::NoGradient { location, .. }
             | Error::Anomaly { location, .. } => Some(location),
             Error::Gradcheck(_) => None,
         }

@@ -51,7 +51,7 @@ pub use ops::{
     AvgPool2dArgs, Conv1dArgs, Conv2dArgs, ConvTranspose1dArgs, ConvTranspose2dArgs, EinsumProblem,
     MaxPool2dArgs, PadMode,
 };
-pub use param::{Param, ParamId, ParamMut};
+pub use param::{HookHandle, Param, ParamId, ParamMut};
 pub use report::GradcheckReport;
 pub use tape::Tape;
 pub use tensor::kernels::threads::{num_threads, set_num_threads};

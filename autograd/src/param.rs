@@ -14,11 +14,19 @@ pub struct ParamId(pub u64);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
+/// A hook run after a parameter's gradient has been accumulated.
+type PostHook<T> = Arc<dyn Fn(&Param<T>) + Send + Sync>;
+
 struct Slot<T> {
     value: Tensor<T>,
     grad: Option<Tensor<T>>,
     name: Option<String>,
+    requires_grad: bool,
+    /// (hook id, hook), in registration order.
+    post_hooks: Vec<(u64, PostHook<T>)>,
 }
+
+static NEXT_HOOK: AtomicU64 = AtomicU64::new(0);
 
 /// A trainable tensor shared between a module, the tapes it is bound into and an optimiser.
 ///
@@ -49,6 +57,8 @@ impl<T: Float> Param<T> {
                 value,
                 grad: None,
                 name: None,
+                requires_grad: true,
+                post_hooks: Vec::new(),
             })),
         }
     }
@@ -146,6 +156,38 @@ impl<T: Float> Param<T> {
         Ok(())
     }
 
+    /// Whether the parameter is trainable (the default). A frozen one (`false`) records no
+    /// gradient path when bound into a tape: nothing is computed or accumulated for it (nor
+    /// for values only it feeds), its [`grad`](Param::grad) stays as it was, and optimisers
+    /// skip it.
+    pub fn requires_grad(&self) -> bool {
+        self.lock().requires_grad
+    }
+
+    /// Freezes (`false`) or unfreezes (`true`) the parameter: PyTorch's `requires_grad_`.
+    ///
+    /// It takes effect at the next binding: a tape the parameter is already bound into
+    /// keeps what it recorded. Freezing does not clear an existing gradient (call
+    /// [`zero_grad`](Param::zero_grad) for that), but optimisers skip a frozen parameter
+    /// whatever its gradient. The flag is runtime state, like PyTorch's: state files do
+    /// not save it, so freeze again after loading.
+    ///
+    /// ```
+    /// use autograd::{Param, Tape, Tensor};
+    /// let w = Param::new(Tensor::from_vec(vec![1.0f64, 2.0], [2])?);
+    /// let b = Param::new(Tensor::scalar(0.5f64));
+    /// w.set_requires_grad(false);
+    /// let tape = Tape::new();
+    /// let y = tape.param(&w).square().sum().add(tape.param(&b))?;
+    /// y.backward()?;
+    /// assert!(w.grad().is_none()); // frozen: nothing computed, nothing accumulated
+    /// assert_eq!(b.grad().unwrap().item()?, 1.0);
+    /// # Ok::<(), autograd::Error>(())
+    /// ```
+    pub fn set_requires_grad(&self, requires_grad: bool) {
+        self.lock().requires_grad = requires_grad;
+    }
+
     /// Adds `g` into the gradient buffer.
     pub(crate) fn accumulate_grad(&self, g: Tensor<T>) {
         let mut s = self.lock();
@@ -154,6 +196,67 @@ impl<T: Float> Param<T> {
             Some(acc) => acc
                 .zip_mut_with(&g, |a, b| *a += b)
                 .expect("internal: gradient shape checked against the node"),
+        }
+    }
+
+    /// Registers `hook` to run each time a backward sweep has accumulated this
+    /// parameter's gradient (PyTorch's `register_post_accumulate_grad_hook`): it sees the
+    /// parameter, whose [`grad`](Param::grad) then includes this backward's contribution.
+    /// Hooks run in registration order, once per [`Var::backward`](crate::Var::backward)
+    /// that reaches the parameter, as soon as its gradient is complete — before the sweep
+    /// goes on to earlier nodes, so work on it (an all-reduce, an optimiser step) can
+    /// overlap the rest of the backward. [`Tape::grad`](crate::Tape::grad) does not touch
+    /// params and so runs none. Clones of the parameter share the hooks.
+    ///
+    /// The returned handle removes the hook; dropping it keeps the hook.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use autograd::{Param, Tape, Tensor};
+    /// let w = Param::new(Tensor::scalar(3.0f64));
+    /// let calls = Arc::new(AtomicUsize::new(0));
+    /// let seen = calls.clone();
+    /// let handle = w.register_post_accumulate_grad_hook(move |p| {
+    ///     assert_eq!(p.grad().unwrap().item().unwrap(), 6.0); // d(w²)/dw, accumulated
+    ///     seen.fetch_add(1, Ordering::Relaxed);
+    /// });
+    /// let tape = Tape::new();
+    /// tape.param(&w).square().backward()?;
+    /// handle.remove();
+    /// w.zero_grad();
+    /// tape.param(&w).square().backward()?;
+    /// assert_eq!(calls.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), autograd::Error>(())
+    /// ```
+    pub fn register_post_accumulate_grad_hook(
+        &self,
+        hook: impl Fn(&Param<T>) + Send + Sync + 'static,
+    ) -> HookHandle {
+        let id = NEXT_HOOK.fetch_add(1, Ordering::Relaxed);
+        self.lock().post_hooks.push((id, Arc::new(hook)));
+        let slot = Arc::downgrade(&self.slot);
+        HookHandle {
+            remove: Box::new(move || {
+                if let Some(slot) = slot.upgrade() {
+                    let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
+                    s.post_hooks.retain(|(h, _)| *h != id);
+                }
+            }),
+        }
+    }
+
+    /// Runs the post-accumulate hooks (outside the lock: they read the gradient).
+    pub(crate) fn run_post_accumulate_hooks(&self) {
+        let hooks: Vec<PostHook<T>> = {
+            let s = self.lock();
+            if s.post_hooks.is_empty() {
+                return;
+            }
+            s.post_hooks.iter().map(|(_, h)| h.clone()).collect()
+        };
+        for h in hooks {
+            h(self);
         }
     }
 
@@ -176,6 +279,26 @@ impl<T: Float> Param<T> {
         let mut s = self.lock();
         let Slot { value, grad, .. } = &mut *s;
         f(&mut ParamMut(value), grad.as_ref())
+    }
+}
+
+/// Removes the hook it was returned for ([`Param::register_post_accumulate_grad_hook`]).
+/// Dropping the handle without calling [`remove`](HookHandle::remove) keeps the hook.
+#[must_use = "dropping the handle keeps the hook; call `remove` to remove it"]
+pub struct HookHandle {
+    remove: Box<dyn FnOnce() + Send + Sync>,
+}
+
+impl HookHandle {
+    /// Removes the hook (a no-op once its parameter is gone).
+    pub fn remove(self) {
+        (self.remove)()
+    }
+}
+
+impl fmt::Debug for HookHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HookHandle")
     }
 }
 
@@ -256,10 +379,11 @@ impl<T: Float> fmt::Debug for Param<T> {
         let s = self.lock();
         write!(
             f,
-            "Param(#{} {} {})",
+            "Param(#{} {} {}{})",
             self.id.0,
             s.name.as_deref().unwrap_or("-"),
-            s.value.shape()
+            s.value.shape(),
+            if s.requires_grad { "" } else { " frozen" }
         )
     }
 }

@@ -40,6 +40,7 @@
 extern crate self as nn;
 
 pub mod activation;
+mod checkpoint;
 pub mod diagnostics;
 mod error;
 pub mod init;
@@ -53,6 +54,7 @@ pub use activation::{
     Activation, Elu, Gelu, Identity, LeakyRelu, LogSoftmax, PRelu, Relu, Selu, Sigmoid, Silu,
     Softmax, Softplus, Tanh,
 };
+pub use checkpoint::{checkpoint, checkpoint_with};
 pub use diagnostics::{diagnose, Report};
 pub use error::{Error, ModuleError, Result};
 pub use init::Init;

@@ -49,7 +49,8 @@ pub struct SummaryRow {
     pub output_shapes: Vec<Shape>,
     /// How many times the forward pass called it (a shared block called twice: 2).
     pub calls: usize,
-    /// Trainable scalars in the module and its descendants (each shared parameter once).
+    /// Parameter scalars in the module and its descendants, trainable and frozen (each
+    /// shared parameter once).
     pub params: usize,
 }
 
@@ -61,8 +62,13 @@ pub struct Summary {
     pub rows: Vec<SummaryRow>,
     /// The shapes of the input tensors.
     pub input_shapes: Vec<Shape>,
-    /// Trainable scalars in the model, each shared parameter counted once.
+    /// Parameter scalars in the model, trainable and frozen, each shared parameter
+    /// counted once.
     pub total_params: usize,
+    /// Of [`total_params`](Summary::total_params), those frozen
+    /// ([`Param::set_requires_grad`](autograd::Param::set_requires_grad)`(false)`); the
+    /// rest are trainable.
+    pub frozen_params: usize,
     /// Distinct parameter tensors.
     pub param_tensors: usize,
     /// Scalars in buffers (saved, not trained: batch norm's running statistics).
@@ -157,12 +163,19 @@ where
             );
         }
     }
+    let mut frozen = HashSet::new();
+    model.visit_params(&mut |_, p| {
+        if !p.requires_grad() {
+            frozen.insert((p.id(), p.numel()));
+        }
+    });
     let mut buffer_elems = 0;
     model.visit_buffers(&mut |_, b| buffer_elems += b.shape().numel());
     Ok(Summary {
         rows,
         input_shapes: inputs.iter().map(|t| t.shape().clone()).collect(),
         total_params: seen.iter().map(|(_, n)| n).sum(),
+        frozen_params: frozen.iter().map(|(_, n)| n).sum(),
         param_tensors: seen.len(),
         buffer_elems,
         elem_bytes: std::mem::size_of::<T>(),
@@ -353,6 +366,14 @@ impl fmt::Display for Summary {
             self.param_tensors,
             bytes(self.total_params * self.elem_bytes)
         )?;
+        if self.frozen_params > 0 {
+            writeln!(
+                f,
+                "trainable: {}, frozen: {}",
+                thousands(self.total_params - self.frozen_params),
+                thousands(self.frozen_params)
+            )?;
+        }
         if self.buffer_elems > 0 {
             writeln!(
                 f,
@@ -409,6 +430,24 @@ parameters: 131 in 4 tensors (524 B)
         assert_eq!(s.to_string(), expected);
         assert_eq!(s.total_params, 131);
         assert_eq!(s.row("2").unwrap().params, 51);
+    }
+
+    /// Freezing the first Linear (80 scalars) leaves 51 trainable, and says so.
+    #[test]
+    fn a_summary_counts_frozen_parameters_apart() {
+        let mut rng = StdRng::seed_from_u64(0);
+        let mlp = Sequential::<f32>::new()
+            .append(Linear::new(4, 16, &mut rng).unwrap())
+            .append(Relu)
+            .append(Linear::new(16, 3, &mut rng).unwrap());
+        let first: Vec<_> = mlp.named_parameters().into_iter().take(2).collect();
+        assert!(first.iter().all(|(n, _)| n.starts_with("0.")));
+        first.iter().for_each(|(_, p)| p.set_requires_grad(false));
+        let s = summary(&mlp, &Tensor::zeros([8, 4]).unwrap()).unwrap();
+        assert_eq!((s.total_params, s.frozen_params), (131, 80));
+        assert!(s
+            .to_string()
+            .ends_with("parameters: 131 in 4 tensors (524 B)\ntrainable: 51, frozen: 80\n"));
     }
 
     /// A derived module with a shared child called twice, a buffer-holding child, and a

@@ -204,14 +204,14 @@ impl<'a, T: Float> ClosureCx<'a, T> {
     }
 
     /// All gradients as one flat vector; zeros for a parameter without one (PyTorch's
-    /// `_gather_flat_grad`).
+    /// `_gather_flat_grad`) and for a frozen one.
     ///
     /// # Errors
     /// [`autograd::Error::TooLarge`] when the vector cannot be allocated.
     pub fn flat_grad(&self) -> Result<Tensor<T>> {
         let mut v = Vec::with_capacity(self.numel);
         for (_, p) in &self.params {
-            match p.grad() {
+            match p.grad().filter(|_| p.requires_grad()) {
                 Some(g) => v.extend_from_slice(g.as_slice()),
                 None => v.resize(v.len() + p.numel(), T::zero()),
             }
@@ -220,7 +220,7 @@ impl<'a, T: Float> ClosureCx<'a, T> {
         Ok(Tensor::from_vec(v, [n])?)
     }
 
-    /// Sets every parameter from a flat vector.
+    /// Sets every trainable parameter from a flat vector (a frozen one keeps its value).
     ///
     /// # Errors
     /// [`Error::Autograd`] (shape mismatch) when `x` does not have [`numel`](Self::numel)
@@ -283,6 +283,11 @@ impl<'a, T: Float> ClosureCx<'a, T> {
         let flat = flat.as_slice();
         let mut offset = 0;
         for &(gi, p) in &self.params {
+            // A frozen parameter keeps its value (and its slice of the flat vector).
+            if !p.requires_grad() {
+                offset += p.numel();
+                continue;
+            }
             p.update(|v, _| {
                 let n = v.numel();
                 // A parameter whose shape the closure changed no longer fits its slice;

@@ -132,6 +132,9 @@ impl<R: UpdateRule<T>, T: Float> Optimizer for Optim<R, T> {
         // Check every gradient before updating any parameter, so a bad one (a value whose
         // shape was changed after backward) leaves no half-applied step behind.
         for (index, p) in core.params().enumerate() {
+            if !p.requires_grad() {
+                continue;
+            }
             if let Some(g) = p.grad() {
                 if g.shape() != &p.shape() {
                     return Err(Error::GradShape {
@@ -147,6 +150,12 @@ impl<R: UpdateRule<T>, T: Float> Optimizer for Optim<R, T> {
             let weight_decay = group.weight_decay.or(rule_wd).unwrap_or(0.0);
             let momentum = group.momentum.or(rule_momentum).unwrap_or(0.0);
             for p in &group.params {
+                // A frozen parameter is skipped whatever its gradient (one left from
+                // before it was frozen included): no decay, no momentum, no step count.
+                if !p.requires_grad() {
+                    index += 1;
+                    continue;
+                }
                 p.update(|value, grad| -> Result<()> {
                     let Some(grad) = grad else {
                         return Ok(());

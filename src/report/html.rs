@@ -442,6 +442,7 @@ mod tests {
                     .collect(),
                 input_shapes: vec![autograd::Shape::from([8, 64])],
                 total_params: 30,
+                frozen_params: 0,
                 param_tensors: 6,
                 buffer_elems: 0,
                 elem_bytes: 4,

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 mod checkpoint;
+mod freeze;
 
 use autograd::Tape;
 use gradlab::datasets::{digits_path, Digits};

@@ -14,7 +14,8 @@ impl<T: Float> Tape<T> {
     /// Gradients of a one-element `output` with respect to `inputs`, as `Var`s on this
     /// tape that can be differentiated again (second derivatives, Hessian-vector products,
     /// gradient penalties). Params are not touched. An input that `output` does not depend
-    /// on gets a zero gradient.
+    /// on gets a zero gradient. Gradient hooks ([`Var::register_hook`]) on values between
+    /// the inputs and the output run, on the differentiable gradient.
     ///
     /// # Errors
     /// [`Error::NotScalar`] for a multi-element output; [`Error::NoBackward`] when the path
@@ -128,7 +129,11 @@ impl<T: Float> Tape<T> {
         let mut grads: Vec<Option<Var<'t, T>>> = vec![None; out + 1];
         grads[out] = Some(seed);
         for i in (stop..=out).rev() {
-            let Some(g) = grads[i] else { continue };
+            let Some(mut g) = grads[i] else { continue };
+            if self.has_hooks(i) {
+                g = self.run_hooks(i, g)?;
+                grads[i] = Some(g);
+            }
             for (p, gp) in self.run_rule(i, g)? {
                 grads[p] = Some(match grads[p] {
                     None => gp,

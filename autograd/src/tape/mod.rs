@@ -11,11 +11,13 @@
 //! | `rules.rs` | running one node's backward rule, with its output checked |
 //! | `backward.rs` | the first-order sweep behind [`Var::backward`] (fast paths, into params) |
 //! | `grad.rs` | the differentiable sweep behind [`Tape::grad`] and [`Tape::vjp`] |
+//! | `hooks.rs` | gradient hooks on values ([`Var::register_hook`]) |
 //! | `introspect.rs` | what gradient checks read and re-run of single nodes |
 
 mod anomaly;
 mod backward;
 mod grad;
+mod hooks;
 mod introspect;
 mod nodes;
 mod rules;
@@ -46,6 +48,9 @@ struct Inner<T: Float> {
     /// for anomalies: a non-finite gradient is the rule's fault, and is reported against
     /// the op whose rule it is (phase backward) once the rule returns.
     in_rule: u32,
+    /// Gradient hooks by node, in registration order (empty for almost every tape, which
+    /// is all the sweeps check per node).
+    hooks: HashMap<usize, Vec<std::rc::Rc<hooks::VarHook<T>>>>,
 }
 
 /// A recording of differentiable computation.
@@ -83,6 +88,7 @@ impl<T: Float> Tape<T> {
                 anomaly: false,
                 anomaly_err: None,
                 in_rule: 0,
+                hooks: HashMap::new(),
             }),
         }
     }
@@ -102,6 +108,7 @@ impl<T: Float> Tape<T> {
         let inner = self.inner.get_mut();
         inner.nodes.clear();
         inner.params.clear();
+        inner.hooks.clear();
         inner.anomaly_err = None;
     }
 
@@ -120,13 +127,32 @@ impl<T: Float> Tape<T> {
     /// assert!(!y.requires_grad());
     /// ```
     pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.with_grad_enabled(false, f)
+    }
+
+    /// Runs `f` with recording on, even inside [`Tape::no_grad`] or a backward sweep
+    /// (PyTorch's `enable_grad`): what a rule that re-runs a forward computation during
+    /// backward (activation checkpointing) uses to record it.
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::scalar(1.0));
+    /// let y = tape.no_grad(|| tape.enable_grad(|| x.exp()));
+    /// assert!(y.requires_grad());
+    /// ```
+    pub fn enable_grad<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.with_grad_enabled(true, f)
+    }
+
+    fn with_grad_enabled<R>(&self, enabled: bool, f: impl FnOnce() -> R) -> R {
         struct Restore<'a, T: Float>(&'a Tape<T>, bool);
         impl<T: Float> Drop for Restore<'_, T> {
             fn drop(&mut self) {
                 self.0.inner.borrow_mut().grad_enabled = self.1;
             }
         }
-        let prev = std::mem::replace(&mut self.inner.borrow_mut().grad_enabled, false);
+        let prev = std::mem::replace(&mut self.inner.borrow_mut().grad_enabled, enabled);
         let _restore = Restore(self, prev);
         f()
     }
@@ -156,12 +182,21 @@ impl<T: Float> Tape<T> {
     }
 
     /// Binds a [`Param`] into this tape; binding it again returns the same `Var`.
+    ///
+    /// A frozen parameter ([`Param::set_requires_grad`]`(false)`) is bound as a constant:
+    /// no gradient path is recorded through it, so backward computes nothing for it (nor
+    /// for values only it feeds) and accumulates nothing into it.
     #[track_caller]
     pub fn param(&self, p: &Param<T>) -> Var<'_, T> {
         if let Some(&id) = self.inner.borrow().params.get(&p.id()) {
             return Var::new(self, id);
         }
-        let id = self.push(p.value(), Kind::Param(p.clone()), Location::caller());
+        let kind = if p.requires_grad() {
+            Kind::Param(p.clone())
+        } else {
+            Kind::Constant
+        };
+        let id = self.push(p.value(), kind, Location::caller());
         self.inner.borrow_mut().params.insert(p.id(), id);
         Var::new(self, id)
     }

@@ -217,7 +217,8 @@ impl<T: Float, const D: usize> Forward<T> for BatchNorm<T, D> {
             let mean = x.mean_axes(&axes, true)?;
             let centred = x.sub(mean)?;
             let var = centred.square().mean_axes(&axes, true)?;
-            if training {
+            // A checkpointed segment re-run in backward has updated them already.
+            if training && !cx.is_recomputing() {
                 let (m, v) = (mean.value().reshape([c])?, var.value().reshape([c])?);
                 self.update_running(&m, &v, n)?;
             }

@@ -66,6 +66,11 @@ pub struct Ctx<'t, T: Float> {
     tape: &'t Tape<T>,
     subs: HashMap<ParamId, Substitute<'t, T>>,
     trace: Option<Trace<'t, T>>,
+    /// Set while a checkpointed segment is re-run (see [`Ctx::is_recomputing`]).
+    recomputing: bool,
+    /// Every parameter [`Ctx::param`] was asked for, once each, in order, when logging
+    /// (what a checkpoint learns its segment's parameters from).
+    bound: Option<RefCell<Vec<Param<T>>>>,
 }
 
 impl<'t, T: Float> Ctx<'t, T> {
@@ -75,7 +80,42 @@ impl<'t, T: Float> Ctx<'t, T> {
             tape,
             subs: HashMap::new(),
             trace: None,
+            recomputing: false,
+            bound: None,
         }
+    }
+
+    /// A context for running a checkpointed segment: `recomputing` as given, logging
+    /// the parameters the segment binds.
+    pub(crate) fn for_segment(tape: &'t Tape<T>, recomputing: bool) -> Self {
+        Ctx {
+            recomputing,
+            bound: Some(RefCell::new(Vec::new())),
+            ..Ctx::new(tape)
+        }
+    }
+
+    /// The parameters bound through this context so far, in order (empty unless made by
+    /// [`Ctx::for_segment`]).
+    pub(crate) fn bound_params(&self) -> Vec<Param<T>> {
+        self.bound
+            .as_ref()
+            .map_or_else(Vec::new, |b| b.borrow().clone())
+    }
+
+    /// The value substituted for `p`, if any (a checkpoint carries substitutions into the
+    /// contexts its segment runs in).
+    pub(crate) fn substitute_of(&self, p: ParamId) -> Option<Var<'t, T>> {
+        self.subs.get(&p).map(|s| s.value)
+    }
+
+    /// Whether this forward pass re-runs a checkpointed segment
+    /// ([`checkpoint`](crate::checkpoint)) — during backward, to recompute the values it
+    /// did not keep. A layer with side effects on its state skips them then, so they
+    /// happen once per forward pass: batch norm does not update its running statistics
+    /// again (it still normalises with the batch's statistics, as in the first run).
+    pub fn is_recomputing(&self) -> bool {
+        self.recomputing
     }
 
     /// The tape (to record constants and data).
@@ -107,6 +147,12 @@ impl<'t, T: Float> Ctx<'t, T> {
     /// not `tape.param`, so that substitution (and so `gradcheck_module`) reaches them.
     #[track_caller]
     pub fn param(&self, p: &Param<T>) -> Var<'t, T> {
+        if let Some(bound) = &self.bound {
+            let mut bound = bound.borrow_mut();
+            if !bound.iter().any(|q| q.id() == p.id()) {
+                bound.push(p.clone());
+            }
+        }
         match self.subs.get(&p.id()) {
             Some(s) => {
                 s.used.set(true);

@@ -69,6 +69,28 @@ pub trait Forward<T: Float>: Module<T> {
     fn forward<'t>(&self, cx: &Ctx<'t, T>, input: Self::Input<'t>) -> Result<Self::Output<'t>>;
 }
 
+/// A shared module runs as that module (`cx.call(&arc, x)`).
+impl<T: Float, M: Forward<T>> Forward<T> for std::sync::Arc<M> {
+    type Input<'t> = M::Input<'t>;
+    type Output<'t> = M::Output<'t>;
+
+    #[track_caller]
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, input: Self::Input<'t>) -> Result<Self::Output<'t>> {
+        (**self).forward(cx, input)
+    }
+}
+
+/// A shared module runs as that module (`cx.call(&rc, x)`).
+impl<T: Float, M: Forward<T>> Forward<T> for std::rc::Rc<M> {
+    type Input<'t> = M::Input<'t>;
+    type Output<'t> = M::Output<'t>;
+
+    #[track_caller]
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, input: Self::Input<'t>) -> Result<Self::Output<'t>> {
+        (**self).forward(cx, input)
+    }
+}
+
 /// A single-`Var` module as an object (`Box<dyn Layer<T>>`): what [`Sequential`] holds.
 /// Implemented for every [`Forward`] whose input and output are one `Var`.
 ///

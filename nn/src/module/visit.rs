@@ -312,6 +312,62 @@ impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
     }
 }
 
+/// A shared module is that module: blocks held as `Rc<Block>` or `Arc<Block>` (what
+/// [`checkpoint`](crate::checkpoint) takes) keep their names, parameters and paths.
+impl<T: Float, M: Module<T> + ?Sized> Module<T> for std::sync::Arc<M> {
+    fn visit_fields<'s>(&'s self, f: &mut dyn FnMut(&str, Field<'s, T>)) {
+        (**self).visit_fields(f)
+    }
+    fn type_name(&self) -> &'static str {
+        (**self).type_name()
+    }
+    fn activation(&self) -> Option<&dyn Activation> {
+        (**self).activation()
+    }
+    fn set_own_training(&self, training: bool) {
+        (**self).set_own_training(training)
+    }
+    fn module_id(&self) -> ModuleId {
+        (**self).module_id()
+    }
+}
+
+/// A shared module as a field is that module.
+impl<T: Float, M: Module<T>> Visit<T> for std::sync::Arc<M> {
+    fn visit<'s>(&'s self, name: &str, f: &mut dyn FnMut(&str, Field<'s, T>)) {
+        let m: &dyn Module<T> = &**self;
+        f(name, Field::Module(m))
+    }
+}
+
+/// A shared module is that module: blocks held as `Rc<Block>` or `Arc<Block>` (what
+/// [`checkpoint`](crate::checkpoint) takes) keep their names, parameters and paths.
+impl<T: Float, M: Module<T> + ?Sized> Module<T> for std::rc::Rc<M> {
+    fn visit_fields<'s>(&'s self, f: &mut dyn FnMut(&str, Field<'s, T>)) {
+        (**self).visit_fields(f)
+    }
+    fn type_name(&self) -> &'static str {
+        (**self).type_name()
+    }
+    fn activation(&self) -> Option<&dyn Activation> {
+        (**self).activation()
+    }
+    fn set_own_training(&self, training: bool) {
+        (**self).set_own_training(training)
+    }
+    fn module_id(&self) -> ModuleId {
+        (**self).module_id()
+    }
+}
+
+/// A shared module as a field is that module.
+impl<T: Float, M: Module<T>> Visit<T> for std::rc::Rc<M> {
+    fn visit<'s>(&'s self, name: &str, f: &mut dyn FnMut(&str, Field<'s, T>)) {
+        let m: &dyn Module<T> = &**self;
+        f(name, Field::Module(m))
+    }
+}
+
 /// What a field's type is to a module: implemented by [`Param`], [`Buffer`],
 /// [`Generator`], [`Mode`], every module type (`#[derive(Module)]` emits it), the
 /// containers ([`Sequential`](crate::Sequential), [`ModuleList`](crate::ModuleList)), a
