@@ -180,3 +180,152 @@ pub fn for_each_piece_mut<T: Send, const M: usize>(
         f(i * CHUNK, p.each_mut().map(|s| &mut **s));
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::threads::{set_num_threads, thread_count_lock};
+    use super::*;
+    use crate::tensor::Tensor;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    /// Runs `f` with 1, 2, 3 and 5 threads and checks every result has the 1-thread bits.
+    fn same_bits_for_any_thread_count(what: &str, f: impl Fn() -> Vec<f64>) {
+        let _lock = thread_count_lock();
+        set_num_threads(1);
+        let want = f();
+        for threads in [2, 3, 5] {
+            set_num_threads(threads);
+            let got = f();
+            set_num_threads(1);
+            assert_eq!(got.len(), want.len(), "{what}, {threads} threads");
+            let differ = got
+                .iter()
+                .zip(&want)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(differ, 0, "{what}, {threads} threads");
+        }
+    }
+
+    fn randn(shape: &[usize], seed: u64) -> Tensor<f64> {
+        Tensor::randn(shape, &mut StdRng::seed_from_u64(seed)).unwrap()
+    }
+
+    /// Sizes just below, at and above the split threshold and the piece length, odd rows.
+    const SHAPES: &[&[usize]] = &[
+        &[MIN_SPLIT - 1],
+        &[MIN_SPLIT],
+        &[3 * CHUNK + 17],
+        &[257, 131],
+        &[7, 64, 97],
+        &[2, 3, 6000],
+        &[40_000, 2],
+    ];
+
+    #[test]
+    fn maps_zips_and_broadcasts_do_not_depend_on_the_thread_count() {
+        for (k, &s) in SHAPES.iter().enumerate() {
+            let x = randn(s, k as u64);
+            let y = randn(s, 100 + k as u64);
+            let r = s.len();
+            let row = randn(&[s[r - 1]], 200 + k as u64);
+            let mut col_dims = s.to_vec();
+            col_dims[r - 1] = 1;
+            let col = randn(&col_dims, 300 + k as u64);
+            same_bits_for_any_thread_count(&format!("{s:?}"), || {
+                let mut out = x.map(|v| v.exp() - 1.0).to_vec();
+                out.extend(x.mul(&y).unwrap().as_slice());
+                out.extend(x.add(&row).unwrap().as_slice());
+                out.extend(col.sub(&x).unwrap().as_slice());
+                out.extend(x.zip3_map(&y, &x, |a, b, c| a * b + c).as_slice());
+                let mut z = x.clone();
+                z.mapv_inplace(|v| v * 3.0);
+                z.zip_mut_with(&col, |a, b| *a -= b).unwrap();
+                out.extend(z.as_slice());
+                out.extend(col.broadcast_to(s).unwrap().as_slice());
+                let perm: Vec<usize> = (0..r).rev().collect();
+                out.extend(x.permute(&perm).unwrap().as_slice());
+                let idx: Vec<usize> = (0..x.numel()).map(|i| (i * 7919) % x.numel()).collect();
+                out.extend(x.gather_flat(&idx, s, 0.0).unwrap().as_slice());
+                out
+            });
+        }
+    }
+
+    #[test]
+    fn broadcasting_by_rows_of_pieces_matches_elementwise_indexing() {
+        let _lock = thread_count_lock();
+        set_num_threads(3);
+        // [a, 1, c] - [b, 1]: the odometer path, cut into pieces of whole rows.
+        let (a, b, c) = (9, 40, 300);
+        let x = randn(&[a, 1, c], 1);
+        let y = randn(&[b, 1], 2);
+        let got = x.sub(&y).unwrap();
+        set_num_threads(1);
+        assert_eq!(got.dims(), &[a, b, c]);
+        let (xs, ys, gs) = (x.as_slice(), y.as_slice(), got.as_slice());
+        for i in 0..a {
+            for j in 0..b {
+                for k in 0..c {
+                    assert_eq!(gs[(i * b + j) * c + k], xs[i * c + k] - ys[j]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reductions_do_not_depend_on_the_thread_count_and_stay_accurate() {
+        for (k, &s) in SHAPES.iter().enumerate() {
+            let x = randn(s, 400 + k as u64);
+            let r = s.len() as isize;
+            same_bits_for_any_thread_count(&format!("{s:?}"), || {
+                let mut out = vec![x.sum_all()];
+                for axis in 0..r {
+                    out.extend(x.sum_axes(&[axis], false).unwrap().as_slice());
+                    out.extend(x.extreme_axes(&[axis], false, true).unwrap().0.as_slice());
+                    out.extend(x.extreme_axes(&[axis], false, false).unwrap().0.as_slice());
+                }
+                if r > 1 {
+                    out.extend(x.sum_axes(&[0, 1], false).unwrap().as_slice());
+                }
+                out
+            });
+            // Against a plain f64 loop in another order: equal to rounding.
+            let naive: f64 = x.as_slice().iter().rev().sum();
+            let tol = 1e-12 * x.as_slice().iter().map(|v| v.abs()).sum::<f64>();
+            assert!((x.sum_all() - naive).abs() <= tol, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn row_extremes_take_the_first_tie_and_the_first_nan() {
+        let x = Tensor::from_vec(
+            vec![1.0, 3.0, 3.0, 0.0, f64::NAN, 5.0, f64::NAN, 2.0],
+            [2, 4],
+        )
+        .unwrap();
+        assert_eq!(x.extreme_axes(&[1], false, true).unwrap().1, vec![1, 4]);
+        assert_eq!(x.extreme_axes(&[1], false, false).unwrap().1, vec![3, 4]);
+    }
+
+    #[test]
+    fn pieces_of_several_slices_line_up() {
+        let _lock = thread_count_lock();
+        set_num_threads(3);
+        let n = 5 * CHUNK + 3;
+        let mut a: Vec<u64> = vec![0; n];
+        let mut b: Vec<u64> = vec![0; n + 10];
+        for_each_piece_mut([&mut a[..], &mut b[..]], |s, [a, b]| {
+            assert_eq!(a.len(), b.len());
+            for (k, (a, b)) in a.iter_mut().zip(b.iter_mut()).enumerate() {
+                *a = (s + k) as u64;
+                *b = 2 * (s + k) as u64;
+            }
+        });
+        set_num_threads(1);
+        assert!(a.iter().enumerate().all(|(i, &v)| v == i as u64));
+        assert!(b[..n].iter().enumerate().all(|(i, &v)| v == 2 * i as u64));
+        assert!(b[n..].iter().all(|&v| v == 0));
+    }
+}
