@@ -64,6 +64,10 @@ pub(crate) fn sum_axes<T: Float>(x: &[T], shape: &Shape, axes: &[usize]) -> Vec<
     if axes.len() == shape.rank() {
         return vec![sum_all(x)];
     }
+    if x.is_empty() {
+        // Sums over an empty axis (the row loops below need rows to pair with outputs).
+        return vec![T::zero(); out_n];
+    }
     if let [a] = axes {
         if *a == shape.rank() - 1 {
             let inner = shape[*a].max(1);
