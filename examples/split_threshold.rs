@@ -32,7 +32,10 @@ fn median_us(mut f: impl FnMut(), reps: usize) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(0);
-    println!("{:>9} {:>12} {:>12} {:>12} {:>12}", "n", "axpb 1t us", "axpb 2t us", "mul 1t us", "mul 2t us");
+    println!(
+        "{:>9} {:>12} {:>12} {:>12} {:>12}",
+        "n", "axpb 1t us", "axpb 2t us", "mul 1t us", "mul 2t us"
+    );
     for log in 10..=20 {
         let n = 1usize << log;
         let a = Tensor::<f32>::randn([n], &mut rng)?;
@@ -57,7 +60,10 @@ fn main() -> anyhow::Result<()> {
                 reps,
             ));
         }
-        println!("{n:>9} {:>12.2} {:>12.2} {:>12.2} {:>12.2}", row[0], row[1], row[2], row[3]);
+        println!(
+            "{n:>9} {:>12.2} {:>12.2} {:>12.2} {:>12.2}",
+            row[0], row[1], row[2], row[3]
+        );
     }
     Ok(())
 }

@@ -117,11 +117,21 @@ fn training_gives_the_same_bits_on_any_number_of_threads() {
     assert!(losses[2] < losses[0], "{losses:?}");
     for threads in [2, 3, 4] {
         let (l, w) = train(threads);
-        let same_losses = l.iter().zip(&losses).all(|(a, b)| a.to_bits() == b.to_bits());
+        let same_losses = l
+            .iter()
+            .zip(&losses)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
         assert!(same_losses, "{threads} threads: losses {l:?} vs {losses:?}");
         for (k, (a, b)) in w.iter().zip(&weights).enumerate() {
-            let diff = a.iter().zip(b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
-            assert_eq!(diff, 0, "{threads} threads: parameter {k} differs in {diff} elements");
+            let diff = a
+                .iter()
+                .zip(b)
+                .filter(|(x, y)| x.to_bits() != y.to_bits())
+                .count();
+            assert_eq!(
+                diff, 0,
+                "{threads} threads: parameter {k} differs in {diff} elements"
+            );
         }
     }
 }

@@ -71,7 +71,11 @@ pub(crate) unsafe fn collect<U: Send>(
 }
 
 /// `f(x)` for each `x` of `a`, appended to the empty `out`.
-pub(crate) fn map_into<T: Copy + Sync, U: Send>(a: &[T], f: impl Fn(T) -> U + Sync, out: &mut Vec<U>) {
+pub(crate) fn map_into<T: Copy + Sync, U: Send>(
+    a: &[T],
+    f: impl Fn(T) -> U + Sync,
+    out: &mut Vec<U>,
+) {
     // SAFETY: the zip writes every slot of `o` (`a` is at least as long as the output).
     unsafe {
         collect(a.len(), CHUNK, a.len(), out, |s, o| {

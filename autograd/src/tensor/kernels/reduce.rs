@@ -29,7 +29,8 @@ fn sum_lanes<T: Float>(x: &[T]) -> T {
     let mut w = L / 2;
     while w > 0 {
         for k in 0..w {
-            acc[k] = acc[k] + acc[k + w];
+            let hi = acc[k + w];
+            acc[k] += hi;
         }
         w /= 2;
     }
@@ -74,11 +75,17 @@ pub(crate) fn sum_axes<T: Float>(x: &[T], shape: &Shape, axes: &[usize]) -> Vec<
             let mut out = Vec::new();
             // SAFETY: a piece of `k` outputs zips with `k` whole rows: every slot written.
             unsafe {
-                par::collect(out_n, par::rows_per_piece(inner), x.len(), &mut out, |s, o| {
-                    for (o, row) in o.iter_mut().zip(x[s * inner..].chunks(inner)) {
-                        o.write(row.iter().copied().sum());
-                    }
-                });
+                par::collect(
+                    out_n,
+                    par::rows_per_piece(inner),
+                    x.len(),
+                    &mut out,
+                    |s, o| {
+                        for (o, row) in o.iter_mut().zip(x[s * inner..].chunks(inner)) {
+                            o.write(row.iter().copied().sum());
+                        }
+                    },
+                );
             }
             return out;
         }
@@ -121,18 +128,26 @@ pub(crate) fn arg_extreme<T: Float>(
             let mut out = Vec::new();
             // SAFETY: a piece of `k` outputs zips with `k` whole rows: every slot written.
             unsafe {
-                par::collect(out_n, par::rows_per_piece(inner), x.len(), &mut out, |s, o| {
-                    for (r, o) in o.iter_mut().enumerate() {
-                        let start = (s + r) * inner;
-                        let row = &x[start..start + inner];
-                        let best = row
-                            .iter()
-                            .enumerate()
-                            .skip(1)
-                            .fold(0, |j, (i, &v)| if better(v, row[j], max) { i } else { j });
-                        o.write(start + best);
-                    }
-                });
+                par::collect(
+                    out_n,
+                    par::rows_per_piece(inner),
+                    x.len(),
+                    &mut out,
+                    |s, o| {
+                        for (r, o) in o.iter_mut().enumerate() {
+                            let start = (s + r) * inner;
+                            let row = &x[start..start + inner];
+                            let best = row.iter().enumerate().skip(1).fold(0, |j, (i, &v)| {
+                                if better(v, row[j], max) {
+                                    i
+                                } else {
+                                    j
+                                }
+                            });
+                            o.write(start + best);
+                        }
+                    },
+                );
             }
             return out;
         }
