@@ -1,6 +1,7 @@
 //! Where splitting elementwise work over two threads starts to pay: times `1.5·x + 0.5`
 //! (the cheapest kind of map) and `x * y` (a zip) at sizes 2¹⁰..2²⁰ on 1 and 2 threads
-//! and prints the medians. The numbers behind `MIN_SPLIT` in the kernels.
+//! and prints the medians. The numbers behind `MIN_SPLIT` in `tensor/kernels/par.rs`;
+//! sizes below it never split, so lower it temporarily to see where splitting stops paying.
 //!
 //! ```text
 //! cargo run --release --example split_threshold

@@ -19,11 +19,15 @@ pub(crate) const CHUNK: usize = 1 << 14;
 
 /// Below this many elements an op runs on the calling thread.
 ///
-/// Measured on the 2-vCPU Zen 4 this was tuned on (`cargo run --release --example
-/// split_threshold`, median of 200 runs per size, 1 vs 2 threads, on `sigmoid` forward and
-/// `a * b`, the cheapest common maps): 2 threads are slower up to 2¹⁴ elements (pool
-/// hand-off ~2–4 µs against ~3 µs of work), break even near 2¹⁵ and are 1.6–1.9× faster
-/// from 2¹⁶ on. Below the threshold nothing is split; results do not depend on it.
+/// Measured with `cargo run --release --example split_threshold` (medians of 200+ runs per
+/// size of `1.5·x + 0.5` and `x * y` in f32, 1 vs 2 threads, on the 2-vCPU Zen 4 while
+/// other builds kept its load average at 4–6): one thread takes 2.7 and 5.9 µs at 2¹⁵
+/// elements, 1.4 and 2.0 µs at 2¹⁴. A hand-off to a spinning helper costs on the order of
+/// a microsecond, so 2¹⁵ (two pieces) is the smallest size where a second thread can win
+/// back its cost; on that loaded machine no size gained (the helper seldom had a core, and
+/// taking its pieces back kept 2 threads within ~10 % of 1). Re-measure on a quiet machine
+/// before lowering it. Results do not depend on it: below and above it the same pieces are
+/// computed the same way.
 pub(crate) const MIN_SPLIT: usize = 1 << 15;
 
 /// Whether `n` elements of work are split (more than one thread and enough work).
