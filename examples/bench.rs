@@ -29,11 +29,12 @@ use serde_json::{json, Value};
 #[derive(Parser)]
 #[command(about = "gradlab benchmark workloads (WORKLOADS.md), JSON lines")]
 struct Args {
-    /// Threads for matrix products.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    /// Threads for the kernels; by default the library's own default
+    /// (`GRADLAB_NUM_THREADS`, else the machine's available parallelism).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Comma-separated workloads to run.
-    #[arg(long, default_value = "W1,W2,W3,W4,W5")]
+    #[arg(long, default_value = "W1,W2,W3,W4,W5,W9")]
     only: String,
     /// Minimum timed iterations (WORKLOADS.md asks for at least 20).
     #[arg(long, default_value_t = 25)]
@@ -239,6 +240,36 @@ fn w3(a: &Args) -> Result<Value> {
         json!(median(&bwd) * 1e9 / N_OPS as f64),
     );
     let mut v = json!({"workload": "W3", "name": "tape-overhead"});
+    v.as_object_mut().unwrap().extend(out);
+    Ok(v)
+}
+
+/// W9: `sum(gelu(x) * sigmoid(x) + x)` over 2²² f32 (exact GELU), backward into `x`;
+/// GB/s counts the minimal traffic, 12 bytes per element, as torch_bench.py does.
+fn w9(a: &Args) -> Result<Value> {
+    const N: usize = 1 << 22;
+    let mut rng = StdRng::seed_from_u64(0);
+    let x = Param::new(Tensor::<f32>::randn([N], &mut rng)?);
+    let t = timeit(
+        || {
+            x.zero_grad();
+            let tape = Tape::new();
+            let v = tape.param(&x);
+            v.gelu().mul(v.sigmoid())?.add(v)?.sum().backward()?;
+            Ok(())
+        },
+        a.warmup,
+        a.iters,
+        a.min_time,
+    )?;
+    let mut out = summary(t);
+    let med = out["median_ms"].as_f64().unwrap_or(f64::NAN);
+    out.insert(
+        "gbytes_per_s".into(),
+        json!(12.0 * N as f64 / (med * 1e-3) / 1e9),
+    );
+    out.insert("elements".into(), json!(N));
+    let mut v = json!({"workload": "W9", "name": "wide-elementwise"});
     v.as_object_mut().unwrap().extend(out);
     Ok(v)
 }
@@ -474,8 +505,10 @@ fn main() -> Result<()> {
         a.iters >= 20,
         "WORKLOADS.md asks for at least 20 timed iterations"
     );
-    autograd::set_num_threads(a.threads);
-    let meta = json!({"threads": a.threads, "gradlab": env!("CARGO_PKG_VERSION"), "dtype": "float32", "mode": "tape", "smoke": is_smoke});
+    if let Some(n) = a.threads {
+        autograd::set_num_threads(n);
+    }
+    let meta = json!({"threads": autograd::num_threads(), "gradlab": env!("CARGO_PKG_VERSION"), "dtype": "float32", "mode": "tape", "smoke": is_smoke});
     for w in a.only.split(',').map(|s| s.trim().to_uppercase()) {
         let lines = match w.as_str() {
             "W3" => vec![w3(&a)?],
@@ -483,6 +516,7 @@ fn main() -> Result<()> {
             "W1" => vec![w1(&a)?],
             "W2" => vec![w2(&a)?],
             "W5" => w5(if is_smoke { 10 } else { 100 })?,
+            "W9" => vec![w9(&a)?],
             other => anyhow::bail!("unknown workload {other}"),
         };
         for mut l in lines {

@@ -54,6 +54,7 @@ pub use ops::{
 pub use param::{HookHandle, Param, ParamId, ParamMut};
 pub use report::GradcheckReport;
 pub use tape::Tape;
-pub use tensor::kernels::threads::{num_threads, set_num_threads};
+pub use tensor::kernels::par::for_each_piece_mut;
+pub use tensor::kernels::threads::{num_threads, set_num_threads, NUM_THREADS_ENV};
 pub use tensor::{DType, Float, Shape, Tensor, MAX_NUMEL};
 pub use var::Var;

@@ -133,7 +133,7 @@ impl<'t, T: Float> BackwardCx<'t, '_, T> {
 
 /// A unary elementwise map with a closed-form derivative: implement this and wrap the
 /// value in [`Unary`] to get a full [`Op`].
-pub trait UnaryDerivative<T: Float>: fmt::Debug + 'static {
+pub trait UnaryDerivative<T: Float>: fmt::Debug + Send + Sync + 'static {
     /// Name used in errors and dumps.
     const NAME: &'static str;
     /// The function, per element.

@@ -335,7 +335,7 @@ impl<'a, T: Float> ParamMut<'a, T> {
     }
 
     /// `f` applied to every element in place.
-    pub fn mapv_inplace(&mut self, f: impl Fn(T) -> T) {
+    pub fn mapv_inplace(&mut self, f: impl Fn(T) -> T + Sync) {
         self.0.mapv_inplace(f);
     }
 
@@ -344,7 +344,7 @@ impl<'a, T: Float> ParamMut<'a, T> {
     /// # Errors
     /// [`Error::Broadcast`] when `other` does not broadcast to the value's shape.
     #[track_caller]
-    pub fn zip_mut_with(&mut self, other: &Tensor<T>, f: impl Fn(&mut T, T)) -> Result<()> {
+    pub fn zip_mut_with(&mut self, other: &Tensor<T>, f: impl Fn(&mut T, T) + Sync) -> Result<()> {
         self.0.zip_mut_with(other, f)
     }
 

@@ -111,17 +111,21 @@ impl<T: Float> UpdateRule<T> for Adadelta {
             T::of(self.eps),
             T::of(cx.lr),
         );
-        let avgs = state
-            .square_avg
-            .as_mut_slice()
-            .iter_mut()
-            .zip(state.acc_delta.as_mut_slice());
-        for ((p, &g), (v, u)) in param.as_mut_slice().iter_mut().zip(g.as_slice()).zip(avgs) {
-            *v = ema_square(*v, g, rho, w);
-            let delta = (*u + eps).sqrt() / (*v + eps).sqrt() * g;
-            *u = ema_square(*u, delta, rho, w);
-            *p -= lr * delta;
-        }
+        let g = g.as_slice();
+        let slices = [
+            param.as_mut_slice(),
+            state.square_avg.as_mut_slice(),
+            state.acc_delta.as_mut_slice(),
+        ];
+        autograd::for_each_piece_mut(slices, |s, [p, v, u]| {
+            let avgs = v.iter_mut().zip(u.iter_mut());
+            for ((p, &g), (v, u)) in p.iter_mut().zip(&g[s..]).zip(avgs) {
+                *v = ema_square(*v, g, rho, w);
+                let delta = (*u + eps).sqrt() / (*v + eps).sqrt() * g;
+                *u = ema_square(*u, delta, rho, w);
+                *p -= lr * delta;
+            }
+        });
         Ok(())
     }
 }

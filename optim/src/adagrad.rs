@@ -98,11 +98,14 @@ impl<T: Float> UpdateRule<T> for Adagrad {
         let g = WeightDecay::L2.apply(cx, param, grad);
         let clr = T::of(cx.lr / (1.0 + (cx.step - 1) as f64 * self.lr_decay));
         let eps = T::of(self.eps);
-        let sums = state.sum.as_mut_slice();
-        for ((p, &g), s) in param.as_mut_slice().iter_mut().zip(g.as_slice()).zip(sums) {
-            *s += g * g;
-            *p -= clr * (g / (s.sqrt() + eps));
-        }
+        let g = g.as_slice();
+        let slices = [param.as_mut_slice(), state.sum.as_mut_slice()];
+        autograd::for_each_piece_mut(slices, |start, [p, sums]| {
+            for ((p, &g), s) in p.iter_mut().zip(&g[start..]).zip(sums.iter_mut()) {
+                *s += g * g;
+                *p -= clr * (g / (s.sqrt() + eps));
+            }
+        });
         Ok(())
     }
 }

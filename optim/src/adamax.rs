@@ -110,21 +110,20 @@ impl<T: Float> UpdateRule<T> for Adamax {
         let g = WeightDecay::L2.apply(cx, param, grad);
         let clr = T::of(cx.lr / bias_correction(beta1, cx.step));
         let (w1, b2, eps) = (T::of(1.0 - beta1), T::of(beta2), T::of(self.eps));
-        let moments = state
-            .exp_avg
-            .as_mut_slice()
-            .iter_mut()
-            .zip(state.exp_inf.as_mut_slice());
-        for ((p, &g), (m, u)) in param
-            .as_mut_slice()
-            .iter_mut()
-            .zip(g.as_slice())
-            .zip(moments)
-        {
-            *m = lerp(*m, g, w1);
-            *u = (*u * b2).max(g.abs() + eps);
-            *p -= clr * (*m / *u);
-        }
+        let g = g.as_slice();
+        let slices = [
+            param.as_mut_slice(),
+            state.exp_avg.as_mut_slice(),
+            state.exp_inf.as_mut_slice(),
+        ];
+        autograd::for_each_piece_mut(slices, |s, [p, m, u]| {
+            let moments = m.iter_mut().zip(u.iter_mut());
+            for ((p, &g), (m, u)) in p.iter_mut().zip(&g[s..]).zip(moments) {
+                *m = lerp(*m, g, w1);
+                *u = (*u * b2).max(g.abs() + eps);
+                *p -= clr * (*m / *u);
+            }
+        });
         Ok(())
     }
 }

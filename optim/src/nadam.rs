@@ -152,24 +152,23 @@ impl<T: Float> UpdateRule<T> for NAdam {
             T::of(1.0 - beta2),
             T::of(self.eps),
         );
-        let moments = state
-            .exp_avg
-            .as_mut_slice()
-            .iter_mut()
-            .zip(state.exp_avg_sq.as_mut_slice());
-        for ((p, &g), (m, v)) in param
-            .as_mut_slice()
-            .iter_mut()
-            .zip(g.as_slice())
-            .zip(moments)
-        {
-            *m = lerp(*m, g, w1);
-            *v = ema_square(*v, g, b2, w2);
-            let denom = (*v / bc2).sqrt() + eps;
-            // Two in-place updates in PyTorch's order, not one fused expression.
-            *p += c_grad * (g / denom);
-            *p += c_avg * (*m / denom);
-        }
+        let g = g.as_slice();
+        let slices = [
+            param.as_mut_slice(),
+            state.exp_avg.as_mut_slice(),
+            state.exp_avg_sq.as_mut_slice(),
+        ];
+        autograd::for_each_piece_mut(slices, |s, [p, m, v]| {
+            let moments = m.iter_mut().zip(v.iter_mut());
+            for ((p, &g), (m, v)) in p.iter_mut().zip(&g[s..]).zip(moments) {
+                *m = lerp(*m, g, w1);
+                *v = ema_square(*v, g, b2, w2);
+                let denom = (*v / bc2).sqrt() + eps;
+                // Two in-place updates in PyTorch's order, not one fused expression.
+                *p += c_grad * (g / denom);
+                *p += c_avg * (*m / denom);
+            }
+        });
         Ok(())
     }
 }

@@ -121,29 +121,34 @@ impl<T: Float> UpdateRule<T> for RAdam {
             exp_avg_sq,
             ..
         } = state;
-        let moments = exp_avg
-            .as_mut_slice()
-            .iter_mut()
-            .zip(exp_avg_sq.as_mut_slice());
-        let params = param.as_mut_slice().iter_mut().zip(g.as_slice());
-        match rect {
-            Some(rect) => {
-                let rect = T::of(rect);
-                for ((p, &g), (m, v)) in params.zip(moments) {
-                    *m = lerp(*m, g, w1);
-                    *v = ema_square(*v, g, b2, w2);
-                    let adaptive = bc2_sqrt / (v.sqrt() + eps);
-                    *p -= *m / bc1 * lr * adaptive * rect;
+        let g = g.as_slice();
+        let slices = [
+            param.as_mut_slice(),
+            exp_avg.as_mut_slice(),
+            exp_avg_sq.as_mut_slice(),
+        ];
+        autograd::for_each_piece_mut(slices, |s, [p, m, v]| {
+            let moments = m.iter_mut().zip(v.iter_mut());
+            let params = p.iter_mut().zip(&g[s..]);
+            match rect {
+                Some(rect) => {
+                    let rect = T::of(rect);
+                    for ((p, &g), (m, v)) in params.zip(moments) {
+                        *m = lerp(*m, g, w1);
+                        *v = ema_square(*v, g, b2, w2);
+                        let adaptive = bc2_sqrt / (v.sqrt() + eps);
+                        *p -= *m / bc1 * lr * adaptive * rect;
+                    }
+                }
+                None => {
+                    for ((p, &g), (m, v)) in params.zip(moments) {
+                        *m = lerp(*m, g, w1);
+                        *v = ema_square(*v, g, b2, w2);
+                        *p -= *m / bc1 * lr;
+                    }
                 }
             }
-            None => {
-                for ((p, &g), (m, v)) in params.zip(moments) {
-                    *m = lerp(*m, g, w1);
-                    *v = ema_square(*v, g, b2, w2);
-                    *p -= *m / bc1 * lr;
-                }
-            }
-        }
+        });
         Ok(())
     }
 }

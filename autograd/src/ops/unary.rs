@@ -15,7 +15,7 @@ use crate::var::Var;
 /// A constant 0/1 mask of where `pred` holds on `x`'s value: the derivative of piecewise
 /// maps, which is locally constant.
 #[track_caller]
-pub(crate) fn mask<'t, T: Float>(x: Var<'t, T>, pred: impl Fn(T) -> bool) -> Var<'t, T> {
+pub(crate) fn mask<'t, T: Float>(x: Var<'t, T>, pred: impl Fn(T) -> bool + Sync) -> Var<'t, T> {
     let m = x
         .value()
         .map(|v| if pred(v) { T::one() } else { T::zero() });

@@ -3,28 +3,28 @@
 
 use std::panic::Location;
 
-use super::kernels::{self, elementwise, index, reduce};
+use super::kernels::{self, elementwise, index, par, reduce};
 use super::{buffer, Float, Shape, Storage, Tensor};
 use crate::error::{Error, Result};
 
 impl<T: Float> Tensor<T> {
-    /// `f` applied to every element.
-    pub fn map(&self, f: impl Fn(T) -> T) -> Self {
+    /// `f` applied to every element (split across threads for large tensors, so `f` is
+    /// `Sync`).
+    pub fn map(&self, f: impl Fn(T) -> T + Sync) -> Self {
         if let Storage::One(x) = self.storage {
             return Tensor {
                 storage: Storage::One(f(x)),
                 shape: self.shape.clone(),
             };
         }
-        Self::from_parts(
-            self.as_slice().iter().map(|&x| f(x)).collect(),
-            self.shape.clone(),
-        )
+        let mut data = Vec::new();
+        par::map_into(self.as_slice(), f, &mut data);
+        Self::from_parts(data, self.shape.clone())
     }
 
     /// `f(a, b, c)` over three tensors of `self`'s shape (the caller guarantees the
     /// shapes), with the same inline one-element path as [`Tensor::map`].
-    pub(crate) fn zip3_map(&self, b: &Self, c: &Self, f: impl Fn(T, T, T) -> T) -> Self {
+    pub(crate) fn zip3_map(&self, b: &Self, c: &Self, f: impl Fn(T, T, T) -> T + Sync) -> Self {
         if let (Storage::One(x), Storage::One(y), Storage::One(z)) =
             (&self.storage, &b.storage, &c.storage)
         {
@@ -33,19 +33,17 @@ impl<T: Float> Tensor<T> {
                 shape: self.shape.clone(),
             };
         }
-        let data = self
-            .as_slice()
-            .iter()
-            .zip(b.as_slice())
-            .zip(c.as_slice())
-            .map(|((&x, &y), &z)| f(x, y, z))
-            .collect();
+        let data = par::zip3(self.as_slice(), b.as_slice(), c.as_slice(), f);
         Self::from_parts(data, self.shape.clone())
     }
 
     /// `f` applied to every element in place (copying first if the buffer is shared).
-    pub fn mapv_inplace(&mut self, f: impl Fn(T) -> T) {
-        self.as_mut_slice().iter_mut().for_each(|x| *x = f(*x));
+    pub fn mapv_inplace(&mut self, f: impl Fn(T) -> T + Sync) {
+        let x = self.as_mut_slice();
+        let n = x.len();
+        par::for_chunks_mut(x, par::CHUNK, n, |_, c| {
+            c.iter_mut().for_each(|x| *x = f(*x));
+        });
     }
 
     /// `f(a, b)` elementwise with NumPy broadcasting; `op` names the caller in errors.
@@ -54,7 +52,12 @@ impl<T: Float> Tensor<T> {
     /// [`Error::Broadcast`] when the shapes do not broadcast; [`Error::TooLarge`] when
     /// their broadcast is too large.
     #[track_caller]
-    pub fn zip_with(&self, other: &Self, op: &'static str, f: impl Fn(T, T) -> T) -> Result<Self> {
+    pub fn zip_with(
+        &self,
+        other: &Self,
+        op: &'static str,
+        f: impl Fn(T, T) -> T + Sync,
+    ) -> Result<Self> {
         if let (Storage::One(a), Storage::One(b)) = (&self.storage, &other.storage) {
             if self.shape == other.shape {
                 return Ok(Tensor {
@@ -82,12 +85,9 @@ impl<T: Float> Tensor<T> {
     /// # Errors
     /// [`Error::Broadcast`] when `other` does not broadcast to `self`'s shape.
     #[track_caller]
-    pub fn zip_mut_with(&mut self, other: &Self, f: impl Fn(&mut T, T)) -> Result<()> {
+    pub fn zip_mut_with(&mut self, other: &Self, f: impl Fn(&mut T, T) + Sync) -> Result<()> {
         if self.shape == other.shape {
-            let o = other.as_slice();
-            for (a, &b) in self.as_mut_slice().iter_mut().zip(o) {
-                f(a, b);
-            }
+            par::zip_mut(self.as_mut_slice(), other.as_slice(), f);
             return Ok(());
         }
         let out = self.shape.broadcast(&other.shape, "zip_mut_with")?;
@@ -100,9 +100,7 @@ impl<T: Float> Tensor<T> {
             });
         }
         let b = other.broadcast_to(out)?;
-        for (a, &b) in self.as_mut_slice().iter_mut().zip(b.as_slice()) {
-            f(a, b);
-        }
+        par::zip_mut(self.as_mut_slice(), b.as_slice(), f);
         Ok(())
     }
 
@@ -144,11 +142,7 @@ impl<T: Float> Tensor<T> {
 
     /// Sum of all elements.
     pub fn sum_all(&self) -> T {
-        reduce::sum_axes(
-            self.as_slice(),
-            &self.shape,
-            &(0..self.rank()).collect::<Vec<_>>(),
-        )[0]
+        reduce::sum_all(self.as_slice())
     }
 
     /// Sum over `axes` (all axes when empty; negative axes count from the end).

@@ -7,10 +7,10 @@
 pub const PAD: usize = usize::MAX;
 
 /// `out[k] = x[idx[k]]`, or `fill` where `idx[k] == PAD`.
-pub(crate) fn gather<T: Copy>(x: &[T], idx: &[usize], fill: T) -> Vec<T> {
-    idx.iter()
-        .map(|&i| if i == PAD { fill } else { x[i] })
-        .collect()
+pub(crate) fn gather<T: Copy + Send + Sync>(x: &[T], idx: &[usize], fill: T) -> Vec<T> {
+    let mut out = Vec::new();
+    super::par::map_into(idx, |i| if i == PAD { fill } else { x[i] }, &mut out);
+    out
 }
 
 /// `out[idx[k]] += src[k]` (entries with `PAD` are dropped).

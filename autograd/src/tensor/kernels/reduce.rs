@@ -1,6 +1,7 @@
 //! Reductions over chosen axes.
 
 use super::elementwise::walk2;
+use super::par;
 use crate::tensor::{Float, Shape};
 
 /// Output strides of a reduction: the reduced axes get stride 0, so every input element
@@ -14,31 +15,95 @@ fn reduced_strides(shape: &Shape, axes: &[usize]) -> Vec<usize> {
     s
 }
 
+/// Sum of a slice in 16 interleaved lanes, added pairwise at the end: the lanes vectorise
+/// (one running sum would be a chain of dependent adds) and keep f32 totals accurate.
+fn sum_lanes<T: Float>(x: &[T]) -> T {
+    const L: usize = 16;
+    let mut acc = [T::zero(); L];
+    let mut it = x.chunks_exact(L);
+    for c in &mut it {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    let mut w = L / 2;
+    while w > 0 {
+        for k in 0..w {
+            let hi = acc[k + w];
+            acc[k] += hi;
+        }
+        w /= 2;
+    }
+    it.remainder().iter().fold(acc[0], |s, &v| s + v)
+}
+
+/// Sum of every element: one [`sum_lanes`] partial per [`par::CHUNK`] elements (in
+/// parallel when large), the partials added in order, so the result is the same for any
+/// thread count.
+pub(crate) fn sum_all<T: Float>(x: &[T]) -> T {
+    let mut partials = Vec::new();
+    // SAFETY: each piece of `partials` is written whole by the zip (one block per slot).
+    unsafe {
+        par::collect(
+            x.len().div_ceil(par::CHUNK),
+            1,
+            x.len(),
+            &mut partials,
+            |s, o| {
+                for (o, block) in o.iter_mut().zip(x[s * par::CHUNK..].chunks(par::CHUNK)) {
+                    o.write(sum_lanes(block));
+                }
+            },
+        );
+    }
+    partials.into_iter().fold(T::zero(), |s, p| s + p)
+}
+
 /// Sums over `axes` (sorted, resolved). The result has the keepdim shape's element count.
 pub(crate) fn sum_axes<T: Float>(x: &[T], shape: &Shape, axes: &[usize]) -> Vec<T> {
     let out_n = shape.reduced(axes, true).numel();
     if axes.len() == shape.rank() {
-        // Pairwise-ish summation in chunks keeps f32 totals of large tensors accurate.
-        return vec![x.chunks(256).map(|c| c.iter().copied().sum::<T>()).sum()];
+        return vec![sum_all(x)];
     }
-    let mut out = vec![T::zero(); out_n];
+    if x.is_empty() {
+        // Sums over an empty axis (the row loops below need rows to pair with outputs).
+        return vec![T::zero(); out_n];
+    }
     if let [a] = axes {
         if *a == shape.rank() - 1 {
-            let inner = shape[*a];
-            for (o, row) in out.iter_mut().zip(x.chunks(inner.max(1))) {
-                *o = row.iter().copied().sum();
+            let inner = shape[*a].max(1);
+            let mut out = Vec::new();
+            // SAFETY: a piece of `k` outputs zips with `k` whole rows: every slot written.
+            unsafe {
+                par::collect(
+                    out_n,
+                    par::rows_per_piece(inner),
+                    x.len(),
+                    &mut out,
+                    |s, o| {
+                        for (o, row) in o.iter_mut().zip(x[s * inner..].chunks(inner)) {
+                            o.write(row.iter().copied().sum());
+                        }
+                    },
+                );
             }
             return out;
         }
     }
-    // Reducing leading axes (a bias gradient: sum over the batch): add whole rows.
+    let mut out = vec![T::zero(); out_n];
+    // Reducing leading axes (a bias gradient: sum over the batch): add whole rows. Split
+    // by columns, each summed over the rows in order whichever thread runs it.
     if axes.iter().enumerate().all(|(k, &a)| a == k) {
-        let inner = out_n;
-        for row in x.chunks_exact(inner.max(1)) {
-            for (o, &v) in out.iter_mut().zip(row) {
-                *o += v;
+        let inner = out_n.max(1);
+        let rows = x.len() / inner;
+        let cols = (par::CHUNK / rows.max(1)).max(64);
+        par::for_chunks_mut(&mut out, cols, x.len(), |c0, oc| {
+            for row in x.chunks_exact(inner) {
+                for (o, &v) in oc.iter_mut().zip(&row[c0..]) {
+                    *o += v;
+                }
             }
-        }
+        });
         return out;
     }
     let own = shape.strides();
@@ -56,29 +121,62 @@ pub(crate) fn arg_extreme<T: Float>(
     max: bool,
 ) -> Vec<usize> {
     let out_n = shape.reduced(axes, true).numel();
+    if let [a] = axes {
+        if *a == shape.rank() - 1 && shape[*a] > 0 {
+            // Along rows (softmax's shift): one row per output, split by rows.
+            let inner = shape[*a];
+            let mut out = Vec::new();
+            // SAFETY: a piece of `k` outputs zips with `k` whole rows: every slot written.
+            unsafe {
+                par::collect(
+                    out_n,
+                    par::rows_per_piece(inner),
+                    x.len(),
+                    &mut out,
+                    |s, o| {
+                        for (r, o) in o.iter_mut().enumerate() {
+                            let start = (s + r) * inner;
+                            let row = &x[start..start + inner];
+                            let best = row.iter().enumerate().skip(1).fold(0, |j, (i, &v)| {
+                                if better(v, row[j], max) {
+                                    i
+                                } else {
+                                    j
+                                }
+                            });
+                            o.write(start + best);
+                        }
+                    },
+                );
+            }
+            return out;
+        }
+    }
     let mut best: Vec<Option<usize>> = vec![None; out_n];
     let own = shape.strides();
     let os = reduced_strides(shape, axes);
     walk2(shape, &own, &os, |i, o| {
-        let v = x[i];
         best[o] = match best[o] {
             None => Some(i),
-            Some(j) => {
-                let w = x[j];
-                let better = if w.is_nan() {
-                    false
-                } else if v.is_nan() {
-                    true
-                } else if max {
-                    v > w
-                } else {
-                    v < w
-                };
-                Some(if better { i } else { j })
-            }
+            Some(j) => Some(if better(x[i], x[j], max) { i } else { j }),
         };
     });
     best.into_iter()
         .map(|b| b.expect("internal: reduction over an empty axis"))
         .collect()
+}
+
+/// Whether `v` replaces the current extreme `w`: strictly larger (smaller), or NaN where
+/// `w` is a number; a NaN already held stays (the first NaN wins).
+#[inline]
+fn better<T: Float>(v: T, w: T, max: bool) -> bool {
+    if w.is_nan() {
+        false
+    } else if v.is_nan() {
+        true
+    } else if max {
+        v > w
+    } else {
+        v < w
+    }
 }

@@ -20,18 +20,62 @@ use std::thread::Thread;
 
 use smallvec::SmallVec;
 
-static THREADS: AtomicUsize = AtomicUsize::new(1);
+/// The thread count; 0 until it is first read or set.
+static THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Sets how many threads kernels may use (default 1); today only mid-size and large
-/// matrix products split. Elementwise ops are single-threaded: on small graphs the
-/// synchronisation would cost more than the work.
+/// The environment variable that sets the default thread count.
+pub const NUM_THREADS_ENV: &str = "GRADLAB_NUM_THREADS";
+
+/// Sets how many threads kernels may use, replacing the default (see [`num_threads`]);
+/// 0 counts as 1.
+///
+/// Matrix products, elementwise maps, reductions, gathers and the optimisers' updates
+/// split across threads once a tensor is large enough for it to pay (see the
+/// `kernels::par` module); smaller work stays on the calling thread. Results are
+/// bit-identical for every thread count: the work is cut into pieces that depend only on
+/// the sizes, and partial sums are added in a fixed order.
+///
+/// ```
+/// autograd::set_num_threads(1);
+/// assert_eq!(autograd::num_threads(), 1);
+/// ```
 pub fn set_num_threads(n: usize) {
     THREADS.store(n.max(1), Ordering::Relaxed);
 }
 
-/// The thread count set by [`set_num_threads`].
+/// The thread count kernels use: the last [`set_num_threads`], else the default, read
+/// once: [`NUM_THREADS_ENV`] (`GRADLAB_NUM_THREADS`) when it holds a positive integer,
+/// else the machine's available parallelism ([`std::thread::available_parallelism`],
+/// 1 if unknown). An unset, empty, zero or unparsable variable falls back to the
+/// available parallelism, as `OMP_NUM_THREADS` does for PyTorch.
 pub fn num_threads() -> usize {
-    THREADS.load(Ordering::Relaxed)
+    match THREADS.load(Ordering::Relaxed) {
+        0 => {
+            let n = default_threads(
+                std::env::var(NUM_THREADS_ENV).ok().as_deref(),
+                available_parallelism(),
+            );
+            // A concurrent `set_num_threads` wins over the default.
+            match THREADS.compare_exchange(0, n, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => n,
+                Err(set) => set,
+            }
+        }
+        n => n,
+    }
+}
+
+fn available_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The default thread count for the environment variable's value `env` (see
+/// [`num_threads`]): a positive integer (surrounding spaces allowed) is taken as is,
+/// anything else gives `fallback`.
+pub(crate) fn default_threads(env: Option<&str>, fallback: usize) -> usize {
+    env.and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(fallback.max(1))
 }
 
 /// Runs `job(i)` for every `i` in `0..chunks`, on this thread and up to
@@ -312,6 +356,18 @@ mod tests {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_environment_variable_gives_the_default_and_bad_values_fall_back() {
+        assert_eq!(default_threads(Some("3"), 2), 3);
+        assert_eq!(default_threads(Some(" 8 "), 2), 8);
+        assert_eq!(default_threads(Some("1"), 4), 1);
+        for bad in ["", "0", "-1", "two", "2.5", "99999999999999999999999"] {
+            assert_eq!(default_threads(Some(bad), 2), 2, "{bad:?}");
+        }
+        assert_eq!(default_threads(None, 2), 2);
+        assert_eq!(default_threads(None, 0), 1);
     }
 
     #[test]
