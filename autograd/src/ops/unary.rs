@@ -137,6 +137,38 @@ unary_op!(
     LogSigmoid, "logsigmoid", |v| v.min(T::zero()) - (-v.abs()).exp().ln_1p(), |x, y| Ok(x.neg().sigmoid())
 );
 
+/// The exact GELU `y = x·Φ(x)`, `Φ` the standard normal CDF (`Float::gelu_v`, accurate
+/// in the left tail too); `dy/dx = Φ(x) + x·φ(x)`, as a `Var` expression
+/// `(1 + erf(x/√2))/2 + x·e^{-x²/2}/√(2π)` so it differentiates again.
+#[derive(Debug, Clone, Copy)]
+pub struct Gelu;
+impl<T: Float> UnaryDerivative<T> for Gelu {
+    const NAME: &'static str = "gelu";
+    const HAS_DF_VALUE: bool = true;
+    #[inline]
+    fn f(&self, v: T) -> T {
+        v.gelu_v()
+    }
+    fn df<'t>(&self, x: Var<'t, T>, _y: Var<'t, T>) -> Result<Var<'t, T>> {
+        let cdf = x
+            .mul_scalar(T::of(std::f64::consts::FRAC_1_SQRT_2))
+            .erf()
+            .add_scalar(T::one())
+            .mul_scalar(T::of(0.5));
+        let inv_sqrt_2pi = 0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
+        let pdf = x
+            .square()
+            .mul_scalar(T::of(-0.5))
+            .exp()
+            .mul_scalar(T::of(inv_sqrt_2pi));
+        cdf.add(x.mul(pdf)?)
+    }
+    #[inline]
+    fn df_value(&self, x: T, _y: T) -> T {
+        x.gelu_grad_v()
+    }
+}
+
 /// The logistic function, split by sign so `exp` never overflows.
 #[inline]
 pub(crate) fn sigmoid<T: Float>(v: T) -> T {
@@ -180,7 +212,7 @@ impl<T: Float> UnaryDerivative<T> for Elu<T> {
         if v > T::zero() {
             v
         } else {
-            self.0 * v.exp_m1()
+            self.0 * v.exp_m1_v()
         }
     }
     fn df<'t>(&self, x: Var<'t, T>, y: Var<'t, T>) -> Result<Var<'t, T>> {
@@ -212,7 +244,7 @@ impl<T: Float> UnaryDerivative<T> for Softplus<T> {
             v
         } else {
             // max(z, 0) + ln(1 + e^{-|z|}) never overflows, unlike ln(1 + e^z).
-            (bx.max(T::zero()) + (-bx.abs()).exp().ln_1p()) / self.beta
+            (bx.max(T::zero()) + (-bx.abs()).exp_v().ln_1p_v()) / self.beta
         }
     }
     fn df<'t>(&self, x: Var<'t, T>, _y: Var<'t, T>) -> Result<Var<'t, T>> {
@@ -537,15 +569,11 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn silu(self) -> Self {
         self.mul_same(self.sigmoid())
     }
-    /// GELU, exact form: `x·Φ(x) = x/2 · (1 + erf(x/√2))`.
+    /// GELU, exact form: `x·Φ(x) = x/2 · (1 + erf(x/√2))`, one op whose first-order
+    /// backward is one fused pass (`Φ(x) + x·φ(x)` per element).
     #[track_caller]
     pub fn gelu(self) -> Self {
-        let phi = self
-            .mul_scalar(T::of(std::f64::consts::FRAC_1_SQRT_2))
-            .erf()
-            .add_scalar(T::one())
-            .mul_scalar(T::of(0.5));
-        self.mul_same(phi)
+        self.unary(Gelu)
     }
     /// GELU, tanh approximation: `x/2 · (1 + tanh(√(2/π)(x + 0.044715x³)))`.
     #[track_caller]

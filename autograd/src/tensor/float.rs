@@ -40,6 +40,21 @@ pub trait Float:
     /// `eˣ` in a vectorisable form: libm's `exp` for `f64`; for `f32` a branch-free
     /// Cephes-style range reduction and polynomial, within 2 ulp (tested below).
     fn exp_v(self) -> Self;
+
+    /// `eˣ - 1` in a vectorisable form (libm's `expm1` for `f64`; for `f32` within 2 ulp,
+    /// tested below).
+    fn exp_m1_v(self) -> Self;
+
+    /// `ln(1 + x)` in a vectorisable form (libm's `log1p` for `f64`; for `f32` within 2
+    /// ulp, tested below).
+    fn ln_1p_v(self) -> Self;
+
+    /// The exact GELU `x·Φ(x)`, `Φ` the standard normal CDF, accurate in the tails (for
+    /// `f32` within 3 ulp over the whole range, tested below).
+    fn gelu_v(self) -> Self;
+
+    /// The derivative of the exact GELU, `Φ(x) + x·φ(x)`.
+    fn gelu_grad_v(self) -> Self;
 }
 
 impl Float for f32 {
@@ -50,8 +65,9 @@ impl Float for f32 {
     fn as_f64(self) -> f64 {
         self as f64
     }
+    #[inline]
     fn erf(self) -> Self {
-        libm::erff(self)
+        erf_f32(self)
     }
     #[inline]
     fn tanh_v(self) -> Self {
@@ -60,6 +76,22 @@ impl Float for f32 {
     #[inline]
     fn exp_v(self) -> Self {
         exp_f32(self)
+    }
+    #[inline]
+    fn exp_m1_v(self) -> Self {
+        exp_m1_f32(self)
+    }
+    #[inline]
+    fn ln_1p_v(self) -> Self {
+        ln_1p_f32(self)
+    }
+    #[inline]
+    fn gelu_v(self) -> Self {
+        gelu_f32(self)
+    }
+    #[inline]
+    fn gelu_grad_v(self) -> Self {
+        gelu_grad_f32(self)
     }
 }
 
@@ -81,6 +113,24 @@ impl Float for f64 {
     #[inline]
     fn exp_v(self) -> Self {
         self.exp()
+    }
+    #[inline]
+    fn exp_m1_v(self) -> Self {
+        self.exp_m1()
+    }
+    #[inline]
+    fn ln_1p_v(self) -> Self {
+        self.ln_1p()
+    }
+    fn gelu_v(self) -> Self {
+        // Φ(x) = erfc(-x/√2)/2: erfc keeps its relative accuracy in the left tail, where
+        // 1 + erf(x/√2) would cancel to nothing.
+        self * 0.5 * libm::erfc(-self * std::f64::consts::FRAC_1_SQRT_2)
+    }
+    fn gelu_grad_v(self) -> Self {
+        let phi = (-0.5 * self * self).exp() * (0.5 * std::f64::consts::FRAC_2_SQRT_PI)
+            * std::f64::consts::FRAC_1_SQRT_2;
+        0.5 * libm::erfc(-self * std::f64::consts::FRAC_1_SQRT_2) + self * phi
     }
 }
 
@@ -133,6 +183,212 @@ fn exp_f32(x: f32) -> f32 {
     y * pow2(n1) * pow2(n2)
 }
 
+/// `eˣ - 1` for f32, branch free: a degree-10 Taylor polynomial where `|x| < 0.7` (where
+/// `eˣ - 1` would cancel), else `exp_f32(x) - 1`, whose rounding is then below an ulp of
+/// the result.
+#[inline]
+fn exp_m1_f32(x: f32) -> f32 {
+    // 1/k! for k = 2..=10, Horner from the top.
+    const C: [f32; 9] = [
+        1.0 / 3_628_800.0,
+        1.0 / 362_880.0,
+        1.0 / 40_320.0,
+        1.0 / 5_040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+    ];
+    let mut p = C[0];
+    for &c in &C[1..] {
+        p = p * x + c;
+    }
+    let small = x + x * x * p;
+    let large = exp_f32(x) - 1.0;
+    if x.abs() < 0.7 {
+        small
+    } else {
+        large
+    }
+}
+
+/// `ln x` for f32 and positive normal `x` (Cephes' `logf`: mantissa in `[√½, √2)`, a
+/// degree-8 polynomial, the exponent times ln 2 in two parts). Branch free; callers
+/// handle zero, negative, subnormal and non-finite inputs.
+#[inline]
+#[allow(clippy::excessive_precision)] // Cephes' coefficients as published
+fn ln_f32_normal(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let mut e = ((bits >> 23) & 0xff) as i32 - 126;
+    // mantissa in [0.5, 1)
+    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
+    let below = m < std::f32::consts::FRAC_1_SQRT_2;
+    e -= i32::from(below);
+    m = if below { m + m } else { m };
+    let r = m - 1.0;
+    let z = r * r;
+    let mut p = 7.037_683_629_2e-2_f32;
+    p = p * r - 1.151_461_031_0e-1;
+    p = p * r + 1.167_699_874_0e-1;
+    p = p * r - 1.242_014_084_6e-1;
+    p = p * r + 1.424_932_278_7e-1;
+    p = p * r - 1.666_805_766_5e-1;
+    p = p * r + 2.000_071_476_5e-1;
+    p = p * r - 2.499_999_399_3e-1;
+    p = p * r + 3.333_333_117_4e-1;
+    let ef = e as f32;
+    let y = r * z * p + ef * -2.121_944_4e-4 - 0.5 * z;
+    r + y + ef * 0.693_359_375
+}
+
+/// `ln(1 + x)` for f32, branch free: `w = 1 + x` rounded, then `ln w · x/(w - 1)`, which
+/// cancels the rounding of `w` (Goldberg 1991, Theorem 4); `x` itself where `w == 1`.
+/// Non-finite, `x ≤ -1` and huge inputs go to `f32::ln_1p` (outside any hot range).
+#[inline]
+fn ln_1p_f32(x: f32) -> f32 {
+    let w = 1.0 + x;
+    let ok = w > f32::MIN_POSITIVE && w < f32::MAX;
+    let wn = if ok { w } else { 2.0 };
+    let fast = if w == 1.0 {
+        x
+    } else {
+        ln_f32_normal(wn) * (x / (wn - 1.0))
+    };
+    if ok {
+        fast
+    } else {
+        x.ln_1p()
+    }
+}
+
+/// `x` with the low 12 mantissa bits cleared, so its square is exact in f32.
+#[inline]
+fn split_hi(x: f32) -> f32 {
+    f32::from_bits(x.to_bits() & 0xffff_f000)
+}
+
+/// `e^{-s·x²}` for `s` a power of two, with `x²` carried in two parts (`x = h + l`,
+/// `h²` exact) so large `x` keep the result's relative accuracy; `x` here is finite.
+#[inline]
+fn exp_neg_sq(x: f32, s: f32, extra: f32) -> f32 {
+    let h = split_hi(x);
+    let lo = (x - h) * (x + h);
+    exp_f32(-(h * h) * s) * exp_f32(-lo * s + extra)
+}
+
+/// The coefficients of Numerical Recipes' `erfcc` (Chebyshev fit): `erfc(a) = t·e^{-a² +
+/// q(t)}` with `t = 1/(1 + a/2)`, relative error below 1.2·10⁻⁷ for every `a ≥ 0`.
+#[allow(clippy::excessive_precision)]
+const ERFC_Q: [f32; 10] = [
+    0.170_872_77,
+    -0.822_152_23,
+    1.488_515_87,
+    -1.135_203_98,
+    0.278_868_07,
+    -0.186_288_06,
+    0.096_784_18,
+    0.374_091_96,
+    1.000_023_68,
+    -1.265_512_23,
+];
+
+/// `t` and `q(t)` of [`ERFC_Q`] for `a ≥ 0`.
+#[inline]
+fn erfc_t_q(a: f32) -> (f32, f32) {
+    let t = 1.0 / (1.0 + 0.5 * a);
+    let mut q = ERFC_Q[0];
+    for &c in &ERFC_Q[1..] {
+        q = q * t + c;
+    }
+    (t, q)
+}
+
+/// `erf(x)/x - 1` by its Taylor series in `x²` (11 terms: truncation below 10⁻⁹ for
+/// `|x| ≤ 1`), so `erf(x) = x + x·p` adds a small correction to an exact `x`.
+#[inline]
+#[allow(clippy::excessive_precision)]
+fn erf_small_p(x2: f32) -> f32 {
+    // (2/√π)·(-1)ⁿ/(n!(2n+1)) for n = 10..=1, then 2/√π - 1 for n = 0.
+    const C: [f32; 11] = [
+        1.480_719_3e-8,
+        -1.636_584_5e-7,
+        1.646_211_4e-6,
+        -1.492_565e-5,
+        1.205_533_3e-4,
+        -8.548_327e-4,
+        5.223_977_6e-3,
+        -2.686_617_1e-2,
+        1.128_379_2e-1,
+        -3.761_263_9e-1,
+        1.283_791_7e-1,
+    ];
+    let mut p = C[0];
+    for &c in &C[1..] {
+        p = p * x2 + c;
+    }
+    p
+}
+
+/// erf for f32, branch free (both forms computed, one selected, so loops vectorise):
+/// `x + x·p(x²)` for `|x| < 1`, else `±(1 - erfc(|x|))` with erfc from [`erfc_t_q`] and
+/// `e^{-x²}` from [`exp_neg_sq`]. Within 2 ulp (tested below).
+#[inline]
+fn erf_f32(x: f32) -> f32 {
+    let a = x.abs();
+    let small = x + x * erf_small_p(x * x);
+    // erfc(10) ≈ 2·10⁻⁴⁵: past it erf is ±1 in f32; clamping keeps the tail finite.
+    let ac = if a < 10.0 { a } else { 10.0 };
+    let (t, q) = erfc_t_q(ac);
+    let large = (1.0 - t * exp_neg_sq(ac, 1.0, q)).copysign(x);
+    if x.is_nan() {
+        x
+    } else if a < 1.0 {
+        small
+    } else {
+        large
+    }
+}
+
+/// `Φ(x)` and `φ(x)·x` parts of the exact GELU for f32: returns `(Φ(x), x·φ(x))`,
+/// `Φ(x) = erfc(-x/√2)/2` computed so it is accurate in the left tail.
+#[inline]
+fn gelu_parts_f32(x: f32) -> (f32, f32) {
+    const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+    // 1/√(2π)
+    const INV_SQRT_2PI: f32 = 0.398_942_28;
+    let a = x.abs();
+    // Past |x| = 20 Φ is 0 or 1 and x·φ(x) underflows; the clamp keeps the tail finite.
+    let ac = if a < 20.0 { a } else { 20.0 };
+    let z = x * FRAC_1_SQRT_2;
+    let central = 0.5 + 0.5 * (z + z * erf_small_p(z * z));
+    let (t, q) = erfc_t_q(ac * FRAC_1_SQRT_2);
+    // e^{-x²/2 + q} with x² in two parts.
+    let half_tail = 0.5 * t * exp_neg_sq(ac, 0.5, q);
+    let tail = if x < 0.0 { half_tail } else { 1.0 - half_tail };
+    let cdf = if z.abs() < 1.0 { central } else { tail };
+    let pdf_x = x * (INV_SQRT_2PI * exp_neg_sq(ac, 0.5, 0.0));
+    (cdf, pdf_x)
+}
+
+/// The exact GELU `x·Φ(x)` for f32, branch free.
+#[inline]
+fn gelu_f32(x: f32) -> f32 {
+    x * gelu_parts_f32(x).0
+}
+
+/// `Φ(x) + x·φ(x)`, the exact GELU's derivative, for f32.
+#[inline]
+fn gelu_grad_f32(x: f32) -> f32 {
+    let (cdf, pdf_x) = gelu_parts_f32(x);
+    let d = cdf + pdf_x;
+    if x.is_nan() {
+        x
+    } else {
+        d
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +424,121 @@ mod tests {
         // subnormal results: e^-95 ≈ 5.5e-42
         let sub = (-95.0f32).exp_v() as f64;
         assert!((sub - (-95.0f64).exp()).abs() < 1e-44, "{sub}");
+    }
+
+    /// The spacing of f32 values at `|v|` (the subnormal spacing below the normal range).
+    fn f32_ulp_at(v: f64) -> f64 {
+        let a = (v.abs() as f32).max(f32::MIN_POSITIVE);
+        f32::from_bits(a.to_bits() & 0x7f80_0000) as f64 * f32::EPSILON as f64
+    }
+
+    /// The worst error in ulp of `f` against `exact` (evaluated in f64) over every 211th
+    /// f32 bit pattern (both signs, zeros, subnormals, normals up to ±MAX, infinities,
+    /// NaNs) and `extra` points; NaN must map to NaN and infinite exact values must come
+    /// out exactly. Returns the error and the worst input.
+    fn worst_ulp_full_range(
+        f: impl Fn(f32) -> f32,
+        exact: impl Fn(f64) -> f64,
+        extra: &[f32],
+        floor: f64,
+    ) -> (f64, f32) {
+        let specials = [
+            0.0,
+            -0.0,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            f32::from_bits(1),
+            -f32::from_bits(1),
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            1.0,
+            -1.0,
+        ];
+        let grid = (0..=u32::MAX).step_by(211).map(f32::from_bits);
+        let mut worst = (0.0f64, 0.0f32);
+        for x in grid.chain(specials).chain(extra.iter().copied()) {
+            let got = f(x);
+            let want = exact(x as f64);
+            if want.is_nan() {
+                assert!(got.is_nan(), "f({x:e}) = {got:e}, want NaN");
+                continue;
+            }
+            let want32 = want as f32;
+            if want32.is_infinite() || want == 0.0 {
+                assert_eq!(got, want32, "f({x:e}) = {got:e}, want {want32:e}");
+                // the sign of a zero result too
+                assert_eq!(got.is_sign_negative(), want32.is_sign_negative(), "f({x:e})");
+                continue;
+            }
+            let e = (got as f64 - want).abs() / f32_ulp_at(want).max(floor);
+            if e > worst.0 || e.is_nan() {
+                worst = (e, x);
+            }
+        }
+        worst
+    }
+
+    #[test]
+    fn f32_erf_is_within_two_ulp_over_the_whole_range() {
+        let dense: Vec<f32> = (-80_000..=80_000).map(|i| i as f32 * 1e-4).collect();
+        let (ulp, at) = worst_ulp_full_range(|x| x.erf(), libm::erf, &dense, 0.0);
+        assert!(ulp <= 2.0, "worst error {ulp} ulp at {at:e}");
+        assert_eq!(f32::INFINITY.erf(), 1.0);
+        assert_eq!(f32::NEG_INFINITY.erf(), -1.0);
+        assert!((-0.0f32).erf().is_sign_negative());
+    }
+
+    #[test]
+    fn f32_exp_m1_is_within_two_ulp_over_the_whole_range() {
+        let dense: Vec<f32> = (-100_000..=100_000).map(|i| i as f32 * 1e-4).collect();
+        let (ulp, at) = worst_ulp_full_range(|x| x.exp_m1_v(), f64::exp_m1, &dense, 0.0);
+        assert!(ulp <= 2.0, "worst error {ulp} ulp at {at:e}");
+        assert_eq!(f32::NEG_INFINITY.exp_m1_v(), -1.0);
+        assert!((-0.0f32).exp_m1_v().is_sign_negative());
+    }
+
+    #[test]
+    fn f32_ln_1p_is_within_two_ulp_over_the_whole_range() {
+        let dense: Vec<f32> = (0..=200_000).map(|i| -0.99999 + i as f32 * 1e-4).collect();
+        let (ulp, at) = worst_ulp_full_range(|x| x.ln_1p_v(), f64::ln_1p, &dense, 0.0);
+        assert!(ulp <= 2.0, "worst error {ulp} ulp at {at:e}");
+        assert_eq!((-1.0f32).ln_1p_v(), f32::NEG_INFINITY);
+        assert!((-2.0f32).ln_1p_v().is_nan());
+        assert!((-0.0f32).ln_1p_v().is_sign_negative());
+    }
+
+    #[test]
+    fn f32_gelu_is_within_three_ulp_over_the_whole_range_tails_included() {
+        let dense: Vec<f32> = (-200_000..=100_000).map(|i| i as f32 * 1e-4).collect();
+        let (ulp, at) = worst_ulp_full_range(|x| x.gelu_v(), f64::gelu_v, &dense, 0.0);
+        assert!(ulp <= 3.0, "worst error {ulp} ulp at {at:e}");
+        // the left tail keeps its digits where x/2·(1 + erf(x/√2)) would round to 0
+        let g = (-8.0f32).gelu_v() as f64;
+        assert!((g / (-8.0f64).gelu_v() - 1.0).abs() < 1e-6, "{g:e}");
+        assert!((-0.0f32).gelu_v().is_sign_negative());
+        assert_eq!(f32::INFINITY.gelu_v(), f32::INFINITY);
+    }
+
+    #[test]
+    fn f32_gelu_grad_is_within_four_ulp_over_the_whole_range_near_its_root_too() {
+        let dense: Vec<f32> = (-200_000..=100_000).map(|i| i as f32 * 1e-4).collect();
+        // Φ(x) + x·φ(x) cancels near its root at x ≈ -0.75, where both terms are about
+        // 0.23: there the bound is in ulp of 0.23 (1.5e-8), elsewhere of the result.
+        let floor = f32_ulp_at(0.23);
+        let (ulp, at) = worst_ulp_full_range(|x| x.gelu_grad_v(), f64::gelu_grad_v, &dense, floor);
+        assert!(ulp <= 4.0, "worst error {ulp} ulp at {at:e}");
+    }
+
+    #[test]
+    fn f64_gelu_grad_is_the_derivative_of_f64_gelu() {
+        for i in -400..=400 {
+            let x = i as f64 * 0.025;
+            let h = 1e-6;
+            let fd = ((x + h).gelu_v() - (x - h).gelu_v()) / (2.0 * h);
+            assert!((fd - x.gelu_grad_v()).abs() < 1e-8, "x = {x}");
+        }
     }
 }
