@@ -33,7 +33,7 @@ macro_rules! unary_op {
         impl<T: Float> UnaryDerivative<T> for $name {
             const NAME: &'static str = $op;
             const HAS_DF_VALUE: bool = true;
-            #[inline]
+            #[inline(always)]
             fn f(&self, $v: T) -> T {
                 $f
             }
@@ -41,7 +41,7 @@ macro_rules! unary_op {
             fn df<'t>(&self, $x: Var<'t, T>, $y: Var<'t, T>) -> Result<Var<'t, T>> {
                 $df
             }
-            #[inline]
+            #[inline(always)]
             #[allow(unused_variables)]
             fn df_value(&self, $vx: T, $vy: T) -> T {
                 $dfv
@@ -54,7 +54,7 @@ macro_rules! unary_op {
         pub struct $name;
         impl<T: Float> UnaryDerivative<T> for $name {
             const NAME: &'static str = $op;
-            #[inline]
+            #[inline(always)]
             fn f(&self, $v: T) -> T {
                 $f
             }
@@ -145,7 +145,7 @@ pub struct Gelu;
 impl<T: Float> UnaryDerivative<T> for Gelu {
     const NAME: &'static str = "gelu";
     const HAS_DF_VALUE: bool = true;
-    #[inline]
+    #[inline(always)]
     fn f(&self, v: T) -> T {
         v.gelu_v()
     }
@@ -163,14 +163,14 @@ impl<T: Float> UnaryDerivative<T> for Gelu {
             .mul_scalar(T::of(inv_sqrt_2pi));
         cdf.add(x.mul(pdf)?)
     }
-    #[inline]
+    #[inline(always)]
     fn df_value(&self, x: T, _y: T) -> T {
         x.gelu_grad_v()
     }
 }
 
 /// The logistic function, split by sign so `exp` never overflows.
-#[inline]
+#[inline(always)]
 pub(crate) fn sigmoid<T: Float>(v: T) -> T {
     // e^{-|v|} ≤ 1 never overflows; both branches are computed and one selected, so a loop
     // over this vectorises.

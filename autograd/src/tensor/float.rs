@@ -65,31 +65,31 @@ impl Float for f32 {
     fn as_f64(self) -> f64 {
         self as f64
     }
-    #[inline]
+    #[inline(always)]
     fn erf(self) -> Self {
         erf_f32(self)
     }
-    #[inline]
+    #[inline(always)]
     fn tanh_v(self) -> Self {
         tanh_f32(self)
     }
-    #[inline]
+    #[inline(always)]
     fn exp_v(self) -> Self {
         exp_f32(self)
     }
-    #[inline]
+    #[inline(always)]
     fn exp_m1_v(self) -> Self {
         exp_m1_f32(self)
     }
-    #[inline]
+    #[inline(always)]
     fn ln_1p_v(self) -> Self {
         ln_1p_f32(self)
     }
-    #[inline]
+    #[inline(always)]
     fn gelu_v(self) -> Self {
         gelu_f32(self)
     }
-    #[inline]
+    #[inline(always)]
     fn gelu_grad_v(self) -> Self {
         gelu_grad_f32(self)
     }
@@ -138,7 +138,7 @@ impl Float for f64 {
 /// rounds to ±1 in f32), the approximation Eigen uses for its vectorised `ptanh`. Branch
 /// free and without `mul_add` (a libm call unless the target has FMA), so a loop over it
 /// vectorises.
-#[inline]
+#[inline(always)]
 #[allow(clippy::excessive_precision)] // the coefficients as published, rounded by the compiler
 fn tanh_f32(x: f32) -> f32 {
     const CLAMP: f32 = 7.905_311;
@@ -160,7 +160,7 @@ fn tanh_f32(x: f32) -> f32 {
 /// eˣ for f32 without branches or libm calls, so loops over it vectorise: x = n·ln 2 + r
 /// with |r| ≤ ln 2 / 2, eʳ by Cephes' degree-6 polynomial, and 2ⁿ applied as two exact
 /// power-of-two factors so results near overflow and in the subnormal range come out right.
-#[inline]
+#[inline(always)]
 #[allow(clippy::excessive_precision)] // Cephes' coefficients as published
 fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -186,7 +186,7 @@ fn exp_f32(x: f32) -> f32 {
 /// `eˣ - 1` for f32, branch free: a degree-10 Taylor polynomial where `|x| < 0.7` (where
 /// `eˣ - 1` would cancel), else `exp_f32(x) - 1`, whose rounding is then below an ulp of
 /// the result.
-#[inline]
+#[inline(always)]
 fn exp_m1_f32(x: f32) -> f32 {
     // 1/k! for k = 2..=10, Horner from the top.
     const C: [f32; 9] = [
@@ -216,7 +216,7 @@ fn exp_m1_f32(x: f32) -> f32 {
 /// `ln x` for f32 and positive normal `x` (Cephes' `logf`: mantissa in `[√½, √2)`, a
 /// degree-8 polynomial, the exponent times ln 2 in two parts). Branch free; callers
 /// handle zero, negative, subnormal and non-finite inputs.
-#[inline]
+#[inline(always)]
 #[allow(clippy::excessive_precision)] // Cephes' coefficients as published
 fn ln_f32_normal(x: f32) -> f32 {
     let bits = x.to_bits();
@@ -245,7 +245,7 @@ fn ln_f32_normal(x: f32) -> f32 {
 /// `ln(1 + x)` for f32, branch free: `w = 1 + x` rounded, then `ln w · x/(w - 1)`, which
 /// cancels the rounding of `w` (Goldberg 1991, Theorem 4); `x` itself where `w == 1`.
 /// Non-finite, `x ≤ -1` and huge inputs go to `f32::ln_1p` (outside any hot range).
-#[inline]
+#[inline(always)]
 fn ln_1p_f32(x: f32) -> f32 {
     let w = 1.0 + x;
     let ok = w > f32::MIN_POSITIVE && w < f32::MAX;
@@ -263,14 +263,14 @@ fn ln_1p_f32(x: f32) -> f32 {
 }
 
 /// `x` with the low 12 mantissa bits cleared, so its square is exact in f32.
-#[inline]
+#[inline(always)]
 fn split_hi(x: f32) -> f32 {
     f32::from_bits(x.to_bits() & 0xffff_f000)
 }
 
 /// `e^{-s·x²}` for `s` a power of two, with `x²` carried in two parts (`x = h + l`,
 /// `h²` exact) so large `x` keep the result's relative accuracy; `x` here is finite.
-#[inline]
+#[inline(always)]
 fn exp_neg_sq(x: f32, s: f32, extra: f32) -> f32 {
     let h = split_hi(x);
     let lo = (x - h) * (x + h);
@@ -294,7 +294,7 @@ const ERFC_Q: [f32; 10] = [
 ];
 
 /// `t` and `q(t)` of [`ERFC_Q`] for `a ≥ 0`.
-#[inline]
+#[inline(always)]
 fn erfc_t_q(a: f32) -> (f32, f32) {
     let t = 1.0 / (1.0 + 0.5 * a);
     let mut q = ERFC_Q[0];
@@ -306,7 +306,7 @@ fn erfc_t_q(a: f32) -> (f32, f32) {
 
 /// `erf(x)/x - 1` by its Taylor series in `x²` (11 terms: truncation below 10⁻⁹ for
 /// `|x| ≤ 1`), so `erf(x) = x + x·p` adds a small correction to an exact `x`.
-#[inline]
+#[inline(always)]
 #[allow(clippy::excessive_precision)]
 fn erf_small_p(x2: f32) -> f32 {
     // (2/√π)·(-1)ⁿ/(n!(2n+1)) for n = 10..=1, then 2/√π - 1 for n = 0.
@@ -333,7 +333,7 @@ fn erf_small_p(x2: f32) -> f32 {
 /// erf for f32, branch free (both forms computed, one selected, so loops vectorise):
 /// `x + x·p(x²)` for `|x| < 1`, else `±(1 - erfc(|x|))` with erfc from [`erfc_t_q`] and
 /// `e^{-x²}` from [`exp_neg_sq`]. Within 2 ulp (tested below).
-#[inline]
+#[inline(always)]
 fn erf_f32(x: f32) -> f32 {
     let a = x.abs();
     let small = x + x * erf_small_p(x * x);
@@ -352,7 +352,7 @@ fn erf_f32(x: f32) -> f32 {
 
 /// `Φ(x)` and `φ(x)·x` parts of the exact GELU for f32: returns `(Φ(x), x·φ(x))`,
 /// `Φ(x) = erfc(-x/√2)/2` computed so it is accurate in the left tail.
-#[inline]
+#[inline(always)]
 fn gelu_parts_f32(x: f32) -> (f32, f32) {
     const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
     // 1/√(2π)
@@ -372,13 +372,13 @@ fn gelu_parts_f32(x: f32) -> (f32, f32) {
 }
 
 /// The exact GELU `x·Φ(x)` for f32, branch free.
-#[inline]
+#[inline(always)]
 fn gelu_f32(x: f32) -> f32 {
     x * gelu_parts_f32(x).0
 }
 
 /// `Φ(x) + x·φ(x)`, the exact GELU's derivative, for f32.
-#[inline]
+#[inline(always)]
 fn gelu_grad_f32(x: f32) -> f32 {
     let (cdf, pdf_x) = gelu_parts_f32(x);
     let d = cdf + pdf_x;

@@ -17,7 +17,9 @@ impl<T: Float> Tensor<T> {
             };
         }
         Self::from_parts(
-            self.as_slice().iter().map(|&x| f(x)).collect(),
+            // Forced inline, so a large `f` (erf, GELU) is inlined into the loop, which
+            // then vectorises, instead of being called per element.
+            self.as_slice().iter().map(#[inline(always)] |&x| f(x)).collect(),
             self.shape.clone(),
         )
     }
@@ -38,7 +40,7 @@ impl<T: Float> Tensor<T> {
             .iter()
             .zip(b.as_slice())
             .zip(c.as_slice())
-            .map(|((&x, &y), &z)| f(x, y, z))
+            .map(#[inline(always)] |((&x, &y), &z)| f(x, y, z))
             .collect();
         Self::from_parts(data, self.shape.clone())
     }
