@@ -55,6 +55,16 @@ pub(crate) fn arg_extreme<T: Float>(
     axes: &[usize],
     max: bool,
 ) -> Vec<usize> {
+    if let [a] = axes {
+        if *a + 1 == shape.rank() && shape[*a] > 0 {
+            return arg_extreme_rows(x, shape[*a], max);
+        }
+    }
+    arg_extreme_walk(x, shape, axes, max)
+}
+
+/// [`arg_extreme`] over any axes, by the broadcasting odometer.
+fn arg_extreme_walk<T: Float>(x: &[T], shape: &Shape, axes: &[usize], max: bool) -> Vec<usize> {
     let out_n = shape.reduced(axes, true).numel();
     let mut best: Vec<Option<usize>> = vec![None; out_n];
     let own = shape.strides();
@@ -81,4 +91,53 @@ pub(crate) fn arg_extreme<T: Float>(
     best.into_iter()
         .map(|b| b.expect("internal: reduction over an empty axis"))
         .collect()
+}
+
+/// [`arg_extreme`] over the last axis, rows of `inner > 0` contiguous elements (pooling
+/// windows): the same comparisons, in a plain loop per row instead of the odometer.
+fn arg_extreme_rows<T: Float>(x: &[T], inner: usize, max: bool) -> Vec<usize> {
+    x.chunks_exact(inner)
+        .enumerate()
+        .map(|(r, row)| {
+            let mut j = 0;
+            let mut w = row[0];
+            for (k, &v) in row.iter().enumerate().skip(1) {
+                let better = if w.is_nan() {
+                    false
+                } else if v.is_nan() {
+                    true
+                } else if max {
+                    v > w
+                } else {
+                    v < w
+                };
+                if better {
+                    (j, w) = (k, v);
+                }
+            }
+            r * inner + j
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_axis_fast_path_picks_what_the_odometer_picks_ties_and_nans_included() {
+        // values from a small set so rows have ties; NaN sprinkled in
+        let vals = [0.5f32, -1.0, 2.0, 2.0, f32::NAN, -3.0, 0.5];
+        for (rows, inner) in [(1, 1), (3, 4), (7, 5), (16, 4), (5, 9)] {
+            let x: Vec<f32> = (0..rows * inner).map(|i| vals[(i * 5 + i / 3) % vals.len()]).collect();
+            let shape = Shape::from([rows, inner]);
+            for max in [true, false] {
+                assert_eq!(
+                    arg_extreme(&x, &shape, &[1], max),
+                    arg_extreme_walk(&x, &shape, &[1], max),
+                    "{rows}x{inner} max={max}"
+                );
+            }
+        }
+    }
 }
