@@ -37,13 +37,13 @@ mod smoke;
 use std::time::Instant;
 
 use anyhow::Result;
+use autograd::Float;
 use autograd::{Param, Tape, Tensor, Var};
 use clap::Parser;
-use autograd::Float;
 use nn::{
-    BoolMask, Conv2dConfig, Ctx, Embedding, EncoderInput, FeedForwardActivation, Flatten,
-    Forward, LayerNorm, Linear, Lstm, MaxPool2d, Module, ModuleList, Relu, RnnConfig,
-    Sequential, Tanh, TransformerEncoderLayer, TransformerLayerConfig,
+    BoolMask, Conv2dConfig, Ctx, Embedding, EncoderInput, FeedForwardActivation, Flatten, Forward,
+    LayerNorm, Linear, Lstm, MaxPool2d, Module, ModuleList, Relu, RnnConfig, Sequential, Tanh,
+    TransformerEncoderLayer, TransformerLayerConfig,
 };
 use optim::{Adam, AdamW, Optim, Optimizer, Sgd};
 use rand::rngs::StdRng;
@@ -387,7 +387,10 @@ impl<T: Float> Forward<T> for TransformerLm<T> {
         let tok = self.tok.lookup(cx, &flat)?.reshape([b, t, d])?;
         let mut h = tok.add(self.pos.lookup(cx, &positions)?)?;
         for block in &self.blocks {
-            h = cx.call(block, EncoderInput::new(h).with_mask(BoolMask::causal(t, t)))?;
+            h = cx.call(
+                block,
+                EncoderInput::new(h).with_mask(BoolMask::causal(t, t)),
+            )?;
         }
         let logits = cx.call(&self.head, cx.call(&self.norm, h)?)?;
         let v = logits.dims()[2];

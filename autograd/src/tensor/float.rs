@@ -129,7 +129,8 @@ impl Float for f64 {
         self * 0.5 * libm::erfc(-self * std::f64::consts::FRAC_1_SQRT_2)
     }
     fn gelu_grad_v(self) -> Self {
-        let phi = (-0.5 * self * self).exp() * (0.5 * std::f64::consts::FRAC_2_SQRT_PI)
+        let phi = (-0.5 * self * self).exp()
+            * (0.5 * std::f64::consts::FRAC_2_SQRT_PI)
             * std::f64::consts::FRAC_1_SQRT_2;
         0.5 * libm::erfc(-self * std::f64::consts::FRAC_1_SQRT_2) + self * phi
     }
@@ -513,7 +514,11 @@ mod tests {
             if want32.is_infinite() || want == 0.0 {
                 assert_eq!(got, want32, "f({x:e}) = {got:e}, want {want32:e}");
                 // the sign of a zero result too
-                assert_eq!(got.is_sign_negative(), want32.is_sign_negative(), "f({x:e})");
+                assert_eq!(
+                    got.is_sign_negative(),
+                    want32.is_sign_negative(),
+                    "f({x:e})"
+                );
                 continue;
             }
             let e = (got as f64 - want).abs() / f32_ulp_at(want);
@@ -564,7 +569,10 @@ mod tests {
         let (ulp, at) = worst_ulp_full_range(|x| x.gelu_v(), f64::gelu_v, &dense, |x| !left(x));
         assert!(ulp <= 3.0, "worst error {ulp} ulp at {at:e}");
         let (ulp, at) = worst_ulp_full_range(|x| x.gelu_v(), f64::gelu_v, &dense, left);
-        assert!(ulp <= 8.0, "worst error {ulp} ulp at {at:e} in the left tail");
+        assert!(
+            ulp <= 8.0,
+            "worst error {ulp} ulp at {at:e} in the left tail"
+        );
         // the left tail keeps its digits where x/2·(1 + erf(x/√2)) would round to 0
         let g = (-8.0f32).gelu_v() as f64;
         assert!((g / (-8.0f64).gelu_v() - 1.0).abs() < 1e-6, "{g:e}");
@@ -594,7 +602,12 @@ mod tests {
                 worst = (e, x);
             }
         }
-        assert!(worst.0 <= 8.0, "worst error {} ulp at {:e}", worst.0, worst.1);
+        assert!(
+            worst.0 <= 8.0,
+            "worst error {} ulp at {:e}",
+            worst.0,
+            worst.1
+        );
     }
 
     #[test]

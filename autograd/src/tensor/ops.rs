@@ -19,7 +19,13 @@ impl<T: Float> Tensor<T> {
         Self::from_parts(
             // Forced inline, so a large `f` (erf, GELU) is inlined into the loop, which
             // then vectorises, instead of being called per element.
-            self.as_slice().iter().map(#[inline(always)] |&x| f(x)).collect(),
+            self.as_slice()
+                .iter()
+                .map(
+                    #[inline(always)]
+                    |&x| f(x),
+                )
+                .collect(),
             self.shape.clone(),
         )
     }
@@ -40,7 +46,10 @@ impl<T: Float> Tensor<T> {
             .iter()
             .zip(b.as_slice())
             .zip(c.as_slice())
-            .map(#[inline(always)] |((&x, &y), &z)| f(x, y, z))
+            .map(
+                #[inline(always)]
+                |((&x, &y), &z)| f(x, y, z),
+            )
             .collect();
         Self::from_parts(data, self.shape.clone())
     }

@@ -129,7 +129,9 @@ mod tests {
         // values from a small set so rows have ties; NaN sprinkled in
         let vals = [0.5f32, -1.0, 2.0, 2.0, f32::NAN, -3.0, 0.5];
         for (rows, inner) in [(1, 1), (3, 4), (7, 5), (16, 4), (5, 9)] {
-            let x: Vec<f32> = (0..rows * inner).map(|i| vals[(i * 5 + i / 3) % vals.len()]).collect();
+            let x: Vec<f32> = (0..rows * inner)
+                .map(|i| vals[(i * 5 + i / 3) % vals.len()])
+                .collect();
             let shape = Shape::from([rows, inner]);
             for max in [true, false] {
                 assert_eq!(
