@@ -410,7 +410,7 @@ fn gelu_f32(x: f32) -> f32 {
 #[inline(always)]
 fn gelu_grad_f32(x: f32) -> f32 {
     // 1/√(2π)
-    const INV_SQRT_2PI: f32 = 0.398_942_28;
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
     let a = x.abs();
     let ac = if a < 20.0 { a } else { 20.0 };
     let tail = gelu_tail_cdf(x, 1.0);
