@@ -12,16 +12,40 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// mimalloc's own option API (linked in by the `mimalloc` crate), declared here rather than
+// through `libmimalloc-sys`'s `extended` feature, which would rebuild the C library.
+extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// `mi_option_purge_delay` in mimalloc v3's `mi_option_t`.
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Keeps freed memory mapped: by default mimalloc hands pages freed for 10 ms back to the
+/// OS, and a training step that frees its activations and allocates them again 10+ ms
+/// later then pays a page fault and a page clear per 4 KiB (measured on W8: 20,579 page
+/// faults in 22 steps, about a quarter of its profile in the kernel's `clear_page`;
+/// with purging off, 235).
+fn keep_freed_memory() {
+    // SAFETY: `mi_option_set` only stores an integer option; any value is valid for it.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 #[path = "common/smoke.rs"]
 mod smoke;
 
 use std::time::Instant;
 
 use anyhow::Result;
+use autograd::Float;
 use autograd::{Param, Tape, Tensor, Var};
 use clap::Parser;
-use nn::{Ctx, Linear, Module, Relu, Sequential, Tanh};
-use optim::{Adam, Optim, Optimizer, Sgd};
+use nn::{
+    BoolMask, Conv2dConfig, Ctx, Embedding, EncoderInput, FeedForwardActivation, Flatten, Forward,
+    LayerNorm, Linear, Lstm, MaxPool2d, Module, ModuleList, Relu, RnnConfig, Sequential, Tanh,
+    TransformerEncoderLayer, TransformerLayerConfig,
+};
+use optim::{Adam, AdamW, Optim, Optimizer, Sgd};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -34,7 +58,7 @@ struct Args {
     #[arg(long)]
     threads: Option<usize>,
     /// Comma-separated workloads to run.
-    #[arg(long, default_value = "W1,W2,W3,W4,W5,W9")]
+    #[arg(long, default_value = "W1,W2,W3,W4,W5,W6,W7,W8,W9")]
     only: String,
     /// Minimum timed iterations (WORKLOADS.md asks for at least 20).
     #[arg(long, default_value_t = 25)]
@@ -308,6 +332,181 @@ fn w4(a: &Args) -> Result<Vec<Value>> {
     Ok(res)
 }
 
+/// Times `step` and adds GFLOP/s for `flops` per iteration, under `workload`/`name`.
+fn timed_step(
+    a: &Args,
+    workload: &str,
+    name: &str,
+    flops: f64,
+    step: impl FnMut() -> Result<()>,
+) -> Result<Value> {
+    let mut out = summary(timeit(step, a.warmup, a.iters, a.min_time)?);
+    let med = out["median_ms"].as_f64().unwrap_or(f64::NAN);
+    out.insert("gflops".into(), json!(flops / (med * 1e-3) / 1e9));
+    out.insert("flops_per_iter".into(), json!(flops));
+    let mut v = json!({"workload": workload, "name": name});
+    v.as_object_mut().unwrap().extend(out);
+    Ok(v)
+}
+
+/// W6: conv 1->16 3x3 pad 1, ReLU, max-pool 2; conv 16->32 3x3 pad 1, ReLU, max-pool 2;
+/// flatten; Linear 1568->10; softmax cross-entropy; SGD(lr=0.01, momentum=0.9); batch 32.
+fn w6(a: &Args) -> Result<Value> {
+    let mut rng = StdRng::seed_from_u64(0);
+    let conv = |i, o, rng: &mut StdRng| {
+        Conv2dConfig {
+            padding: (1, 1),
+            ..Conv2dConfig::new(i, o, 3)
+        }
+        .init::<f32>(rng)
+    };
+    let model = Sequential::new()
+        .append(conv(1, 16, &mut rng)?)
+        .append(Relu)
+        .append(MaxPool2d::new(2))
+        .append(conv(16, 32, &mut rng)?)
+        .append(Relu)
+        .append(MaxPool2d::new(2))
+        .append(Flatten::default())
+        .append(Linear::<f32>::new(32 * 7 * 7, 10, &mut rng)?);
+    let sgd = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    };
+    let mut opt = Optim::new(model.parameters(), 0.01, sgd)?;
+    let x = Tensor::<f32>::randn([32, 1, 28, 28], &mut rng)?;
+    let labels: Vec<usize> = (0..32).map(|_| rng.random_range(0..10)).collect();
+    let flops = 3.0
+        * 2.0
+        * 32.0
+        * (28.0 * 28.0 * 16.0 * 9.0 + 14.0 * 14.0 * 32.0 * 16.0 * 9.0 + 1568.0 * 10.0);
+    let out = train_step_bench(
+        a,
+        &model,
+        &mut opt,
+        &x,
+        |y| nn::loss::cross_entropy(y, &labels),
+        flops,
+    )?;
+    let mut v = json!({"workload": "W6", "name": "cnn-train-step"});
+    v.as_object_mut().unwrap().extend(out);
+    Ok(v)
+}
+
+/// W7's decoder-only language model: token and position embeddings, pre-norm
+/// transformer blocks with a causal mask, a final LayerNorm and a linear head.
+#[derive(nn::Module)]
+struct TransformerLm<T: Float> {
+    tok: Embedding<T>,
+    pos: Embedding<T>,
+    blocks: ModuleList<TransformerEncoderLayer<T>>,
+    norm: LayerNorm<T>,
+    head: Linear<T>,
+}
+
+impl<T: Float> Forward<T> for TransformerLm<T> {
+    /// Token indices `[batch][context]`.
+    type Input<'t> = &'t [Vec<usize>];
+    /// Logits `[batch·context, vocab]`.
+    type Output<'t> = Var<'t, T>;
+
+    fn forward<'t>(&self, cx: &Ctx<'t, T>, idx: &'t [Vec<usize>]) -> nn::Result<Var<'t, T>> {
+        let (b, t) = (idx.len(), idx.first().map_or(0, Vec::len));
+        let flat: Vec<usize> = idx.iter().flatten().copied().collect();
+        let positions: Vec<usize> = (0..t).collect();
+        let d = self.pos.weight.shape()[1];
+        let tok = self.tok.lookup(cx, &flat)?.reshape([b, t, d])?;
+        let mut h = tok.add(self.pos.lookup(cx, &positions)?)?;
+        for block in &self.blocks {
+            h = cx.call(
+                block,
+                EncoderInput::new(h).with_mask(BoolMask::causal(t, t)),
+            )?;
+        }
+        let logits = cx.call(&self.head, cx.call(&self.norm, h)?)?;
+        let v = logits.dims()[2];
+        Ok(logits.reshape([b * t, v])?)
+    }
+}
+
+/// Random tokens `[batch][context]` below `vocab`.
+fn tokens(rng: &mut StdRng, batch: usize, context: usize, vocab: usize) -> Vec<Vec<usize>> {
+    (0..batch)
+        .map(|_| (0..context).map(|_| rng.random_range(0..vocab)).collect())
+        .collect()
+}
+
+/// W7: transformer LM step, vocab 64, context 64, batch 16, d_model 128, 4 heads,
+/// 2 pre-norm blocks (feed-forward 512, exact GELU), AdamW(lr=3e-4, weight_decay=0.01).
+fn w7(a: &Args) -> Result<Value> {
+    let (v, t, b, d, h) = (64, 64, 16, 128, 4);
+    let mut rng = StdRng::seed_from_u64(0);
+    let cfg = TransformerLayerConfig {
+        dim_feedforward: 4 * d,
+        dropout: 0.0,
+        activation: FeedForwardActivation::Gelu,
+        batch_first: true,
+        norm_first: true,
+        ..TransformerLayerConfig::new(d, h)
+    };
+    let model = TransformerLm::<f32> {
+        tok: Embedding::new(v, d, &mut rng)?,
+        pos: Embedding::new(t, d, &mut rng)?,
+        blocks: (0..2)
+            .map(|_| cfg.encoder(&mut rng))
+            .collect::<nn::Result<ModuleList<_>>>()?,
+        norm: LayerNorm::new(&[d])?,
+        head: Linear::new(d, v, &mut rng)?,
+    };
+    let adamw = AdamW {
+        weight_decay: 0.01,
+        ..AdamW::default()
+    };
+    let mut opt = Optim::new(model.parameters(), 3e-4, adamw)?;
+    let idx = tokens(&mut rng, b, t, v);
+    let tgt: Vec<usize> = tokens(&mut rng, b, t, v).concat();
+    let per_tok = 2 * (4 * d * d + 2 * 4 * d * d) + 2 * 2 * t * d;
+    let flops = (3 * b * t * (2 * per_tok + 2 * d * v)) as f64;
+    timed_step(a, "W7", "transformer-lm-step", flops, || {
+        opt.zero_grad();
+        let tape = Tape::new();
+        let logits = Ctx::new(&tape).call(&model, &idx)?;
+        nn::loss::cross_entropy(logits, &tgt)?.backward()?;
+        opt.step()?;
+        Ok(())
+    })
+}
+
+/// W8: LSTM LM step, vocab 64, embedding 64, one LSTM layer of 256 (batch first),
+/// Linear 256->64 on every step, sequence 64, batch 16, Adam(lr=1e-3).
+fn w8(a: &Args) -> Result<Value> {
+    let (v, t, b, e, hd) = (64, 64, 16, 64, 256);
+    let mut rng = StdRng::seed_from_u64(0);
+    let emb = Embedding::<f32>::new(v, e, &mut rng)?;
+    let lstm: Lstm<f32> = RnnConfig {
+        batch_first: true,
+        ..RnnConfig::new(e, hd)
+    }
+    .lstm(&mut rng)?;
+    let head = Linear::<f32>::new(hd, v, &mut rng)?;
+    let params: Vec<_> = [emb.parameters(), lstm.parameters(), head.parameters()].concat();
+    let mut opt = Optim::new(params, 1e-3, Adam::default())?;
+    let idx: Vec<usize> = tokens(&mut rng, b, t, v).concat();
+    let tgt: Vec<usize> = tokens(&mut rng, b, t, v).concat();
+    let flops = (3 * b * t * (2 * 4 * hd * (e + hd) + 2 * hd * v)) as f64;
+    timed_step(a, "W8", "lstm-lm-step", flops, || {
+        opt.zero_grad();
+        let tape = Tape::new();
+        let cx = Ctx::new(&tape);
+        let x = emb.lookup(&cx, &idx)?.reshape([b, t, e])?;
+        let (h, _) = cx.call(&lstm, (x, None))?;
+        let logits = cx.call(&head, h)?.reshape([b * t, v])?;
+        nn::loss::cross_entropy(logits, &tgt)?.backward()?;
+        opt.step()?;
+        Ok(())
+    })
+}
+
 /// The 100 two-moons points of W5 (`data/moons.csv`, copied from `../shared/bench`),
 /// labels mapped to -1/+1.
 fn moons() -> Result<(Vec<[f64; 2]>, Vec<f64>)> {
@@ -496,6 +695,7 @@ fn w5(steps: usize) -> Result<Vec<Value>> {
 }
 
 fn main() -> Result<()> {
+    keep_freed_memory();
     let mut a = Args::parse();
     let is_smoke = smoke::enabled(a.smoke);
     if is_smoke {
@@ -516,6 +716,9 @@ fn main() -> Result<()> {
             "W1" => vec![w1(&a)?],
             "W2" => vec![w2(&a)?],
             "W5" => w5(if is_smoke { 10 } else { 100 })?,
+            "W6" => vec![w6(&a)?],
+            "W7" => vec![w7(&a)?],
+            "W8" => vec![w8(&a)?],
             "W9" => vec![w9(&a)?],
             other => anyhow::bail!("unknown workload {other}"),
         };

@@ -164,7 +164,10 @@ impl<T: Float, U: UnaryDerivative<T>> Op<T> for Unary<U> {
         U::NAME
     }
     fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
-        Ok(x[0].map(|v| self.0.f(v)))
+        Ok(x[0].map(
+            #[inline(always)]
+            |v| self.0.f(v),
+        ))
     }
     fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
         let d = self.0.df(cx.input(0), cx.output())?;
@@ -180,7 +183,12 @@ impl<T: Float, U: UnaryDerivative<T>> Op<T> for Unary<U> {
         if !U::HAS_DF_VALUE {
             return None;
         }
-        let d = x[0].zip3_map(y, g, |x, y, g| g * self.0.df_value(x, y));
+        let d = x[0].zip3_map(
+            y,
+            g,
+            #[inline(always)]
+            |x, y, g| g * self.0.df_value(x, y),
+        );
         Some(smallvec::smallvec![Some(d)])
     }
 }

@@ -33,7 +33,7 @@ macro_rules! unary_op {
         impl<T: Float> UnaryDerivative<T> for $name {
             const NAME: &'static str = $op;
             const HAS_DF_VALUE: bool = true;
-            #[inline]
+            #[inline(always)]
             fn f(&self, $v: T) -> T {
                 $f
             }
@@ -41,7 +41,7 @@ macro_rules! unary_op {
             fn df<'t>(&self, $x: Var<'t, T>, $y: Var<'t, T>) -> Result<Var<'t, T>> {
                 $df
             }
-            #[inline]
+            #[inline(always)]
             #[allow(unused_variables)]
             fn df_value(&self, $vx: T, $vy: T) -> T {
                 $dfv
@@ -54,7 +54,7 @@ macro_rules! unary_op {
         pub struct $name;
         impl<T: Float> UnaryDerivative<T> for $name {
             const NAME: &'static str = $op;
-            #[inline]
+            #[inline(always)]
             fn f(&self, $v: T) -> T {
                 $f
             }
@@ -137,8 +137,40 @@ unary_op!(
     LogSigmoid, "logsigmoid", |v| v.min(T::zero()) - (-v.abs()).exp().ln_1p(), |x, y| Ok(x.neg().sigmoid())
 );
 
+/// The exact GELU `y = x·Φ(x)`, `Φ` the standard normal CDF (`Float::gelu_v`, accurate
+/// in the left tail too); `dy/dx = Φ(x) + x·φ(x)`, as a `Var` expression
+/// `(1 + erf(x/√2))/2 + x·e^{-x²/2}/√(2π)` so it differentiates again.
+#[derive(Debug, Clone, Copy)]
+pub struct Gelu;
+impl<T: Float> UnaryDerivative<T> for Gelu {
+    const NAME: &'static str = "gelu";
+    const HAS_DF_VALUE: bool = true;
+    #[inline(always)]
+    fn f(&self, v: T) -> T {
+        v.gelu_v()
+    }
+    fn df<'t>(&self, x: Var<'t, T>, _y: Var<'t, T>) -> Result<Var<'t, T>> {
+        let cdf = x
+            .mul_scalar(T::of(std::f64::consts::FRAC_1_SQRT_2))
+            .erf()
+            .add_scalar(T::one())
+            .mul_scalar(T::of(0.5));
+        let inv_sqrt_2pi = 0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2;
+        let pdf = x
+            .square()
+            .mul_scalar(T::of(-0.5))
+            .exp()
+            .mul_scalar(T::of(inv_sqrt_2pi));
+        cdf.add(x.mul(pdf)?)
+    }
+    #[inline(always)]
+    fn df_value(&self, x: T, _y: T) -> T {
+        x.gelu_grad_v()
+    }
+}
+
 /// The logistic function, split by sign so `exp` never overflows.
-#[inline]
+#[inline(always)]
 pub(crate) fn sigmoid<T: Float>(v: T) -> T {
     // e^{-|v|} ≤ 1 never overflows; both branches are computed and one selected, so a loop
     // over this vectorises.
@@ -180,7 +212,7 @@ impl<T: Float> UnaryDerivative<T> for Elu<T> {
         if v > T::zero() {
             v
         } else {
-            self.0 * v.exp_m1()
+            self.0 * v.exp_m1_v()
         }
     }
     fn df<'t>(&self, x: Var<'t, T>, y: Var<'t, T>) -> Result<Var<'t, T>> {
@@ -212,7 +244,7 @@ impl<T: Float> UnaryDerivative<T> for Softplus<T> {
             v
         } else {
             // max(z, 0) + ln(1 + e^{-|z|}) never overflows, unlike ln(1 + e^z).
-            (bx.max(T::zero()) + (-bx.abs()).exp().ln_1p()) / self.beta
+            (bx.max(T::zero()) + (-bx.abs()).exp_v().ln_1p_v()) / self.beta
         }
     }
     fn df<'t>(&self, x: Var<'t, T>, _y: Var<'t, T>) -> Result<Var<'t, T>> {
@@ -537,15 +569,11 @@ impl<'t, T: Float> Var<'t, T> {
     pub fn silu(self) -> Self {
         self.mul_same(self.sigmoid())
     }
-    /// GELU, exact form: `x·Φ(x) = x/2 · (1 + erf(x/√2))`.
+    /// GELU, exact form: `x·Φ(x) = x/2 · (1 + erf(x/√2))`, one op whose first-order
+    /// backward is one fused pass (`Φ(x) + x·φ(x)` per element).
     #[track_caller]
     pub fn gelu(self) -> Self {
-        let phi = self
-            .mul_scalar(T::of(std::f64::consts::FRAC_1_SQRT_2))
-            .erf()
-            .add_scalar(T::one())
-            .mul_scalar(T::of(0.5));
-        self.mul_same(phi)
+        self.unary(Gelu)
     }
     /// GELU, tanh approximation: `x/2 · (1 + tanh(√(2/π)(x + 0.044715x³)))`.
     #[track_caller]
@@ -629,7 +657,7 @@ impl<'t, T: Float> Var<'t, T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{gradcheck, GradcheckOptions, Tape, Tensor};
+    use crate::{gradcheck, gradgradcheck, GradcheckOptions, Tape, Tensor};
 
     fn x() -> Tensor<f64> {
         Tensor::from_vec(vec![-1.5, -0.25, 0.5, 2.0], [4]).unwrap()
@@ -683,5 +711,67 @@ mod tests {
         )
         .unwrap();
         gradcheck(|v| Ok(v[0].abs().sqrt().ln().sum()), &[x()], &o).unwrap();
+    }
+
+    /// Inputs across the GELU's three forms (left tail, series, right tail) and the
+    /// softplus threshold.
+    fn wide() -> Tensor<f64> {
+        Tensor::from_vec(vec![-6.0, -2.5, -0.9, -0.3, 0.2, 1.1, 1.7, 4.0], [8]).unwrap()
+    }
+
+    #[test]
+    fn fused_gelu_and_the_vectorised_activations_pass_first_and_second_order_checks() {
+        let o = GradcheckOptions::default();
+        fn f<'t>(v: &[crate::Var<'t, f64>]) -> crate::Result<crate::Var<'t, f64>> {
+            Ok(v[0]
+                .gelu()
+                .add(v[0].erf())?
+                .add(v[0].elu(0.7))?
+                .add(v[0].softplus(1.5, 3.0))?
+                .sum())
+        }
+        gradcheck(f, &[wide()], &o).unwrap();
+        gradgradcheck(f, &[wide()], &o).unwrap();
+    }
+
+    #[test]
+    fn fused_gelu_matches_its_composite_definition_and_the_fast_backward_its_var_rule() {
+        // value: x/2·(1 + erf(x/√2)) in f64 (no cancellation at these inputs)
+        let tape = Tape::new();
+        let xv = tape.var(wide());
+        let composite = xv.mul_same(
+            xv.mul_scalar(std::f64::consts::FRAC_1_SQRT_2)
+                .erf()
+                .add_scalar(1.0)
+                .mul_scalar(0.5),
+        );
+        let (fused, slow) = (xv.gelu().value().to_vec(), composite.value().to_vec());
+        for ((a, b), x) in fused.iter().zip(&slow).zip(wide().to_vec()) {
+            // the composite's 1 + erf cancels by up to 1/Φ(x) (80× at x = -2.5)
+            if x > -3.0 {
+                assert!((a - b).abs() <= 1e-14 * b.abs(), "{a} vs {b} at {x}");
+            }
+        }
+        // at -6 the composite form cancels (1 + erf ≈ 2e-9) even in f64: compare with
+        // the tabulated Φ(-6) = 9.865876450376982e-10 instead
+        let at_6 = -6.0 * 9.865_876_450_376_982e-10;
+        assert!(
+            (fused[0] - at_6).abs() <= 1e-13 * at_6.abs(),
+            "{}",
+            fused[0]
+        );
+        // gradient: the first-order fast path (backward) against the Var rule (grad with
+        // a graph kept for higher orders), f32 so the vectorised kernels are the ones run
+        let x32: Tensor<f32> = wide().cast();
+        let p = crate::Param::new(x32.clone());
+        let t1 = Tape::new();
+        t1.param(&p).gelu().sum().backward().unwrap();
+        let fast = p.grad().unwrap().to_vec();
+        let t2 = Tape::new();
+        let b = t2.var(x32);
+        let slow = t2.grad(b.gelu().sum(), &[b]).unwrap()[0].value().to_vec();
+        for (f, s) in fast.iter().zip(&slow) {
+            assert!((f - s).abs() <= 1e-6 * s.abs().max(1e-3), "{f} vs {s}");
+        }
     }
 }

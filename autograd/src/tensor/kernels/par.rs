@@ -83,6 +83,10 @@ pub(crate) fn map_into<T: Copy + Sync, U: Send>(
     // SAFETY: the zip writes every slot of `o` (`a` is at least as long as the output).
     unsafe {
         collect(a.len(), CHUNK, a.len(), out, |s, o| {
+            // Forced inline, so a large `f` (erf, GELU) is inlined into the loop, which then
+            // vectorises, instead of being called per element.
+            let f = #[inline(always)]
+            |x| f(x);
             for (o, &x) in o.iter_mut().zip(&a[s..]) {
                 o.write(f(x));
             }
@@ -101,6 +105,8 @@ pub(crate) fn zip_into<T: Copy + Sync, U: Send>(
     // SAFETY: both inputs have at least `n` elements, so the zip writes every slot.
     unsafe {
         collect(n, CHUNK, n, out, |s, o| {
+            let f = #[inline(always)]
+            |x, y| f(x, y);
             for ((o, &x), &y) in o.iter_mut().zip(&a[s..]).zip(&b[s..]) {
                 o.write(f(x, y));
             }
@@ -120,6 +126,8 @@ pub(crate) fn zip3<T: Copy + Sync, U: Send>(
     // SAFETY: all inputs have at least `n` elements, so the zip writes every slot.
     unsafe {
         collect(n, CHUNK, n, &mut out, |s, o| {
+            let f = #[inline(always)]
+            |x, y, z| f(x, y, z);
             for (((o, &x), &y), &z) in o.iter_mut().zip(&a[s..]).zip(&b[s..]).zip(&c[s..]) {
                 o.write(f(x, y, z));
             }

@@ -120,38 +120,17 @@ pub(crate) fn arg_extreme<T: Float>(
     axes: &[usize],
     max: bool,
 ) -> Vec<usize> {
-    let out_n = shape.reduced(axes, true).numel();
     if let [a] = axes {
-        if *a == shape.rank() - 1 && shape[*a] > 0 {
-            // Along rows (softmax's shift): one row per output, split by rows.
-            let inner = shape[*a];
-            let mut out = Vec::new();
-            // SAFETY: a piece of `k` outputs zips with `k` whole rows: every slot written.
-            unsafe {
-                par::collect(
-                    out_n,
-                    par::rows_per_piece(inner),
-                    x.len(),
-                    &mut out,
-                    |s, o| {
-                        for (r, o) in o.iter_mut().enumerate() {
-                            let start = (s + r) * inner;
-                            let row = &x[start..start + inner];
-                            let best = row.iter().enumerate().skip(1).fold(0, |j, (i, &v)| {
-                                if better(v, row[j], max) {
-                                    i
-                                } else {
-                                    j
-                                }
-                            });
-                            o.write(start + best);
-                        }
-                    },
-                );
-            }
-            return out;
+        if *a + 1 == shape.rank() && shape[*a] > 0 {
+            return arg_extreme_rows(x, shape[*a], max);
         }
     }
+    arg_extreme_walk(x, shape, axes, max)
+}
+
+/// [`arg_extreme`] over any axes, by the broadcasting odometer.
+fn arg_extreme_walk<T: Float>(x: &[T], shape: &Shape, axes: &[usize], max: bool) -> Vec<usize> {
+    let out_n = shape.reduced(axes, true).numel();
     let mut best: Vec<Option<usize>> = vec![None; out_n];
     let own = shape.strides();
     let os = reduced_strides(shape, axes);
@@ -166,6 +145,36 @@ pub(crate) fn arg_extreme<T: Float>(
         .collect()
 }
 
+/// [`arg_extreme`] over the last axis, rows of `inner > 0` contiguous elements (softmax's
+/// shift, pooling windows): a plain loop per row instead of the odometer, split by rows.
+fn arg_extreme_rows<T: Float>(x: &[T], inner: usize, max: bool) -> Vec<usize> {
+    let rows = x.len() / inner;
+    let mut out = Vec::new();
+    // SAFETY: a piece of `k` outputs zips with `k` whole rows: every slot written.
+    unsafe {
+        par::collect(
+            rows,
+            par::rows_per_piece(inner),
+            x.len(),
+            &mut out,
+            |s, o| {
+                for (r, o) in o.iter_mut().enumerate() {
+                    let start = (s + r) * inner;
+                    let row = &x[start..start + inner];
+                    let (mut j, mut w) = (0, row[0]);
+                    for (k, &v) in row.iter().enumerate().skip(1) {
+                        if better(v, w, max) {
+                            (j, w) = (k, v);
+                        }
+                    }
+                    o.write(start + j);
+                }
+            },
+        );
+    }
+    out
+}
+
 /// Whether `v` replaces the current extreme `w`: strictly larger (smaller), or NaN where
 /// `w` is a number; a NaN already held stays (the first NaN wins).
 #[inline]
@@ -178,5 +187,29 @@ fn better<T: Float>(v: T, w: T, max: bool) -> bool {
         v > w
     } else {
         v < w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_axis_fast_path_picks_what_the_odometer_picks_ties_and_nans_included() {
+        // values from a small set so rows have ties; NaN sprinkled in
+        let vals = [0.5f32, -1.0, 2.0, 2.0, f32::NAN, -3.0, 0.5];
+        for (rows, inner) in [(1, 1), (3, 4), (7, 5), (16, 4), (5, 9)] {
+            let x: Vec<f32> = (0..rows * inner)
+                .map(|i| vals[(i * 5 + i / 3) % vals.len()])
+                .collect();
+            let shape = Shape::from([rows, inner]);
+            for max in [true, false] {
+                assert_eq!(
+                    arg_extreme(&x, &shape, &[1], max),
+                    arg_extreme_walk(&x, &shape, &[1], max),
+                    "{rows}x{inner} max={max}"
+                );
+            }
+        }
     }
 }
