@@ -13,6 +13,34 @@ use smallvec::SmallVec;
 
 use super::threads::{self, num_threads};
 
+/// Runtime dispatch of elementwise loops to AVX2 code.
+///
+/// The crate is compiled for baseline x86-64 (SSE2: 4 f32 lanes), so one binary runs on any
+/// x86-64 machine; the elementwise loops (a piece of `map`, `zip`, `zip3`) are compiled a
+/// second time with AVX2 enabled (8 lanes) and chosen at run time, as the `gemm` crates
+/// choose their kernels. FMA is deliberately not enabled: Rust never contracts `a * b + c`
+/// into a fused operation on its own, but enabling it would let explicit `mul_add` calls
+/// differ between the two versions; without it both compute the same bits, so results do
+/// not depend on the machine's instruction set either.
+mod simd {
+    /// Runs `body` compiled with AVX2 when the CPU has it, else as compiled.
+    #[inline(always)]
+    pub(super) fn dispatch<R>(body: impl FnOnce() -> R) -> R {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above; the check is cached).
+            return unsafe { avx2(body) };
+        }
+        body()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2<R>(body: impl FnOnce() -> R) -> R {
+        body()
+    }
+}
+
 /// Elements per piece: 64 KiB of `f32`, small enough for a loaded helper to hold back
 /// little work, large enough that claiming a piece (one atomic add) is noise.
 pub(crate) const CHUNK: usize = 1 << 14;
@@ -83,13 +111,19 @@ pub(crate) fn map_into<T: Copy + Sync, U: Send>(
     // SAFETY: the zip writes every slot of `o` (`a` is at least as long as the output).
     unsafe {
         collect(a.len(), CHUNK, a.len(), out, |s, o| {
-            // Forced inline, so a large `f` (erf, GELU) is inlined into the loop, which then
-            // vectorises, instead of being called per element.
-            let f = #[inline(always)]
-            |x| f(x);
-            for (o, &x) in o.iter_mut().zip(&a[s..]) {
-                o.write(f(x));
-            }
+            let a = &a[s..];
+            simd::dispatch(
+                #[inline(always)]
+                || {
+                    // Forced inline, so a large `f` (erf, GELU) is inlined into the loop,
+                    // which then vectorises, instead of being called per element.
+                    let n = o.len().min(a.len());
+                    let (o, a) = (&mut o[..n], &a[..n]);
+                    for i in 0..n {
+                        o[i].write(f(a[i]));
+                    }
+                },
+            )
         })
     }
 }
@@ -105,11 +139,17 @@ pub(crate) fn zip_into<T: Copy + Sync, U: Send>(
     // SAFETY: both inputs have at least `n` elements, so the zip writes every slot.
     unsafe {
         collect(n, CHUNK, n, out, |s, o| {
-            let f = #[inline(always)]
-            |x, y| f(x, y);
-            for ((o, &x), &y) in o.iter_mut().zip(&a[s..]).zip(&b[s..]) {
-                o.write(f(x, y));
-            }
+            let (a, b) = (&a[s..], &b[s..]);
+            simd::dispatch(
+                #[inline(always)]
+                || {
+                    let n = o.len().min(a.len()).min(b.len());
+                    let (o, a, b) = (&mut o[..n], &a[..n], &b[..n]);
+                    for i in 0..n {
+                        o[i].write(f(a[i], b[i]));
+                    }
+                },
+            )
         })
     }
 }
@@ -126,11 +166,17 @@ pub(crate) fn zip3<T: Copy + Sync, U: Send>(
     // SAFETY: all inputs have at least `n` elements, so the zip writes every slot.
     unsafe {
         collect(n, CHUNK, n, &mut out, |s, o| {
-            let f = #[inline(always)]
-            |x, y, z| f(x, y, z);
-            for (((o, &x), &y), &z) in o.iter_mut().zip(&a[s..]).zip(&b[s..]).zip(&c[s..]) {
-                o.write(f(x, y, z));
-            }
+            let (a, b, c) = (&a[s..], &b[s..], &c[s..]);
+            simd::dispatch(
+                #[inline(always)]
+                || {
+                    let n = o.len().min(a.len()).min(b.len()).min(c.len());
+                    let (o, a, b, c) = (&mut o[..n], &a[..n], &b[..n], &c[..n]);
+                    for i in 0..n {
+                        o[i].write(f(a[i], b[i], c[i]));
+                    }
+                },
+            )
         })
     };
     out
