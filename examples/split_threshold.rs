@@ -10,6 +10,9 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "common/smoke.rs"]
+mod smoke;
+
 use std::time::Instant;
 
 use autograd::Tensor;
@@ -32,6 +35,8 @@ fn median_us(mut f: impl FnMut(), reps: usize) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Smoke mode (`GRADLAB_SMOKE=1` or `--smoke`): a handful of repetitions per size.
+    let is_smoke = smoke::enabled(std::env::args().any(|a| a == "--smoke"));
     let mut rng = StdRng::seed_from_u64(0);
     println!(
         "{:>9} {:>12} {:>12} {:>12} {:>12}",
@@ -41,7 +46,11 @@ fn main() -> anyhow::Result<()> {
         let n = 1usize << log;
         let a = Tensor::<f32>::randn([n], &mut rng)?;
         let b = Tensor::<f32>::randn([n], &mut rng)?;
-        let reps = (200 * (1 << 20) / n).clamp(200, 20_000);
+        let reps = if is_smoke {
+            5
+        } else {
+            (200 * (1 << 20) / n).clamp(200, 20_000)
+        };
         let mut row = Vec::new();
         for threads in [1, 2] {
             autograd::set_num_threads(threads);

@@ -248,8 +248,52 @@ mod tests {
     use super::super::threads::{set_num_threads, thread_count_lock};
     use super::*;
     use crate::tensor::Tensor;
+    use crate::Float as _;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
+
+    /// The same loop through `simd::dispatch` (AVX2 code where the CPU has it) and as the
+    /// crate is compiled (baseline SSE2), over bit patterns of every kind (NaN, infinities,
+    /// subnormals): every result has the same bits, NaN for NaN.
+    /// `f` is a closure, not a function pointer, so each path inlines (and compiles) it
+    /// for its own instruction set.
+    fn same_bits_both_ways<T: crate::Float>(
+        xs: &[T],
+        bits: impl Fn(T) -> u64,
+        f: impl Fn(T) -> T + Sync + Copy,
+    ) {
+        let mut fast = Vec::new();
+        map_into(xs, f, &mut fast);
+        let plain: Vec<T> = xs.iter().map(|&x| f(x)).collect();
+        for ((&x, &a), &b) in xs.iter().zip(&fast).zip(&plain) {
+            assert!(
+                (a.is_nan() && b.is_nan()) || bits(a) == bits(b),
+                "x = {x:?}: dispatched {a:?}, baseline {b:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dispatched_pieces_compute_the_bits_of_the_baseline_code() {
+        let xs: Vec<f32> = (0..200_000u32)
+            .map(|i| f32::from_bits(i.wrapping_mul(2_654_435_761)))
+            .collect();
+        let b32 = |x: f32| u64::from(x.to_bits());
+        same_bits_both_ways(&xs, b32, |x| x.exp_v());
+        same_bits_both_ways(&xs, b32, |x| x.tanh_v());
+        same_bits_both_ways(&xs, b32, <f32 as crate::Float>::erf);
+        same_bits_both_ways(&xs, b32, |x| x.exp_m1_v());
+        same_bits_both_ways(&xs, b32, |x| x.ln_1p_v());
+        same_bits_both_ways(&xs, b32, |x| x.gelu_v());
+        same_bits_both_ways(&xs, b32, |x| x.gelu_grad_v());
+        same_bits_both_ways(&xs, b32, |x| 1.0 / (1.0 + (-x).exp_v()));
+        let xs: Vec<f64> = (0..200_000u64)
+            .map(|i| f64::from_bits(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+            .collect();
+        same_bits_both_ways(&xs, f64::to_bits, |x| x.exp_v());
+        same_bits_both_ways(&xs, f64::to_bits, |x| x.tanh_v());
+        same_bits_both_ways(&xs, f64::to_bits, |x| x.gelu_v());
+    }
 
     /// Runs `f` with 1, 2, 3 and 5 threads and checks every result has the 1-thread bits.
     fn same_bits_for_any_thread_count(what: &str, f: impl Fn() -> Vec<f64>) {
