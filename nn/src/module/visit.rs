@@ -274,62 +274,40 @@ pub(crate) fn short_type_name(full: &'static str) -> &'static str {
     base.rsplit("::").next().unwrap_or(base)
 }
 
-/// A reference to a module is that module (so `cx.call(&model, x)` works whether `model`
-/// is a module or a reference to one).
-impl<T: Float, M: Module<T> + ?Sized> Module<T> for &M {
-    fn visit_fields<'s>(&'s self, f: &mut dyn FnMut(&str, Field<'s, T>)) {
-        (**self).visit_fields(f)
-    }
-    fn type_name(&self) -> &'static str {
-        (**self).type_name()
-    }
-    fn activation(&self) -> Option<&dyn Activation> {
-        (**self).activation()
-    }
-    fn set_own_training(&self, training: bool) {
-        (**self).set_own_training(training)
-    }
-    fn module_id(&self) -> ModuleId {
-        (**self).module_id()
-    }
+/// `Module` for a pointer to a module: every method asks the module pointed to.
+macro_rules! module_through_pointer {
+    ($($(#[$doc:meta])* $ptr:ty;)*) => {$(
+        $(#[$doc])*
+        impl<T: Float, M: Module<T> + ?Sized> Module<T> for $ptr {
+            fn visit_fields<'s>(&'s self, f: &mut dyn FnMut(&str, Field<'s, T>)) {
+                (**self).visit_fields(f)
+            }
+            fn type_name(&self) -> &'static str {
+                (**self).type_name()
+            }
+            fn activation(&self) -> Option<&dyn Activation> {
+                (**self).activation()
+            }
+            fn set_own_training(&self, training: bool) {
+                (**self).set_own_training(training)
+            }
+            fn module_id(&self) -> ModuleId {
+                (**self).module_id()
+            }
+        }
+    )*};
 }
 
-impl<T: Float, M: Module<T> + ?Sized> Module<T> for Box<M> {
-    fn visit_fields<'s>(&'s self, f: &mut dyn FnMut(&str, Field<'s, T>)) {
-        (**self).visit_fields(f)
-    }
-    fn type_name(&self) -> &'static str {
-        (**self).type_name()
-    }
-    fn activation(&self) -> Option<&dyn Activation> {
-        (**self).activation()
-    }
-    fn set_own_training(&self, training: bool) {
-        (**self).set_own_training(training)
-    }
-    fn module_id(&self) -> ModuleId {
-        (**self).module_id()
-    }
-}
-
-/// A shared module is that module: blocks held as `Rc<Block>` or `Arc<Block>` (what
-/// [`checkpoint`](crate::checkpoint) takes) keep their names, parameters and paths.
-impl<T: Float, M: Module<T> + ?Sized> Module<T> for std::sync::Arc<M> {
-    fn visit_fields<'s>(&'s self, f: &mut dyn FnMut(&str, Field<'s, T>)) {
-        (**self).visit_fields(f)
-    }
-    fn type_name(&self) -> &'static str {
-        (**self).type_name()
-    }
-    fn activation(&self) -> Option<&dyn Activation> {
-        (**self).activation()
-    }
-    fn set_own_training(&self, training: bool) {
-        (**self).set_own_training(training)
-    }
-    fn module_id(&self) -> ModuleId {
-        (**self).module_id()
-    }
+module_through_pointer! {
+    /// A reference to a module is that module (so `cx.call(&model, x)` works whether
+    /// `model` is a module or a reference to one).
+    &M;
+    Box<M>;
+    /// A shared module is that module: blocks held as `Rc<Block>` or `Arc<Block>` (what
+    /// [`checkpoint`](crate::checkpoint) takes) keep their names, parameters and paths.
+    std::sync::Arc<M>;
+    /// As for `Arc`.
+    std::rc::Rc<M>;
 }
 
 /// A shared module as a field is that module.
@@ -337,26 +315,6 @@ impl<T: Float, M: Module<T>> Visit<T> for std::sync::Arc<M> {
     fn visit<'s>(&'s self, name: &str, f: &mut dyn FnMut(&str, Field<'s, T>)) {
         let m: &dyn Module<T> = &**self;
         f(name, Field::Module(m))
-    }
-}
-
-/// A shared module is that module: blocks held as `Rc<Block>` or `Arc<Block>` (what
-/// [`checkpoint`](crate::checkpoint) takes) keep their names, parameters and paths.
-impl<T: Float, M: Module<T> + ?Sized> Module<T> for std::rc::Rc<M> {
-    fn visit_fields<'s>(&'s self, f: &mut dyn FnMut(&str, Field<'s, T>)) {
-        (**self).visit_fields(f)
-    }
-    fn type_name(&self) -> &'static str {
-        (**self).type_name()
-    }
-    fn activation(&self) -> Option<&dyn Activation> {
-        (**self).activation()
-    }
-    fn set_own_training(&self, training: bool) {
-        (**self).set_own_training(training)
-    }
-    fn module_id(&self) -> ModuleId {
-        (**self).module_id()
     }
 }
 

@@ -145,6 +145,32 @@ impl<T: crate::Float> Operands<'_, T> {
             (a.as_ptr(), csa, rsa, self.b.as_ptr(), csb, rsb)
         };
         let dst = c.as_mut_ptr();
+        // The same call for either precision's kernel (the operands are cast to it).
+        macro_rules! kernel {
+            ($kernel:path) => {
+                $kernel()(
+                    mm,
+                    nn,
+                    k,
+                    dst.cast(),
+                    dcs,
+                    drs,
+                    false,
+                    l.cast(),
+                    lcs,
+                    lrs,
+                    r.cast(),
+                    rcs,
+                    rrs,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                )
+            };
+        }
         // SAFETY: the assert above bounds every operand read (m, k, n ≥ 1: `gemm` returned
         // early otherwise; strides are non-negative, so offsets grow with the indices and
         // the largest is the last element's); swapping the operands and transposing every
@@ -154,49 +180,9 @@ impl<T: crate::Float> Operands<'_, T> {
         // are identities: each branch runs only when `T` is that very type.
         unsafe {
             if TypeId::of::<T>() == TypeId::of::<f64>() {
-                gemm_f64::gemm::f64::get_gemm_fn()(
-                    mm,
-                    nn,
-                    k,
-                    dst.cast(),
-                    dcs,
-                    drs,
-                    false,
-                    l.cast(),
-                    lcs,
-                    lrs,
-                    r.cast(),
-                    rcs,
-                    rrs,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    par,
-                );
+                kernel!(gemm_f64::gemm::f64::get_gemm_fn);
             } else if TypeId::of::<T>() == TypeId::of::<f32>() {
-                gemm_f32::gemm::f32::get_gemm_fn()(
-                    mm,
-                    nn,
-                    k,
-                    dst.cast(),
-                    dcs,
-                    drs,
-                    false,
-                    l.cast(),
-                    lcs,
-                    lrs,
-                    r.cast(),
-                    rcs,
-                    rrs,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    par,
-                );
+                kernel!(gemm_f32::gemm::f32::get_gemm_fn);
             } else {
                 unreachable!("internal: Float is implemented for f32 and f64 only");
             }
