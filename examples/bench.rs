@@ -129,6 +129,14 @@ fn summary(mut t: Vec<f64>) -> serde_json::Map<String, Value> {
     m
 }
 
+/// A workload's JSON line: its tags (`workload`, `name`, extras) followed by its figures.
+fn line(mut tags: Value, figures: serde_json::Map<String, Value>) -> Value {
+    if let Some(t) = tags.as_object_mut() {
+        t.extend(figures);
+    }
+    tags
+}
+
 /// Times one training step (zero grads, forward, loss, backward, optimiser step) of
 /// `model` on `x`, returning the summary with GFLOP/s for `flops` per iteration.
 fn train_step_bench(
@@ -180,9 +188,10 @@ fn w1(a: &Args) -> Result<Value> {
         |y| nn::loss::cross_entropy(y, &labels),
         flops,
     )?;
-    let mut v = json!({"workload": "W1", "name": "mlp-train-step"});
-    v.as_object_mut().unwrap().extend(out);
-    Ok(v)
+    Ok(line(
+        json!({"workload": "W1", "name": "mlp-train-step"}),
+        out,
+    ))
 }
 
 /// W2: input 256, 20 hidden layers of width 256 with tanh, output 10, batch 64, MSE
@@ -208,10 +217,10 @@ fn w2(a: &Args) -> Result<Value> {
         |y| nn::loss::mse_loss(y, y.tape().constant(zero.clone())),
         flops,
     )?;
-    let mut v =
-        json!({"workload": "W2", "name": "deep-mlp", "layers": "256 -> 20 x (256, tanh) -> 10"});
-    v.as_object_mut().unwrap().extend(out);
-    Ok(v)
+    Ok(line(
+        json!({"workload": "W2", "name": "deep-mlp", "layers": "256 -> 20 x (256, tanh) -> 10"}),
+        out,
+    ))
 }
 
 /// W3: a chain of 10,000 scalar ops (mul 1.0001, add 0.001, tanh), sum, backward.
@@ -263,9 +272,10 @@ fn w3(a: &Args) -> Result<Value> {
         "bwd_ns_per_op".into(),
         json!(median(&bwd) * 1e9 / N_OPS as f64),
     );
-    let mut v = json!({"workload": "W3", "name": "tape-overhead"});
-    v.as_object_mut().unwrap().extend(out);
-    Ok(v)
+    Ok(line(
+        json!({"workload": "W3", "name": "tape-overhead"}),
+        out,
+    ))
 }
 
 /// W9: `sum(gelu(x) * sigmoid(x) + x)` over 2²² f32 (exact GELU), backward into `x`;
@@ -293,9 +303,10 @@ fn w9(a: &Args) -> Result<Value> {
         json!(12.0 * N as f64 / (med * 1e-3) / 1e9),
     );
     out.insert("elements".into(), json!(N));
-    let mut v = json!({"workload": "W9", "name": "wide-elementwise"});
-    v.as_object_mut().unwrap().extend(out);
-    Ok(v)
+    Ok(line(
+        json!({"workload": "W9", "name": "wide-elementwise"}),
+        out,
+    ))
 }
 
 /// W4: square f32 GEMM at n = 128, 512, 1024.
@@ -325,9 +336,10 @@ fn w4(a: &Args) -> Result<Vec<Value>> {
             "gflops".into(),
             json!(2.0 * (n as f64).powi(3) / (med * 1e-3) / 1e9),
         );
-        let mut v = json!({"workload": "W4", "name": format!("gemm-{n}"), "n": n});
-        v.as_object_mut().unwrap().extend(out);
-        res.push(v);
+        res.push(line(
+            json!({"workload": "W4", "name": format!("gemm-{n}"), "n": n}),
+            out,
+        ));
     }
     Ok(res)
 }
@@ -344,9 +356,7 @@ fn timed_step(
     let med = out["median_ms"].as_f64().unwrap_or(f64::NAN);
     out.insert("gflops".into(), json!(flops / (med * 1e-3) / 1e9));
     out.insert("flops_per_iter".into(), json!(flops));
-    let mut v = json!({"workload": workload, "name": name});
-    v.as_object_mut().unwrap().extend(out);
-    Ok(v)
+    Ok(line(json!({"workload": workload, "name": name}), out))
 }
 
 /// W6: conv 1->16 3x3 pad 1, ReLU, max-pool 2; conv 16->32 3x3 pad 1, ReLU, max-pool 2;
@@ -388,9 +398,10 @@ fn w6(a: &Args) -> Result<Value> {
         |y| nn::loss::cross_entropy(y, &labels),
         flops,
     )?;
-    let mut v = json!({"workload": "W6", "name": "cnn-train-step"});
-    v.as_object_mut().unwrap().extend(out);
-    Ok(v)
+    Ok(line(
+        json!({"workload": "W6", "name": "cnn-train-step"}),
+        out,
+    ))
 }
 
 /// W7's decoder-only language model: token and position embeddings, pre-norm
