@@ -56,5 +56,9 @@ pub use report::GradcheckReport;
 pub use tape::Tape;
 pub use tensor::kernels::par::for_each_piece_mut;
 pub use tensor::kernels::threads::{num_threads, set_num_threads, NUM_THREADS_ENV};
+pub use tensor::pool::{
+    buffer_cache_bytes, buffer_cache_limit, empty_buffer_cache, set_buffer_cache_limit,
+    BUFFER_CACHE_ENV,
+};
 pub use tensor::{DType, Float, Shape, Tensor, MAX_NUMEL};
 pub use var::Var;

@@ -91,7 +91,11 @@ fn linear_taps(
 /// `f(0), .., f(n - 1)` in a fallibly reserved list: `n` is an output size the user chose,
 /// which a tensor may hold (checked) while a list of wider entries cannot.
 #[track_caller]
-pub(crate) fn per_index<U>(op: &'static str, n: usize, f: impl Fn(usize) -> U) -> Result<Vec<U>> {
+pub(crate) fn per_index<U: 'static>(
+    op: &'static str,
+    n: usize,
+    f: impl Fn(usize) -> U,
+) -> Result<Vec<U>> {
     let mut v = crate::tensor::buffer(op, &Shape::from([n]))?;
     v.extend((0..n).map(f));
     Ok(v)

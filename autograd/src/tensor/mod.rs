@@ -14,6 +14,7 @@
 mod float;
 pub(crate) mod kernels;
 mod ops;
+pub(crate) mod pool;
 pub(crate) use ops::check_flat_indices;
 mod shape;
 
@@ -33,7 +34,8 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 enum Storage<T> {
     One(T),
-    Shared(Arc<Vec<T>>),
+    // A buffer goes back to the cache of large buffers (`pool`) when its last tensor drops.
+    Shared(Arc<pool::Buffer<T>>),
 }
 
 /// An n-dimensional array of `f32` or `f64`, row-major, cheap to clone.
@@ -83,7 +85,7 @@ impl<T: Float> Tensor<T> {
         let storage = if data.len() == 1 {
             Storage::One(data[0])
         } else {
-            Storage::Shared(Arc::new(data))
+            Storage::Shared(Arc::new(pool::Buffer::new(data)))
         };
         Tensor { storage, shape }
     }
@@ -136,7 +138,10 @@ impl<T: Float> Tensor<T> {
                 shape,
             };
         }
-        Self::from_parts(vec![value; shape.numel()], shape)
+        let n = shape.numel();
+        let mut data = pool::take(n).unwrap_or_else(|| Vec::with_capacity(n));
+        data.resize(n, value);
+        Self::from_parts(data, shape)
     }
 
     /// A tensor of zeros.
@@ -399,17 +404,15 @@ impl<T: Float> Tensor<T> {
 /// first. An allocation the system refuses is an error too, not an abort: a shape can be
 /// valid and still far larger than memory.
 #[track_caller]
-pub(crate) fn buffer<U>(op: &'static str, shape: &Shape) -> Result<Vec<U>> {
+pub(crate) fn buffer<U: 'static>(op: &'static str, shape: &Shape) -> Result<Vec<U>> {
     let n = shape.check(op)?;
     // Taken here: `#[track_caller]` does not reach into the closure below.
     let location = Location::caller();
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| Error::TooLarge {
+    pool::take(n).ok_or_else(|| Error::TooLarge {
         op,
         shape: shape.clone(),
         location,
-    })?;
-    Ok(v)
+    })
 }
 
 impl<T: Float> PartialEq for Tensor<T> {

@@ -88,7 +88,7 @@ fn rows_of(shape: &Shape) -> (usize, usize) {
 
 /// `f(offset_a, offset_b)` for every element of `out_shape`, in row-major order, written
 /// to the empty `out` and split over the pool by whole rows.
-fn collect_walk<U: Send>(
+fn collect_walk<U: Send + 'static>(
     out_shape: &Shape,
     sa: &[usize],
     sb: &[usize],
@@ -118,7 +118,7 @@ fn collect_walk<U: Send>(
 
 /// Appends `src` read through `strides` as a tensor of `shape` (a broadcast or a
 /// permutation) to the empty `out`, which the caller has reserved.
-pub(crate) fn strided_copy<T: Copy + Send + Sync>(
+pub(crate) fn strided_copy<T: Copy + Send + Sync + 'static>(
     src: &[T],
     strides: &[usize],
     shape: &Shape,
@@ -135,7 +135,7 @@ pub(crate) fn strided_copy<T: Copy + Send + Sync>(
 
 /// `f(a, b)` elementwise with NumPy broadcasting into `out_shape`, written to the empty
 /// `out` (reserved by the caller: the output can be far larger than either operand).
-pub(crate) fn zip_broadcast<T: Copy + Send + Sync, U: Send>(
+pub(crate) fn zip_broadcast<T: Copy + Send + Sync, U: Send + 'static>(
     a: &[T],
     sa: &Shape,
     b: &[T],
@@ -171,7 +171,7 @@ pub(crate) fn zip_broadcast<T: Copy + Send + Sync, U: Send>(
 }
 
 /// `f(full[i], row[i mod row.len()])` over `full`, whole rows at a time.
-fn by_rows<T: Copy + Sync, U: Send>(
+fn by_rows<T: Copy + Sync, U: Send + 'static>(
     full: &[T],
     row: &[T],
     f: impl Fn(T, T) -> U + Sync,

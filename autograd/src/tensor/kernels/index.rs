@@ -7,7 +7,7 @@
 pub const PAD: usize = usize::MAX;
 
 /// `out[k] = x[idx[k]]`, or `fill` where `idx[k] == PAD`.
-pub(crate) fn gather<T: Copy + Send + Sync>(x: &[T], idx: &[usize], fill: T) -> Vec<T> {
+pub(crate) fn gather<T: Copy + Send + Sync + 'static>(x: &[T], idx: &[usize], fill: T) -> Vec<T> {
     let mut out = Vec::new();
     super::par::map_into(idx, |i| if i == PAD { fill } else { x[i] }, &mut out);
     out

@@ -88,7 +88,7 @@ pub(crate) fn for_chunks_mut<U: Send>(
 /// # Safety
 /// `fill` must write every element of each `out` it is given (and not panic, or the
 /// partially written vector is leaked, never read).
-pub(crate) unsafe fn collect<U: Send>(
+pub(crate) unsafe fn collect<U: Send + 'static>(
     n: usize,
     piece: usize,
     work: usize,
@@ -96,6 +96,13 @@ pub(crate) unsafe fn collect<U: Send>(
     fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync,
 ) {
     out.clear();
+    if out.capacity() < n {
+        // A large output reuses a cached buffer (see `tensor::pool`) rather than fresh
+        // pages the kernel would have to zero.
+        if let Some(v) = crate::tensor::pool::take(n) {
+            *out = v;
+        }
+    }
     out.reserve(n);
     for_chunks_mut(&mut out.spare_capacity_mut()[..n], piece, work, fill);
     // SAFETY: the pieces cover `0..n` and the caller guarantees each was written whole.
@@ -103,7 +110,7 @@ pub(crate) unsafe fn collect<U: Send>(
 }
 
 /// `f(x)` for each `x` of `a`, appended to the empty `out`.
-pub(crate) fn map_into<T: Copy + Sync, U: Send>(
+pub(crate) fn map_into<T: Copy + Sync, U: Send + 'static>(
     a: &[T],
     f: impl Fn(T) -> U + Sync,
     out: &mut Vec<U>,
@@ -129,7 +136,7 @@ pub(crate) fn map_into<T: Copy + Sync, U: Send>(
 }
 
 /// `f(x, y)` over two slices of equal length, appended to the empty `out`.
-pub(crate) fn zip_into<T: Copy + Sync, U: Send>(
+pub(crate) fn zip_into<T: Copy + Sync, U: Send + 'static>(
     a: &[T],
     b: &[T],
     f: impl Fn(T, T) -> U + Sync,
@@ -155,7 +162,7 @@ pub(crate) fn zip_into<T: Copy + Sync, U: Send>(
 }
 
 /// `f(x, y, z)` over three slices of equal length.
-pub(crate) fn zip3<T: Copy + Sync, U: Send>(
+pub(crate) fn zip3<T: Copy + Sync, U: Send + 'static>(
     a: &[T],
     b: &[T],
     c: &[T],
