@@ -3,7 +3,7 @@
 use anyhow::{bail, ensure};
 use nn::{Conv1dConfig, Conv2dConfig, ConvTranspose1dConfig, ConvTranspose2dConfig};
 
-use crate::common::{rng, tuple_attr, usize_attr, Harness, Run};
+use super::common::{rng, tuple_attr, usize_attr, Harness, Run};
 
 /// The modules of this family.
 pub const MODULES: &[&str] = &["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"];

@@ -3,7 +3,7 @@
 use anyhow::{bail, ensure};
 use nn::{Embedding, Linear, LinearConfig, PRelu};
 
-use crate::common::{opt_usize_attr, rng, usize_attr, Harness, Run};
+use super::common::{opt_usize_attr, rng, usize_attr, Harness, Run};
 
 /// The modules of this family.
 pub const MODULES: &[&str] = &["Linear", "Embedding", "PReLU"];

@@ -4,7 +4,7 @@ use anyhow::{anyhow, bail};
 use autograd::testing::reference::Attrs;
 use nn::{BatchNorm1d, BatchNorm2d, BatchNormConfig, GroupNorm, LayerNormConfig, RmsNorm};
 
-use crate::common::{usize_attr, Harness, Run};
+use super::common::{usize_attr, Harness, Run};
 
 /// The modules of this family.
 pub const MODULES: &[&str] = &[

@@ -4,7 +4,7 @@ use anyhow::{anyhow, bail, ensure};
 use nn::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d, Upsample, UpsampleMode};
 use serde_json::Value;
 
-use crate::common::{opt_usize_attr, tuple_attr, Harness, Run};
+use super::common::{opt_usize_attr, tuple_attr, Harness, Run};
 
 /// The modules of this family.
 pub const MODULES: &[&str] = &["AvgPool2d", "MaxPool2d", "AdaptiveAvgPool2d", "Upsample"];

@@ -16,7 +16,7 @@ use nn::{
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::common::{opt_usize_attr, usize_attr, Harness, Run};
+use super::common::{opt_usize_attr, usize_attr, Harness, Run};
 
 /// The modules of this family.
 pub const MODULES: &[&str] = &[
