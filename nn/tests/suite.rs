@@ -12,11 +12,11 @@ mod layer_errors;
 mod losses_prop;
 #[path = "module_api.rs"]
 mod module_api;
-#[path = "pytorch_ops_extra.rs"]
-mod pytorch_ops_extra;
-#[path = "state.rs"]
-mod state;
 #[path = "pytorch_layers/main.rs"]
 mod pytorch_layers;
+#[path = "pytorch_ops_extra.rs"]
+mod pytorch_ops_extra;
 #[path = "sequence_layers/main.rs"]
 mod sequence_layers;
+#[path = "state.rs"]
+mod state;
