@@ -5,10 +5,12 @@
 //!   `[C_in/g·kH·kW, OH·OW]` matrix and multiplied by the weight `[C_out/g, C_in/g·kH·kW]`,
 //!   which writes the output's NCHW planes directly. The input gradient is `Wᵀ·g` scattered
 //!   back (col2im); the weight gradient is `g·colsᵀ`.
-//! - **direct**: per image, each output row accumulates `w·(input row)` over the taps,
-//!   from a zero-padded copy of the image; the gradients are the same loops transposed.
-//!   Few input channels per group (small `C_in/g·kH·kW`) make the GEMM's inner dimension
-//!   too short to pay for its packing, and that is where this wins.
+//! - **direct**: per image, each output plane accumulates `w·(input plane)` over the taps,
+//!   from a zero-padded copy of the image (at stride 1 one long axpy per tap on planes
+//!   laid out at the padded width); the gradients are the same loops transposed. Measured
+//!   slower than im2col + GEMM on the CNN workload's shapes, even with one input channel
+//!   (`examples/conv_algos.rs`), so [`ConvAlgorithm::Auto`] does not pick it; it stays
+//!   selectable so the comparison can be re-run on other shapes and machines.
 //!
 //! Work is split across images only, in pieces that depend on the sizes alone: each image's
 //! output and input gradient are computed by one thread, and the weight gradient keeps one
@@ -117,16 +119,11 @@ impl Geom {
     /// The algorithm for `requested` on these sizes.
     pub(crate) fn resolve(&self, requested: ConvAlgorithm) -> ConvAlgorithm {
         match requested {
-            ConvAlgorithm::Auto => {
-                // See examples/conv_algos.rs for the measurements behind the cut-off.
-                let (hp, wp) = self.padded();
-                let small_pad = hp.saturating_mul(wp) <= (4 * self.h * self.w).saturating_add(64);
-                if self.k() <= DIRECT_MAX_K && small_pad {
-                    ConvAlgorithm::Direct
-                } else {
-                    ConvAlgorithm::Im2colGemm
-                }
-            }
+            // im2col + GEMM was faster than the direct loops on both convolutions of the
+            // CNN workload, forward and backward, 1 and 2 threads, even with a single input
+            // channel (examples/conv_algos.rs; numbers in its documentation), so it is the
+            // choice at every size until a measured shape says otherwise.
+            ConvAlgorithm::Auto => ConvAlgorithm::Im2colGemm,
             a => a,
         }
     }
@@ -138,10 +135,6 @@ impl Geom {
             .saturating_mul(self.k())
     }
 }
-
-/// Up to this many window taps per output (`C_in/g·kH·kW`) the direct loops beat im2col +
-/// GEMM (see the module documentation and examples/conv_algos.rs).
-const DIRECT_MAX_K: usize = 16;
 
 /// At most this many blocks of images carry a partial weight gradient: enough to keep two
 /// or four threads busy, few enough that the partials stay small. Depends on nothing but
@@ -259,10 +252,92 @@ fn axpy_strided<T: Float>(dst: &mut [T], a: T, src: &[T], s: usize) {
     }
 }
 
+/// Length of a stride-1 plane laid out on the padded image's row width `wp`: output
+/// `(y, x)` at `y·wp + x`, so tap `(i, j)` of every output reads the padded plane at one
+/// offset, `i·dH·wp + j·dW`, and a tap is one long axpy (or dot product) instead of a
+/// short one per row. The `wp - OW` columns past each row are scratch.
+fn flat_span(g: &Geom) -> usize {
+    let (_, wp) = g.padded();
+    if g.oh == 0 || g.ow == 0 {
+        0
+    } else {
+        (g.oh - 1) * wp + g.ow
+    }
+}
+
+/// `Σ a[i]·b[i]` over 32 lanes (so it vectorises with several accumulators), the lanes
+/// then added in order.
+#[inline(always)]
+fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+    const L: usize = 32;
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut lanes = [T::zero(); L];
+    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..L {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    let mut s = T::zero();
+    for (&x, &y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    for l in lanes {
+        s += l;
+    }
+    s
+}
+
+/// [`direct_forward_image`] for stride 1 on the flat layout of [`flat_span`].
+#[inline(always)]
+fn direct_forward_flat<T: Float>(g: &Geom, xp: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
+    let (hp, wp) = g.padded();
+    let (dh, dw) = g.dilation;
+    let (cig, cog, ow) = (g.cig(), g.cog(), g.ow);
+    let span = flat_span(g);
+    let mut acc = vec![T::zero(); span];
+    for co in 0..g.co {
+        let grp = co / cog.max(1);
+        acc.fill(bias.map_or(T::zero(), |b| b[co]));
+        let wk = &w[co * g.k()..][..g.k()];
+        for ci in 0..cig {
+            let plane = &xp[(grp * cig + ci) * hp * wp..][..hp * wp];
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let a = wk[(ci * g.kh + i) * g.kw + j];
+                    let src = &plane[i * dh * wp + j * dw..][..span];
+                    for (d, &v) in acc.iter_mut().zip(src) {
+                        *d += a * v;
+                    }
+                }
+            }
+        }
+        for y in 0..g.oh {
+            out[(co * g.oh + y) * ow..][..ow].copy_from_slice(&acc[y * wp..][..ow]);
+        }
+    }
+}
+
+/// One output-gradient plane on the flat layout of [`flat_span`], zeros in the scratch
+/// columns.
+#[inline(always)]
+fn flat_plane<T: Float>(g: &Geom, gplane: &[T], flat: &mut [T]) {
+    let (_, wp) = g.padded();
+    flat.fill(T::zero());
+    for y in 0..g.oh {
+        flat[y * wp..][..g.ow].copy_from_slice(&gplane[y * g.ow..][..g.ow]);
+    }
+}
+
 /// The output of one image, direct: every output row starts at the bias and adds
 /// `w[co, ci, i, j]·(padded input row)` for each tap in (ci, i, j) order.
 #[inline(always)]
 fn direct_forward_image<T: Float>(g: &Geom, xp: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
+    if g.stride == (1, 1) {
+        return direct_forward_flat(g, xp, w, bias, out);
+    }
     let (hp, wp) = g.padded();
     let (sh, sw) = g.stride;
     let (dh, dw) = g.dilation;
@@ -292,6 +367,31 @@ fn direct_forward_image<T: Float>(g: &Geom, xp: &[T], w: &[T], bias: Option<&[T]
 /// (cropped by the caller): each gradient row spreads `w·g` over the taps it fed.
 #[inline(always)]
 fn direct_grad_x_image<T: Float>(g: &Geom, gy: &[T], w: &[T], gxp: &mut [T]) {
+    if g.stride == (1, 1) {
+        let (hp, wp) = g.padded();
+        let (dh, dw) = g.dilation;
+        let (cig, cog) = (g.cig(), g.cog());
+        let span = flat_span(g);
+        let mut flat = vec![T::zero(); span];
+        for co in 0..g.co {
+            let grp = co / cog.max(1);
+            let wk = &w[co * g.k()..][..g.k()];
+            flat_plane(g, &gy[co * g.p()..][..g.p()], &mut flat);
+            for ci in 0..cig {
+                let plane = &mut gxp[(grp * cig + ci) * hp * wp..][..hp * wp];
+                for i in 0..g.kh {
+                    for j in 0..g.kw {
+                        let a = wk[(ci * g.kh + i) * g.kw + j];
+                        let dst = &mut plane[i * dh * wp + j * dw..][..span];
+                        for (d, &v) in dst.iter_mut().zip(&flat) {
+                            *d += a * v;
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
     let (hp, wp) = g.padded();
     let (sh, sw) = g.stride;
     let (dh, dw) = g.dilation;
@@ -329,6 +429,28 @@ fn direct_grad_x_image<T: Float>(g: &Geom, gy: &[T], w: &[T], gxp: &mut [T]) {
 /// (one per output column) before the lanes are added in order.
 #[inline(always)]
 fn direct_grad_w_image<T: Float>(g: &Geom, xp: &[T], gy: &[T], gw: &mut [T], acc: &mut [T]) {
+    if g.stride == (1, 1) {
+        let (hp, wp) = g.padded();
+        let (dh, dw) = g.dilation;
+        let (cig, cog) = (g.cig(), g.cog());
+        let span = flat_span(g);
+        let mut flat = vec![T::zero(); span];
+        for co in 0..g.co {
+            let grp = co / cog.max(1);
+            let gk = &mut gw[co * g.k()..][..g.k()];
+            flat_plane(g, &gy[co * g.p()..][..g.p()], &mut flat);
+            for ci in 0..cig {
+                let plane = &xp[(grp * cig + ci) * hp * wp..][..hp * wp];
+                for i in 0..g.kh {
+                    for j in 0..g.kw {
+                        let src = &plane[i * dh * wp + j * dw..][..span];
+                        gk[(ci * g.kh + i) * g.kw + j] += dot(&flat, src);
+                    }
+                }
+            }
+        }
+        return;
+    }
     let (hp, wp) = g.padded();
     let (sh, sw) = g.stride;
     let (dh, dw) = g.dilation;
