@@ -4,8 +4,11 @@
 //! reduces it, so the gradients are the reduction's rule and the gather's transpose.
 
 use crate::error::{Error, Result};
+use crate::op::{BackwardCx, Op, ValueGrads};
 use crate::ops::conv::Windows;
+use crate::ops::index::ScatterAddFlat;
 use crate::ops::resample::per_index;
+use crate::tensor::kernels::par;
 use crate::tensor::{Float, Shape, Tensor, PAD};
 use crate::var::Var;
 
@@ -84,6 +87,7 @@ fn pool_len(n: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> Opt
 }
 
 /// The geometry of one pooling call, checked.
+#[derive(Debug, Clone)]
 struct Pooling {
     kernel: (usize, usize),
     stride: (usize, usize),
@@ -180,6 +184,149 @@ impl Pooling {
     }
 }
 
+/// Max pooling as one op: each output is its window's first maximum (padding taps read
+/// `-∞`, a NaN wins and the first NaN stays, as `max` over the gathered window did), found
+/// by scanning the window in place; no index list, no gathered copy. The gradient goes to
+/// the position of that maximum, found again by the same scan: the fast path adds it into
+/// the input's plane, the `Var` rule scatters the output gradient there (differentiable
+/// again: a gather).
+#[derive(Debug, Clone)]
+struct MaxPool(Pooling);
+
+impl MaxPool {
+    /// `f(o, value, at)` for every output `o` of one `h × w` plane: its window's maximum
+    /// and its flat position in the plane ([`PAD`] for a padding tap).
+    #[inline(always)]
+    fn scan<T: Float>(
+        &self,
+        plane: &[T],
+        (h, w): (usize, usize),
+        mut f: impl FnMut(usize, T, usize),
+    ) {
+        let p = &self.0;
+        let (oh, ow) = p.out;
+        let (kh, kw) = p.kernel;
+        // Whether `v` replaces the maximum `m` (`reduce::better` for `max`).
+        let better = |v: T, m: T| !m.is_nan() && (v.is_nan() || v > m);
+        for y in 0..oh {
+            for z in 0..ow {
+                let (mut best, mut at) = (T::neg_infinity(), PAD);
+                for i in 0..kh {
+                    // Saturating: a sum past usize lies outside the image anyway.
+                    let r = (y * p.stride.0).saturating_add(i * p.dilation.0);
+                    let row = r.checked_sub(p.padding.0).filter(|&r| r < h);
+                    for j in 0..kw {
+                        let q = (z * p.stride.1).saturating_add(j * p.dilation.1);
+                        let col = q.checked_sub(p.padding.1).filter(|&q| q < w);
+                        let (v, k) = match (row, col) {
+                            (Some(r), Some(q)) => (plane[r * w + q], r * w + q),
+                            _ => (T::neg_infinity(), PAD),
+                        };
+                        if (i == 0 && j == 0) || better(v, best) {
+                            best = v;
+                            at = k;
+                        }
+                    }
+                }
+                f(y * ow + z, best, at);
+            }
+        }
+    }
+
+    /// Planes per piece of split work: about [`par::CHUNK`] outputs.
+    fn planes_per_piece(&self) -> usize {
+        par::rows_per_piece(self.0.out.0 * self.0.out.1)
+    }
+}
+
+impl<T: Float> Op<T> for MaxPool {
+    fn name(&self) -> &'static str {
+        "max_pool2d"
+    }
+
+    fn forward(&self, x: &[&Tensor<T>]) -> Result<Tensor<T>> {
+        let xs = x[0].shape();
+        let (h, w) = (xs[2], xs[3]);
+        let shape = Shape::from([xs[0], xs[1], self.0.out.0, self.0.out.1]);
+        let mut out = crate::tensor::buffer("max_pool2d", &shape)?;
+        out.resize(shape.numel(), T::zero());
+        let per = self.0.out.0 * self.0.out.1;
+        let src = x[0].as_slice();
+        let work = out.len().saturating_mul(self.0.kernel.0 * self.0.kernel.1);
+        par::for_chunks_mut(&mut out, per * self.planes_per_piece(), work, |start, o| {
+            for (k, o) in o.chunks_mut(per).enumerate() {
+                let plane = start / per + k;
+                self.scan(&src[plane * h * w..][..h * w], (h, w), |i, v, _| o[i] = v);
+            }
+        });
+        Ok(Tensor::from_parts(out, shape))
+    }
+
+    fn backward<'t>(&self, cx: &BackwardCx<'t, '_, T>) -> Result<Vec<Option<Var<'t, T>>>> {
+        let x = cx.input(0).value();
+        let xs = x.shape().clone();
+        let (h, w) = (xs[2], xs[3]);
+        let per = self.0.out.0 * self.0.out.1;
+        let planes = xs[0] * xs[1];
+        let mut idx = crate::tensor::buffer("max_pool2d", &Shape::from([planes, per]))?;
+        idx.resize(planes * per, PAD);
+        for (plane, at) in idx.chunks_mut(per.max(1)).enumerate().take(planes) {
+            self.scan(
+                &x.as_slice()[plane * h * w..][..h * w],
+                (h, w),
+                |i, _, k| {
+                    at[i] = if k == PAD { PAD } else { plane * h * w + k };
+                },
+            );
+        }
+        let g = cx.grad().apply1(ScatterAddFlat {
+            idx: idx.into(),
+            shape: xs,
+        })?;
+        Ok(vec![Some(g)])
+    }
+
+    fn backward_values(
+        &self,
+        x: &[&Tensor<T>],
+        _y: &Tensor<T>,
+        g: &Tensor<T>,
+        _needs: &[bool],
+    ) -> Option<ValueGrads<T>> {
+        let xs = x[0].shape();
+        let (h, w) = (xs[2], xs[3]);
+        let per = self.0.out.0 * self.0.out.1;
+        let (src, gs) = (x[0].as_slice(), g.as_slice());
+        let mut gx = vec![T::zero(); xs.numel()];
+        let plane_len = h * w;
+        let work = gs.len().saturating_mul(self.0.kernel.0 * self.0.kernel.1);
+        par::for_chunks_mut(
+            &mut gx,
+            plane_len * self.planes_per_piece(),
+            work,
+            |start, d| {
+                for (k, d) in d.chunks_mut(plane_len).enumerate() {
+                    let plane = start / plane_len + k;
+                    let gp = &gs[plane * per..][..per];
+                    self.scan(
+                        &src[plane * plane_len..][..plane_len],
+                        (h, w),
+                        |i, _, at| {
+                            if at != PAD {
+                                d[at] += gp[i];
+                            }
+                        },
+                    );
+                }
+            },
+        );
+        Some(smallvec::smallvec![Some(Tensor::from_parts(
+            gx,
+            xs.clone()
+        ))])
+    }
+}
+
 #[track_caller]
 fn check_image(op: &'static str, xs: &Shape) -> Result<()> {
     if xs.rank() != 4 {
@@ -237,8 +384,10 @@ impl<'t, T: Float> Var<'t, T> {
             args.dilation,
             args.ceil_mode,
         )?;
-        let (w, _) = p.gather("max_pool2d", self, T::neg_infinity(), false)?;
-        w.max_axes(&[-1], false)
+        let xs = self.shape();
+        // The output's size comes from the user's stride and padding: check it first.
+        Shape::from([xs[0], xs[1], p.out.0, p.out.1]).check("max_pool2d")?;
+        self.apply1(MaxPool(p))
     }
 
     /// [`max_pool2d_args`](Var::max_pool2d_args) that also returns, for each output, the
