@@ -138,7 +138,7 @@ fn train_cnn(threads: usize, algo: ConvAlgorithm) -> (Vec<f32>, Vec<Vec<f32>>) {
         momentum: 0.9,
         ..Sgd::default()
     };
-    let mut opt = Optim::new(params.to_vec(), 1e-2, sgd).unwrap();
+    let mut opt = Optim::new(params.to_vec(), 1e-3, sgd).unwrap();
     let mut losses = Vec::new();
     for _ in 0..3 {
         opt.zero_grad();
