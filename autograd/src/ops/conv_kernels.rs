@@ -564,7 +564,7 @@ pub(crate) fn backward<T: Float>(
     } else {
         Vec::new()
     };
-    let blocks = g.n.min(WEIGHT_BLOCKS).max(1);
+    let blocks = g.n.clamp(1, WEIGHT_BLOCKS);
     let per_block = g.n.div_ceil(blocks).max(1);
     let blocks = g.n.div_ceil(per_block);
     let mut gw_parts = if need_w {
