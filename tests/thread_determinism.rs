@@ -5,12 +5,14 @@
 //! GELU and residual adds over ≥ 2¹⁶-element activations, a full-tensor sum, softmax
 //! cross-entropy (row max, row sums, the target gather), bias gradients (sums over the
 //! batch), GEMMs large enough for the row split and for `gemm`'s own parallel schedule,
-//! and AdamW and SGD-with-momentum updates of 2¹⁶-element weights.
+//! and AdamW and SGD-with-momentum updates of 2¹⁶-element weights. A small CNN adds
+//! convolutions (dense and grouped, both algorithms) and max pooling, split by images
+//! and planes.
 //!
 //! One test in its own binary: the thread count is process-global, and no other test
 //! may change it while this one runs.
 
-use autograd::{Param, Tape, Var};
+use autograd::{set_conv_algorithm, Conv2dArgs, ConvAlgorithm, Param, Tape, Tensor, Var};
 use nn::{Ctx, Embedding, Gelu, LayerNorm, Linear, Module};
 use optim::{AdamW, Optim, Optimizer, Sgd};
 use rand::rngs::StdRng;
@@ -109,8 +111,93 @@ fn train(threads: usize) -> (Vec<f32>, Vec<Vec<f32>>) {
     (losses, weights)
 }
 
+/// Three SGD-with-momentum steps of conv 3→16 (pad 1), ReLU, 2×2 max pool, conv 16→32
+/// in 2 groups (pad 1), ReLU, 2×2 max pool and a linear read-out with a squared error,
+/// the convolutions computed by `algo`. Returns the losses, then every weight.
+fn train_cnn(threads: usize, algo: ConvAlgorithm) -> (Vec<f32>, Vec<Vec<f32>>) {
+    autograd::set_num_threads(threads);
+    set_conv_algorithm(algo);
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut randn = |shape: &[usize], scale: f32| {
+        Param::new(
+            Tensor::<f32>::randn(shape, &mut rng)
+                .unwrap()
+                .map(|v| v * scale),
+        )
+    };
+    let params = [
+        randn(&[16, 3, 3, 3], 0.3),
+        randn(&[16], 0.1),
+        randn(&[32, 8, 3, 3], 0.1),
+        randn(&[32], 0.1),
+        randn(&[32 * 6 * 6, 10], 0.02),
+    ];
+    let x = randn(&[16, 3, 24, 24], 1.0).value();
+    let target = randn(&[16, 10], 1.0).value();
+    let sgd = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    };
+    let mut opt = Optim::new(params.to_vec(), 1e-3, sgd).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..3 {
+        opt.zero_grad();
+        let tape = Tape::new();
+        let p: Vec<Var<'_, f32>> = params.iter().map(|p| tape.param(p)).collect();
+        let pad = Conv2dArgs {
+            padding: (1, 1),
+            ..Conv2dArgs::default()
+        };
+        let grouped = Conv2dArgs { groups: 2, ..pad };
+        let h = tape
+            .constant(x.clone())
+            .conv2d(p[0], Some(p[1]), pad)
+            .unwrap();
+        let h = h.relu().max_pool2d((2, 2), None, (0, 0)).unwrap();
+        let h = h.conv2d(p[2], Some(p[3]), grouped).unwrap();
+        let h = h.relu().max_pool2d((2, 2), None, (0, 0)).unwrap();
+        let y = h.reshape([16, 32 * 6 * 6]).unwrap().matmul(p[4]).unwrap();
+        let err = y.sub(tape.constant(target.clone())).unwrap();
+        let loss = err.square().sum().mul_scalar(1.0 / 160.0);
+        losses.push(loss.item().unwrap());
+        loss.backward().unwrap();
+        opt.step().unwrap();
+    }
+    set_conv_algorithm(ConvAlgorithm::Auto);
+    (losses, params.iter().map(|p| p.value().to_vec()).collect())
+}
+
+fn assert_same_bits(
+    what: &str,
+    (l, w): &(Vec<f32>, Vec<Vec<f32>>),
+    (losses, weights): &(Vec<f32>, Vec<Vec<f32>>),
+) {
+    let same_losses = l
+        .iter()
+        .zip(losses)
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    assert!(same_losses, "{what}: losses {l:?} vs {losses:?}");
+    for (k, (a, b)) in w.iter().zip(weights).enumerate() {
+        let diff = a
+            .iter()
+            .zip(b)
+            .filter(|(x, y)| x.to_bits() != y.to_bits())
+            .count();
+        assert_eq!(diff, 0, "{what}: parameter {k} differs in {diff} elements");
+    }
+}
+
 #[test]
 fn training_gives_the_same_bits_on_any_number_of_threads() {
+    for algo in [ConvAlgorithm::Im2colGemm, ConvAlgorithm::Direct] {
+        let one = train_cnn(1, algo);
+        assert!(one.0.iter().all(|l| l.is_finite()), "{:?}", one.0);
+        assert!(one.0[2] < one.0[0], "the CNN must train: {:?}", one.0);
+        for threads in [2, 3, 4] {
+            let what = format!("CNN, {algo:?}, {threads} threads");
+            assert_same_bits(&what, &train_cnn(threads, algo), &one);
+        }
+    }
     let (losses, weights) = train(1);
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
     // The run must actually train, or identical weights would prove nothing.

@@ -48,8 +48,8 @@ pub use error::{Error, Loc, Phase, Result};
 pub use gradcheck::{gradcheck, gradgradcheck, GradcheckOptions};
 pub use op::{BackwardCx, Op, Unary, UnaryDerivative, ValueGrads};
 pub use ops::{
-    AvgPool2dArgs, Conv1dArgs, Conv2dArgs, ConvTranspose1dArgs, ConvTranspose2dArgs, EinsumProblem,
-    MaxPool2dArgs, PadMode,
+    conv_algorithm, set_conv_algorithm, AvgPool2dArgs, Conv1dArgs, Conv2dArgs, ConvAlgorithm,
+    ConvTranspose1dArgs, ConvTranspose2dArgs, EinsumProblem, MaxPool2dArgs, PadMode,
 };
 pub use param::{HookHandle, Param, ParamId, ParamMut};
 pub use report::GradcheckReport;

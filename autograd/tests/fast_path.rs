@@ -4,7 +4,10 @@
 //! random shapes and values, through both entry points.
 
 use autograd::testing::{away_from, matmul_pair, positive, shapes, tensor, tensor_with};
-use autograd::{assert_close, Param, Tape, Tensor, Var};
+use autograd::{
+    assert_close, set_conv_algorithm, Conv2dArgs, ConvAlgorithm, MaxPool2dArgs, Param, Shape, Tape,
+    Tensor, Var,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
 
@@ -22,7 +25,10 @@ type Build = for<'t> fn(&[Var<'t, f64>]) -> Var<'t, f64>;
 
 /// Gradients of `sum(f(xs) · c)` by `backward` (fast path, into Params) and by `vjp`
 /// (Var rules), for a fixed cotangent `c`.
-fn both_paths(f: Build, xs: &[Tensor<f64>]) -> (Vec<Tensor<f64>>, Vec<Tensor<f64>>) {
+fn both_paths<F: for<'t> Fn(&[Var<'t, f64>]) -> Var<'t, f64>>(
+    f: F,
+    xs: &[Tensor<f64>],
+) -> (Vec<Tensor<f64>>, Vec<Tensor<f64>>) {
     let params: Vec<Param<f64>> = xs.iter().map(|x| Param::new(x.clone())).collect();
     let tape = Tape::new();
     let vars: Vec<_> = params.iter().map(|p| tape.param(p)).collect();
@@ -44,7 +50,7 @@ fn both_paths(f: Build, xs: &[Tensor<f64>]) -> (Vec<Tensor<f64>>, Vec<Tensor<f64
     (by_backward, by_vjp)
 }
 
-fn agree(f: Build, xs: &[Tensor<f64>]) {
+fn agree<F: for<'t> Fn(&[Var<'t, f64>]) -> Var<'t, f64>>(f: F, xs: &[Tensor<f64>]) {
     let (fast, rule) = both_paths(f, xs);
     for (a, b) in fast.iter().zip(&rule) {
         assert_close!(a, b, atol = 1e-14, rtol = 1e-13);
@@ -101,6 +107,73 @@ proptest! {
             (true, true) => |v| v[0].matmul_t(v[1], true, true).unwrap(),
         };
         agree(f, &[p.a, p.b]);
+    }
+}
+
+/// A convolution's operands (input, weight, bias) and arguments: every stride, padding,
+/// dilation and group count up to 2 (padding 3), inputs from one window to a few more.
+fn conv_operands() -> impl Strategy<Value = (Vec<Tensor<f64>>, Conv2dArgs)> {
+    (
+        (1usize..=2, 1usize..=2, 1usize..=3, 1usize..=2),
+        (1usize..=3, 1usize..=3, 1usize..=2, 1usize..=2),
+        (
+            0usize..=3,
+            0usize..=2,
+            1usize..=2,
+            1usize..=2,
+            0usize..=4,
+            0usize..=4,
+        ),
+    )
+        .prop_flat_map(
+            |((n, groups, cig, cog), (kh, kw, sh, sw), (ph, pw, dh, dw, exh, exw))| {
+                let (h, w) = (dh * (kh - 1) + 1 + exh, dw * (kw - 1) + 1 + exw);
+                let args = Conv2dArgs {
+                    stride: (sh, sw),
+                    padding: (ph, pw),
+                    dilation: (dh, dw),
+                    groups,
+                };
+                (
+                    tensor(Just(Shape::from([n, groups * cig, h, w]))),
+                    tensor(Just(Shape::from([groups * cog, cig, kh, kw]))),
+                    tensor(Just(Shape::from([groups * cog]))),
+                    Just(args),
+                )
+            },
+        )
+        .prop_map(|(x, w, b, args)| (vec![x, w, b], args))
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// conv2d's kernels (both algorithms; the setting is read when the op is recorded)
+    /// against its composed Var rule, for every input, with and without a bias.
+    #[test]
+    fn conv2d_fast_path_matches_the_var_rule((xs, args) in conv_operands()) {
+        for algo in [ConvAlgorithm::Im2colGemm, ConvAlgorithm::Direct] {
+            set_conv_algorithm(algo);
+            agree(|v| v[0].conv2d(v[1], Some(v[2]), args).unwrap(), &xs);
+            agree(|v| v[0].conv2d(v[1], None, args).unwrap().add(v[2].sum()).unwrap(), &xs);
+        }
+        set_conv_algorithm(ConvAlgorithm::Auto);
+    }
+
+    /// max_pool2d's scan against its Var rule, overlapping windows, padding and ceil mode
+    /// included.
+    #[test]
+    fn max_pool2d_fast_path_matches_the_var_rule(
+        x in tensor(Just(Shape::from([2, 3, 6, 5]))),
+        (kh, kw, sh, sw, ceil) in (1usize..=3, 1usize..=3, 1usize..=3, 1usize..=3, any::<bool>()),
+    ) {
+        let args = MaxPool2dArgs {
+            stride: Some((sh, sw)),
+            padding: (kh / 2, kw / 2),
+            ceil_mode: ceil,
+            ..MaxPool2dArgs::default()
+        };
+        agree(|v| v[0].max_pool2d_args((kh, kw), args).unwrap(), &[x]);
     }
 }
 

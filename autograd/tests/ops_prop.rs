@@ -10,7 +10,9 @@ use autograd::testing::{
     away_from, broadcast_pair, check_gradgrad, check_gradients, distinct, matmul_pair, positive,
     shapes, tensor, tensor_of, tensor_with, values,
 };
-use autograd::{assert_close, Conv2dArgs, Result, Shape, Tensor, Var};
+use autograd::{
+    assert_close, set_conv_algorithm, Conv2dArgs, ConvAlgorithm, Result, Shape, Tensor, Var,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, RngSeed};
 
@@ -565,14 +567,20 @@ proptest! {
 
     #[test]
     fn conv2d_matches_direct_loops_and_finite_differences(c in conv_case()) {
-        let tape = autograd::Tape::new();
-        let (x, w, b) = (tape.constant(c.x.clone()), tape.constant(c.w.clone()), tape.constant(c.b.clone()));
-        assert_close!(x.conv2d(w, Some(b), c.args).unwrap(), naive_conv2d(&c.x, &c.w, Some(&c.b), c.args));
-        assert_close!(x.conv2d(w, None, c.args).unwrap(), naive_conv2d(&c.x, &c.w, None, c.args));
-        let args = c.args;
-        let xs = [c.x, c.w, c.b];
-        check_gradients(|v| v[0].conv2d(v[1], Some(v[2]), args), &xs)?;
-        check_gradgrad(|v| v[0].conv2d(v[1], Some(v[2]), args), &xs)?;
+        // Both algorithms (the setting is read when the op is recorded; no other test of
+        // this file records a convolution).
+        for algo in [ConvAlgorithm::Im2colGemm, ConvAlgorithm::Direct] {
+            set_conv_algorithm(algo);
+            let tape = autograd::Tape::new();
+            let (x, w, b) = (tape.constant(c.x.clone()), tape.constant(c.w.clone()), tape.constant(c.b.clone()));
+            assert_close!(x.conv2d(w, Some(b), c.args).unwrap(), naive_conv2d(&c.x, &c.w, Some(&c.b), c.args));
+            assert_close!(x.conv2d(w, None, c.args).unwrap(), naive_conv2d(&c.x, &c.w, None, c.args));
+            let args = c.args;
+            let xs = [c.x.clone(), c.w.clone(), c.b.clone()];
+            check_gradients(|v| v[0].conv2d(v[1], Some(v[2]), args), &xs)?;
+            check_gradgrad(|v| v[0].conv2d(v[1], Some(v[2]), args), &xs)?;
+        }
+        set_conv_algorithm(ConvAlgorithm::Auto);
     }
 
     #[test]

@@ -1,15 +1,21 @@
 //! Convolutions on NCL and NCHW tensors: `conv1d`, `conv2d`, `conv_transpose1d` and
-//! `conv_transpose2d`, all built from one window index (im2col) and a GEMM.
+//! `conv_transpose2d`: their arguments, checks and `Var` methods.
 //!
-//! A convolution gathers each output position's window of input taps (a flat gather with
-//! [`PAD`] for taps in the padding) and multiplies the `[positions, C·k]` matrix by the
-//! weight. A transposed convolution is that op's adjoint in the input: the input times
+//! `conv2d` (and `conv1d`, a height-1 `conv2d`) is one op, [`Conv2d`] in `conv2d_op.rs`,
+//! whose forward pass and first-order gradients run the kernels of `conv_kernels.rs`; its
+//! `Var` rule gathers each output position's window of input taps (a flat gather with
+//! [`PAD`] for taps in the padding, the index built by [`Windows`]) and multiplies the
+//! `[positions, C·k]` matrix by the weight's gradient. A transposed convolution is that op's adjoint in the input: the input times
 //! the weight gives, per input position, the taps it adds to the output, and the same
 //! window index scatters them into place (col2im: `scatter_add`, the gather's transpose).
 //! Gradients therefore come from the matmul rule and the gather/scatter pair, to any
 //! order. The 1-d forms are the 2-d ones on a height-1 image.
 
+use smallvec::SmallVec;
+
 use crate::error::{Error, Result};
+use crate::ops::conv2d_op::Conv2d;
+use crate::ops::conv_kernels::conv_algorithm;
 use crate::ops::index::ScatterAddFlat;
 use crate::tensor::{Float, Shape, PAD};
 use crate::var::Var;
@@ -463,7 +469,8 @@ impl<'t, T: Float> Var<'t, T> {
             .map_err(|e| e.in_op("conv2d"))
     }
 
-    /// [`Var::conv2d`] once its arguments are checked and its output size `out` known.
+    /// [`Var::conv2d`] once its arguments are checked and its output size `out` known:
+    /// one [`Conv2d`] op (groups and bias included).
     #[track_caller]
     fn conv2d_checked(
         self,
@@ -472,48 +479,18 @@ impl<'t, T: Float> Var<'t, T> {
         args: Conv2dArgs,
         out: (usize, usize),
     ) -> Result<Self> {
-        let (xs, ws) = (self.shape(), weight.shape());
-        let g = args.groups;
-        let y = if g == 1 {
-            self.conv2d_dense(weight, args, out)?
-        } else {
-            let (ci, co) = (xs[1] / g, ws[0] / g);
-            // A loop, not a closure: `#[track_caller]` does not reach through closures, and
-            // every node recorded here should point at the user's line.
-            let mut parts = Vec::with_capacity(g);
-            for k in 0..g {
-                let w = weight.narrow(0, k * co, co)?;
-                parts.push(self.narrow(1, k * ci, ci)?.conv2d_dense(w, args, out)?);
-            }
-            Var::concat(&parts, 1)?
-        };
-        match bias {
-            Some(b) => y.add(b.reshape([1, ws[0], 1, 1])?),
-            None => Ok(y),
-        }
-    }
-
-    #[track_caller]
-    fn conv2d_dense(self, weight: Self, args: Conv2dArgs, out: (usize, usize)) -> Result<Self> {
-        let (xs, ws) = (self.shape(), weight.shape());
-        let (co, kh, kw) = (ws[0], ws[2], ws[3]);
-        let (oh, ow) = out;
-        let idx = Windows {
-            kernel: (kh, kw),
+        let op = Conv2d {
+            args,
             out,
-            stride: args.stride,
-            padding: args.padding,
-            dilation: args.dilation,
-        }
-        .indices("conv2d", &xs)?;
-        let n = xs[0];
-        let k = xs[1] * kh * kw;
-        let cols = self.gather_named("im2col", idx, Shape::from([n * oh * ow, k]), T::zero());
-        // [N·OH·OW, K] · [C_out, K]ᵀ in one GEMM, then back to NCHW.
-        let y = cols.matmul_t(weight.reshape([co, k])?, false, true)?;
-        y.reshape([n, oh * ow, co])?
-            .permute(&[0, 2, 1])?
-            .reshape([n, co, oh, ow])
+            algo: conv_algorithm(),
+        };
+        op.check_sizes::<T>(&self.shape(), &weight.shape())?;
+        let mut inputs: SmallVec<[Self; 3]> = SmallVec::new();
+        inputs.push(self);
+        inputs.push(weight);
+        inputs.extend(bias);
+        self.tape()
+            .record(op, &inputs, std::panic::Location::caller())
     }
 
     /// 1-d cross-correlation, as `torch.nn.functional.conv1d`: `self` is `[N, C_in, L]`,

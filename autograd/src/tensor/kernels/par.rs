@@ -22,10 +22,10 @@ use super::threads::{self, num_threads};
 /// into a fused operation on its own, but enabling it would let explicit `mul_add` calls
 /// differ between the two versions; without it both compute the same bits, so results do
 /// not depend on the machine's instruction set either.
-mod simd {
+pub(crate) mod simd {
     /// Runs `body` compiled with AVX2 when the CPU has it, else as compiled.
     #[inline(always)]
-    pub(super) fn dispatch<R>(body: impl FnOnce() -> R) -> R {
+    pub(crate) fn dispatch<R>(body: impl FnOnce() -> R) -> R {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above; the check is cached).
