@@ -152,6 +152,11 @@ proptest! {
     /// against its composed Var rule, for every input, with and without a bias.
     #[test]
     fn conv2d_fast_path_matches_the_var_rule((xs, args) in conv_operands()) {
+        // The setting is read when the op is recorded; the lock keeps the other test that
+        // switches it from doing so meanwhile.
+        let _only_us = crate::CONV_ALGORITHM
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for algo in [ConvAlgorithm::Im2colGemm, ConvAlgorithm::Direct] {
             set_conv_algorithm(algo);
             agree(|v| v[0].conv2d(v[1], Some(v[2]), args).unwrap(), &xs);

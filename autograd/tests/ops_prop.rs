@@ -567,8 +567,11 @@ proptest! {
 
     #[test]
     fn conv2d_matches_direct_loops_and_finite_differences(c in conv_case()) {
-        // Both algorithms (the setting is read when the op is recorded; no other test of
-        // this file records a convolution).
+        // Both algorithms. The setting is read when the op is recorded; the lock keeps the
+        // other test that switches it from doing so meanwhile.
+        let _only_us = crate::CONV_ALGORITHM
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for algo in [ConvAlgorithm::Im2colGemm, ConvAlgorithm::Direct] {
             set_conv_algorithm(algo);
             let tape = autograd::Tape::new();

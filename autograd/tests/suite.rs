@@ -3,6 +3,12 @@
 //! `allocations` (its own global allocator) and `overflow` (also run under the `overflow`
 //! profile) stay binaries of their own.
 
+/// Held by the tests that switch `autograd::set_conv_algorithm` (a process-wide setting),
+/// so that each runs its convolutions under the algorithm it chose while the modules of
+/// this binary run in parallel. (Other tests may record a convolution under either
+/// algorithm: both compute the same function.)
+pub(crate) static CONV_ALGORITHM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[path = "custom_op.rs"]
 mod custom_op;
 #[path = "errors.rs"]

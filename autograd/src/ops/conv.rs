@@ -1,13 +1,14 @@
 //! Convolutions on NCL and NCHW tensors: `conv1d`, `conv2d`, `conv_transpose1d` and
 //! `conv_transpose2d`: their arguments, checks and `Var` methods.
 //!
-//! `conv2d` (and `conv1d`, a height-1 `conv2d`) is one op, [`Conv2d`] in `conv2d_op.rs`,
+//! `conv2d` (and `conv1d`, a height-1 `conv2d`) is one op, `Conv2d` in `conv2d_op.rs`,
 //! whose forward pass and first-order gradients run the kernels of `conv_kernels.rs`; its
 //! `Var` rule gathers each output position's window of input taps (a flat gather with
-//! [`PAD`] for taps in the padding, the index built by [`Windows`]) and multiplies the
-//! `[positions, C·k]` matrix by the weight's gradient. A transposed convolution is that op's adjoint in the input: the input times
-//! the weight gives, per input position, the taps it adds to the output, and the same
-//! window index scatters them into place (col2im: `scatter_add`, the gather's transpose).
+//! [`PAD`] for taps in the padding, the index built by `Windows`) and multiplies the
+//! `[positions, C·k]` matrix by the weight's gradient. A transposed convolution is that
+//! op's adjoint in the input: the input times the weight gives, per input position, the
+//! taps it adds to the output, and the same window index scatters them into place (col2im:
+//! `scatter_add`, the gather's transpose).
 //! Gradients therefore come from the matmul rule and the gather/scatter pair, to any
 //! order. The 1-d forms are the 2-d ones on a height-1 image.
 
