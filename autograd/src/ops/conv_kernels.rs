@@ -363,33 +363,42 @@ fn direct_forward_image<T: Float>(g: &Geom, xp: &[T], w: &[T], bias: Option<&[T]
     }
 }
 
+/// The stride-1 walk both direct gradients share: for each output channel, its gradient
+/// plane laid out flat on the padded width (`flat_plane`), then for each input channel of
+/// its group and each tap, `f(flat, tap, at)` with `tap` the weight's flat index and `at`
+/// the offset in the padded input where that tap's span starts.
+#[inline(always)]
+fn stride1_taps<T: Float>(g: &Geom, gy: &[T], mut f: impl FnMut(&[T], usize, usize)) {
+    let (hp, wp) = g.padded();
+    let (dh, dw) = g.dilation;
+    let (cig, cog) = (g.cig(), g.cog());
+    let mut flat = vec![T::zero(); flat_span(g)];
+    for co in 0..g.co {
+        let grp = co / cog.max(1);
+        flat_plane(g, &gy[co * g.p()..][..g.p()], &mut flat);
+        for ci in 0..cig {
+            let plane = (grp * cig + ci) * hp * wp;
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let tap = co * g.k() + (ci * g.kh + i) * g.kw + j;
+                    f(&flat, tap, plane + i * dh * wp + j * dw);
+                }
+            }
+        }
+    }
+}
+
 /// The input gradient of one image, direct, into the zero-filled padded buffer `gxp`
 /// (cropped by the caller): each gradient row spreads `w·g` over the taps it fed.
 #[inline(always)]
 fn direct_grad_x_image<T: Float>(g: &Geom, gy: &[T], w: &[T], gxp: &mut [T]) {
     if g.stride == (1, 1) {
-        let (hp, wp) = g.padded();
-        let (dh, dw) = g.dilation;
-        let (cig, cog) = (g.cig(), g.cog());
-        let span = flat_span(g);
-        let mut flat = vec![T::zero(); span];
-        for co in 0..g.co {
-            let grp = co / cog.max(1);
-            let wk = &w[co * g.k()..][..g.k()];
-            flat_plane(g, &gy[co * g.p()..][..g.p()], &mut flat);
-            for ci in 0..cig {
-                let plane = &mut gxp[(grp * cig + ci) * hp * wp..][..hp * wp];
-                for i in 0..g.kh {
-                    for j in 0..g.kw {
-                        let a = wk[(ci * g.kh + i) * g.kw + j];
-                        let dst = &mut plane[i * dh * wp + j * dw..][..span];
-                        for (d, &v) in dst.iter_mut().zip(&flat) {
-                            *d += a * v;
-                        }
-                    }
-                }
+        stride1_taps(g, gy, |flat, tap, at| {
+            let a = w[tap];
+            for (d, &v) in gxp[at..][..flat.len()].iter_mut().zip(flat) {
+                *d += a * v;
             }
-        }
+        });
         return;
     }
     let (hp, wp) = g.padded();
@@ -430,25 +439,9 @@ fn direct_grad_x_image<T: Float>(g: &Geom, gy: &[T], w: &[T], gxp: &mut [T]) {
 #[inline(always)]
 fn direct_grad_w_image<T: Float>(g: &Geom, xp: &[T], gy: &[T], gw: &mut [T], acc: &mut [T]) {
     if g.stride == (1, 1) {
-        let (hp, wp) = g.padded();
-        let (dh, dw) = g.dilation;
-        let (cig, cog) = (g.cig(), g.cog());
-        let span = flat_span(g);
-        let mut flat = vec![T::zero(); span];
-        for co in 0..g.co {
-            let grp = co / cog.max(1);
-            let gk = &mut gw[co * g.k()..][..g.k()];
-            flat_plane(g, &gy[co * g.p()..][..g.p()], &mut flat);
-            for ci in 0..cig {
-                let plane = &xp[(grp * cig + ci) * hp * wp..][..hp * wp];
-                for i in 0..g.kh {
-                    for j in 0..g.kw {
-                        let src = &plane[i * dh * wp + j * dw..][..span];
-                        gk[(ci * g.kh + i) * g.kw + j] += dot(&flat, src);
-                    }
-                }
-            }
-        }
+        stride1_taps(g, gy, |flat, tap, at| {
+            gw[tap] += dot(flat, &xp[at..][..flat.len()]);
+        });
         return;
     }
     let (hp, wp) = g.padded();
